@@ -1,0 +1,43 @@
+"""The typed exceptions of abe-health: one class per kind of failure.
+
+Callers catch `AbeError` for "anything this toolkit refused"; the CLI maps each subclass to a
+one-line message and a non-zero exit code. Errors that describe bad input also derive from
+`ValueError`, so generic code that already handles `ValueError` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class AbeError(Exception):
+    """Base class of every error abe-health raises on purpose."""
+
+
+class PolicySyntaxError(AbeError, ValueError):
+    """A policy (or attribute) text that does not parse; names the 1-based column and what was expected."""
+
+    def __init__(self, message: str, text: str = "", column: int = 0) -> None:
+        self.message = message
+        self.text = text
+        self.column = column
+        where = f"column {column}: " if column else ""
+        super().__init__(f"{where}{message}")
+
+
+class PolicyNotSatisfied(AbeError):
+    """The attributes of a key do not satisfy the policy of a ciphertext (or the reverse for KP-ABE)."""
+
+
+class InvalidEncoding(AbeError, ValueError):
+    """Bytes that do not decode to a valid element, key or structure (wrong length, off-curve, off-subgroup)."""
+
+
+class InvalidCiphertext(AbeError):
+    """A ciphertext or `.abe` file that is malformed, truncated, reordered or tampered with."""
+
+
+class InvalidKey(AbeError):
+    """A key that is malformed, of the wrong kind/scheme/group, or unusable for the request."""
+
+
+class BackendUnavailable(AbeError):
+    """A pairing backend was requested that is not installed or not known."""

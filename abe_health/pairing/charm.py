@@ -1,0 +1,126 @@
+"""Optional backend over Charm-Crypto's `PairingGroup` (PBC underneath); BN254 by default.
+
+It exists for interoperability and for measuring against Charm's own schemes on the same curve.
+Charm writes all groups multiplicatively already; elements are wrapped so that exponents are
+plain ints and serialization is compact bytes (Charm's base64 text form, decoded) with a
+subgroup-membership check on every decode.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from ..errors import BackendUnavailable, InvalidEncoding
+from .base import Element, GroupKind, PairingGroup
+
+try:
+    from charm.toolbox.pairinggroup import G1 as _CG1
+    from charm.toolbox.pairinggroup import G2 as _CG2
+    from charm.toolbox.pairinggroup import GT as _CGT
+    from charm.toolbox.pairinggroup import ZR as _CZR
+    from charm.toolbox.pairinggroup import PairingGroup as _CharmPairingGroup
+    from charm.toolbox.pairinggroup import pair as _charm_pair
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise BackendUnavailable(
+        "the charm backend needs Charm-Crypto (and the PBC library): pip install 'abe-health[charm]'"
+    ) from exc
+
+_CHARM_TYPES = {"G1": _CG1, "G2": _CG2, "GT": _CGT}
+_TYPE_CODES = {"G1": 1, "G2": 2, "GT": 3}
+#: curves with distinct G1 and G2 (Type III); symmetric curves would silently change the schemes
+ASYMMETRIC_CURVES = ("BN254", "MNT159", "MNT201", "MNT224")
+
+
+class CharmElement(Element):
+    """A Charm element of one kind, tied to its CharmGroup."""
+
+    __slots__ = ("_g", "_v", "kind")
+
+    def __init__(self, group: CharmGroup, kind: GroupKind, value: object) -> None:
+        self._g = group
+        self.kind = kind  # type: ignore[misc]
+        self._v = value
+
+    @property
+    def group(self) -> CharmGroup:
+        return self._g
+
+    def _key(self) -> object:
+        return self.to_bytes()
+
+    def _check(self, other: Element) -> CharmElement:
+        if not isinstance(other, CharmElement) or other.kind != self.kind or other._g is not self._g:
+            raise TypeError(f"cannot combine {self.kind} of {self._g.id} with {other!r}")
+        return other
+
+    def __mul__(self, other: Element) -> CharmElement:
+        return CharmElement(self._g, self.kind, self._v * self._check(other)._v)
+
+    def __pow__(self, exponent: int) -> CharmElement:
+        return CharmElement(self._g, self.kind, self._v ** self._g._zr(exponent))
+
+    def __invert__(self) -> CharmElement:
+        return CharmElement(self._g, self.kind, self._v ** self._g._zr(-1))
+
+    def is_identity(self) -> bool:
+        return self.to_bytes() == self._g.identity(self.kind).to_bytes()
+
+    def to_bytes(self) -> bytes:
+        text = self._g._charm.serialize(self._v)
+        return base64.b64decode(text.split(b":", 1)[1])
+
+
+class CharmGroup(PairingGroup):
+    """A Type-III Charm pairing group selected by curve name."""
+
+    backend = "charm"
+
+    def __init__(self, curve: str = "BN254") -> None:
+        if curve not in ASYMMETRIC_CURVES:
+            raise BackendUnavailable(
+                f"charm backend curve must be one of {', '.join(ASYMMETRIC_CURVES)}, not {curve!r}"
+            )
+        self.curve = curve
+        self._charm = _CharmPairingGroup(curve)
+        self.order = int(self._charm.order())
+        g1 = self._charm.hash(b"abe-health/charm/generator/G1", _CG1)
+        g2 = self._charm.hash(b"abe-health/charm/generator/G2", _CG2)
+        self._generators = {
+            "G1": CharmElement(self, "G1", g1),
+            "G2": CharmElement(self, "G2", g2),
+            "GT": CharmElement(self, "GT", _charm_pair(g1, g2)),
+        }
+        self._identities = {kind: gen ** 0 for kind, gen in self._generators.items()}
+        self.sizes = {kind: len(gen.to_bytes()) for kind, gen in self._generators.items()}
+
+    def _zr(self, exponent: int) -> object:
+        return self._charm.init(_CZR, exponent % self.order)
+
+    def generator(self, kind: GroupKind) -> Element:
+        return self._generators[kind]
+
+    def identity(self, kind: GroupKind) -> Element:
+        return self._identities[kind]
+
+    def pair(self, a: Element, b: Element) -> Element:
+        if not (isinstance(a, CharmElement) and a.kind == "G1" and a._g is self):
+            raise TypeError("pair() takes a G1 element of this group first")
+        if not (isinstance(b, CharmElement) and b.kind == "G2" and b._g is self):
+            raise TypeError("pair() takes a G2 element of this group second")
+        return CharmElement(self, "GT", _charm_pair(a._v, b._v))
+
+    def _hash_to_point(self, kind: GroupKind, data: bytes) -> Element:
+        return CharmElement(self, kind, self._charm.hash(data, _CHARM_TYPES[kind]))
+
+    def _deserialize(self, kind: GroupKind, data: bytes) -> Element:
+        text = b"%d:%s" % (_TYPE_CODES[kind], base64.b64encode(data))
+        try:
+            value = self._charm.deserialize(text)
+        except Exception as exc:  # Charm signals bad input with several untyped errors
+            raise InvalidEncoding(f"bytes are not a valid {kind} element of {self.id}") from exc
+        if value is None or not self._charm.ismember(value):
+            raise InvalidEncoding(f"bytes are not in the order-r subgroup {kind} of {self.id}")
+        element = CharmElement(self, kind, value)
+        if element.to_bytes() != data:
+            raise InvalidEncoding(f"non-canonical encoding of a {kind} element of {self.id}")
+        return element

@@ -1,0 +1,122 @@
+"""The policy language: text -> tree -> (comparisons expanded to bits) -> LSSS.
+
+```
+>>> p = Policy.parse("(doctor and cardiology) or (nurse and ward = 3)")
+>>> str(p)
+'(doctor and cardiology) or (nurse and ward = 3)'
+>>> p.lsss.n_rows, p.lsss.n_cols
+(4, 2)
+>>> p.is_satisfied_by(parse_attributes(["nurse", "ward = 3"]))
+True
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from .ast import (
+    And,
+    Attribute,
+    Comparison,
+    Node,
+    Or,
+    Threshold,
+    evaluate,
+    leaves,
+)
+from .lsss import LSSS, compile_lsss
+from .numeric import comparison_tree, expand, key_labels, key_numbers
+from .parser import parse, parse_attribute, tokenize
+
+__all__ = [
+    "LSSS",
+    "And",
+    "Attribute",
+    "Comparison",
+    "KeyAttributes",
+    "Node",
+    "Or",
+    "Policy",
+    "Threshold",
+    "comparison_tree",
+    "compile_lsss",
+    "expand",
+    "parse",
+    "parse_attribute",
+    "parse_attributes",
+    "tokenize",
+]
+
+
+@dataclass(frozen=True)
+class KeyAttributes:
+    """The attributes of a key (CP-ABE) or ciphertext (KP-ABE), with their bit-attribute labels."""
+
+    attributes: tuple[Attribute, ...]
+    widths: Mapping[str, int] = field(default_factory=dict, compare=False)
+
+    @cached_property
+    def labels(self) -> frozenset[str]:
+        """Every label held, bit attributes of numeric values included."""
+        return key_labels(self.attributes, self.widths)
+
+    @cached_property
+    def numbers(self) -> dict[str, int]:
+        """Numeric values by subject (`name[@authority]`)."""
+        return key_numbers(self.attributes)
+
+    def __str__(self) -> str:
+        return ", ".join(str(a) for a in self.attributes)
+
+
+def parse_attributes(
+    texts: Iterable[str | Attribute], widths: Mapping[str, int] | None = None
+) -> KeyAttributes:
+    """Parse key attributes such as `doctor`, `ward = 3`, `valid_until = 2026-12-31`, `doctor@A`."""
+    attrs = tuple(t if isinstance(t, Attribute) else parse_attribute(t) for t in texts)
+    unique = tuple(dict.fromkeys(attrs))
+    result = KeyAttributes(unique, dict(widths or {}))
+    result.labels  # validates numeric values (one per attribute, in range) now, not later
+    return result
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A parsed policy: its tree, canonical text, bit-expanded tree and LSSS (computed once)."""
+
+    tree: Node
+
+    @classmethod
+    def parse(cls, text: str, widths: Mapping[str, int] | None = None) -> Policy:
+        """Parse policy text; raises PolicySyntaxError with the column of the first problem."""
+        return cls(parse(text, widths))
+
+    def __str__(self) -> str:
+        return str(self.tree)
+
+    @cached_property
+    def expanded(self) -> Node:
+        """The tree with comparisons replaced by bit-attribute trees."""
+        return expand(self.tree)
+
+    @cached_property
+    def lsss(self) -> LSSS:
+        """The share matrix of the expanded tree."""
+        return compile_lsss(self.expanded)
+
+    @cached_property
+    def attributes(self) -> frozenset[str]:
+        """Labels of every attribute the expanded policy mentions."""
+        return frozenset(self.lsss.rho)
+
+    @cached_property
+    def authorities(self) -> frozenset[str]:
+        """Authorities named by `@` in the policy."""
+        return frozenset(leaf.authority for leaf in leaves(self.tree) if leaf.authority is not None)
+
+    def is_satisfied_by(self, key: KeyAttributes) -> bool:
+        """Plain boolean evaluation (comparisons evaluated numerically, not through bits)."""
+        return evaluate(self.tree, key.labels, key.numbers)

@@ -1,0 +1,185 @@
+"""Policy trees: attributes, numeric comparisons and threshold gates, with a canonical text form.
+
+`And`/`Or` are the k = n / k = 1 cases of a threshold gate but keep their own classes, so that
+the LSSS can give them 0/1 reconstruction coefficients (no exponentiation at decryption).
+Attribute *labels* (`name`, `name=value`, `name@authority`) are the strings that schemes hash;
+their format is fixed, so keys and ciphertexts stay compatible across versions.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Union
+
+KEYWORDS = frozenset({"and", "or", "of", "not"})
+COMPARISON_OPS = ("<", "<=", ">", ">=", "==")
+EPOCH = _dt.date(1970, 1, 1)
+DEFAULT_WIDTH = 32
+#: separator of bit attributes (`age#5=1`); refused in user-written names so labels stay injective
+BIT_MARK = "#"
+
+
+
+def is_word_char(ch: str) -> bool:
+    """Characters of a bare (unquoted) word."""
+    return ch.isalnum() or ch in "_.-/"
+
+
+def is_name_start(ch: str) -> bool:
+    """Characters a bare name may start with (a digit starts a number or date instead)."""
+    return ch.isalpha() or ch == "_"
+
+
+def quote(text: str, *, name: bool = True) -> str:
+    """`text` as written in a policy: bare when it is a plain word (not a keyword), else quoted.
+
+    Names must start with a letter or `_` to stand bare; values (`name = 3`) may start with a digit.
+    """
+    bare = (
+        text != ""
+        and all(is_word_char(c) for c in text)
+        and (is_name_start(text[0]) or not name)
+        and text.lower() not in KEYWORDS
+    )
+    if bare:
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def days_to_date(days: int) -> str:
+    """ISO date of a day count since 1970-01-01."""
+    return (EPOCH + _dt.timedelta(days=days)).isoformat()
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A leaf: `name`, `name = value` and/or `@authority`."""
+
+    name: str
+    value: str | None = None
+    authority: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The string schemes hash: `name[=value][@authority]`, with quoting where needed."""
+        text = self.name if BIT_MARK in self.name else quote(self.name)
+        if self.value is not None:
+            text += "=" + quote(self.value, name=False)
+        if self.authority is not None:
+            text += "@" + quote(self.authority)
+        return text
+
+    def __str__(self) -> str:
+        text = quote(self.name) if BIT_MARK not in self.name else self.name
+        if self.value is not None:
+            text += " = " + quote(self.value, name=False)
+        if self.authority is not None:
+            text += "@" + quote(self.authority)
+        return text
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """`name OP constant` over a non-negative integer (or a date as days since 1970-01-01)."""
+
+    name: str
+    op: str
+    value: int
+    is_date: bool = False
+    authority: str | None = None
+    width: int = DEFAULT_WIDTH
+
+    def holds(self, x: int) -> bool:
+        """Plain numeric evaluation of the comparison for a key value x."""
+        return {
+            "<": x < self.value,
+            "<=": x <= self.value,
+            ">": x > self.value,
+            ">=": x >= self.value,
+            "==": x == self.value,
+        }[self.op]
+
+    @property
+    def subject(self) -> str:
+        """The numeric attribute this compares, as `name[@authority]`."""
+        return numeric_subject(self.name, self.authority)
+
+    def __str__(self) -> str:
+        constant = days_to_date(self.value) if self.is_date else str(self.value)
+        text = f"{quote(self.name)} {self.op} {constant}"
+        if self.authority is not None:
+            text += "@" + quote(self.authority)
+        return text
+
+
+def numeric_subject(name: str, authority: str | None) -> str:
+    """Key under which a numeric key value is stored: `name` or `name@authority`."""
+    return quote(name) + ("@" + quote(authority) if authority is not None else "")
+
+
+@dataclass(frozen=True)
+class And:
+    children: tuple[Node, ...]
+
+    def __str__(self) -> str:
+        return " and ".join(_child_text(c) for c in self.children)
+
+
+@dataclass(frozen=True)
+class Or:
+    children: tuple[Node, ...]
+
+    def __str__(self) -> str:
+        return " or ".join(_child_text(c) for c in self.children)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """`k of (c1, ..., cn)` with 1 <= k <= n and n >= 2."""
+
+    k: int
+    children: tuple[Node, ...]
+
+    def __str__(self) -> str:
+        return f"{self.k} of (" + ", ".join(str(c) for c in self.children) + ")"
+
+
+Node = Union[Attribute, Comparison, And, Or, Threshold]
+Gate = (And, Or, Threshold)
+
+
+def _child_text(node: Node) -> str:
+    return f"({node})" if isinstance(node, (And, Or)) else str(node)
+
+
+def threshold_of(node: Node) -> int:
+    """How many children of a gate must be satisfied."""
+    if isinstance(node, And):
+        return len(node.children)
+    if isinstance(node, Or):
+        return 1
+    if isinstance(node, Threshold):
+        return node.k
+    raise TypeError(f"not a gate: {node!r}")
+
+
+def evaluate(node: Node, labels: frozenset[str], numbers: dict[str, int]) -> bool:
+    """Plain boolean evaluation: `labels` are held attribute labels, `numbers` numeric key values."""
+    if isinstance(node, Attribute):
+        return node.label in labels
+    if isinstance(node, Comparison):
+        x = numbers.get(node.subject)
+        return x is not None and node.holds(x)
+    satisfied = sum(1 for c in node.children if evaluate(c, labels, numbers))
+    return satisfied >= threshold_of(node)
+
+
+def leaves(node: Node) -> list[Attribute | Comparison]:
+    """The leaves of a tree, left to right (repeats kept)."""
+    if isinstance(node, (Attribute, Comparison)):
+        return [node]
+    out: list[Attribute | Comparison] = []
+    for child in node.children:
+        out.extend(leaves(child))
+    return out
