@@ -96,7 +96,7 @@ def policy_check(text: str, attrs: tuple[str, ...], matrix: bool, as_json: bool)
         click.echo(f"satisfied: {'yes' if report['satisfied'] else 'no'}{used}")
     if matrix:
         width = max(len(str(v)) for row in report["matrix"] for v in row)
-        for i, (row, label) in enumerate(zip(report["matrix"], report["rho"]), start=1):
+        for i, (row, label) in enumerate(zip(report["matrix"], report["rho"], strict=True), start=1):
             cells = " ".join(str(v).rjust(width) for v in row)
             click.echo(f"  {i:>4}  [{cells}]  {label}")
 

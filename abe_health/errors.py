@@ -28,7 +28,7 @@ class PolicyNotSatisfied(AbeError):
 
 
 class InvalidEncoding(AbeError, ValueError):
-    """Bytes that do not decode to a valid element, key or structure (wrong length, off-curve, off-subgroup)."""
+    """Bytes that are not a valid element, key or structure (wrong length, off-curve, off-subgroup)."""
 
 
 class InvalidCiphertext(AbeError):

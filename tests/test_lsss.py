@@ -133,7 +133,7 @@ def in_row_span(rows: list[list[int]], target: list[int], p: int) -> bool:
             for i in range(len(m)):
                 if i != r and m[i][col]:
                     f = m[i][col]
-                    m[i] = [(x - f * y) % p for x, y in zip(m[i], m[r])]
+                    m[i] = [(x - f * y) % p for x, y in zip(m[i], m[r], strict=True)]
             r += 1
         return r
 
@@ -144,7 +144,7 @@ def combination(lsss, omega, p):
     total = [0] * lsss.n_cols
     dense = lsss.dense()
     for row, w in omega.items():
-        total = [(t + w * m) % p for t, m in zip(total, dense[row])]
+        total = [(t + w * m) % p for t, m in zip(total, dense[row], strict=True)]
     return total
 
 

@@ -8,7 +8,7 @@ optional backend costs nothing until it is asked for.
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
+from functools import cache
 
 from ..errors import BackendUnavailable
 from .base import KINDS, Element, GroupKind, PairingGroup
@@ -33,7 +33,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
 DEFAULT_BACKEND = "mcl"
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_group(backend: str = DEFAULT_BACKEND, curve: str | None = None) -> PairingGroup:
     """The (cached) group of `backend` on `curve` (the backend's default curve if None)."""
     if backend not in BACKENDS:

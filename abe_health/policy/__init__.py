@@ -5,7 +5,7 @@
 >>> str(p)
 '(doctor and cardiology) or (nurse and ward = 3)'
 >>> p.lsss.n_rows, p.lsss.n_cols
-(4, 2)
+(4, 3)
 >>> p.is_satisfied_by(parse_attributes(["nurse", "ward = 3"]))
 True
 ```
@@ -79,7 +79,7 @@ def parse_attributes(
     attrs = tuple(t if isinstance(t, Attribute) else parse_attribute(t) for t in texts)
     unique = tuple(dict.fromkeys(attrs))
     result = KeyAttributes(unique, dict(widths or {}))
-    result.labels  # validates numeric values (one per attribute, in range) now, not later
+    _ = result.labels  # validates numeric values (one per attribute, in range) now, not later
     return result
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from typing import Union
 
 KEYWORDS = frozenset({"and", "or", "of", "not"})
 COMPARISON_OPS = ("<", "<=", ">", ">=", "==")
@@ -145,7 +144,7 @@ class Threshold:
         return f"{self.k} of (" + ", ".join(str(c) for c in self.children) + ")"
 
 
-Node = Union[Attribute, Comparison, And, Or, Threshold]
+Node = Attribute | Comparison | And | Or | Threshold
 Gate = (And, Or, Threshold)
 
 

@@ -125,7 +125,7 @@ def _assign(plan: _Gate | int, weight: int, order: int,
     chosen = memo[id(plan)][1]
     if plan.kind == "threshold":
         xs = [j + 1 for j in chosen]
-        for j, x in zip(chosen, xs):
+        for j, x in zip(chosen, xs, strict=True):
             lagrange = 1
             for other in xs:
                 if other != x:
@@ -167,7 +167,7 @@ def compile_lsss(tree: Node) -> LSSS:
                 if i < n - 1:
                     v[base + i] = 1
                 vectors.append(v)
-            return _Gate("and", n, tuple(build(c, v) for c, v in zip(node.children, vectors)))
+            return _Gate("and", n, tuple(build(c, v) for c, v in zip(node.children, vectors, strict=True)))
         n_cols += k - 1
         children = []
         for j, child in enumerate(node.children, start=1):

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from ..errors import PolicySyntaxError
 from .ast import (
     BIT_MARK,
-    COMPARISON_OPS,
     DEFAULT_WIDTH,
     EPOCH,
     KEYWORDS,

@@ -1,0 +1,145 @@
+"""Timing helpers and the writer of results.json, results.md and plots, shared by every suite."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
+    """Median wall time of `fn()` in milliseconds over `repeat` calls (after `warmup` calls)."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter_ns()
+        fn()
+        samples.append(time.perf_counter_ns() - start)
+    return statistics.median(samples) / 1e6
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures were measured: they are only comparable within one run on one machine."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+@dataclass
+class Report:
+    """A suite's measurements: `rows` share `columns`; `plots` are (title, x, y, group-by) specs."""
+
+    suite: str
+    columns: Sequence[str]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    plots: list[dict[str, str]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, **row: Any) -> None:
+        self.rows.append(row)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def to_markdown(report: Report) -> str:
+    """A Markdown table of the rows, with the notes underneath."""
+    lines = [f"# {report.suite}", ""]
+    lines.append("| " + " | ".join(report.columns) + " |")
+    lines.append("|" + "|".join("---" for _ in report.columns) + "|")
+    for row in report.rows:
+        lines.append("| " + " | ".join(_cell(row.get(c, "")) for c in report.columns) + " |")
+    if report.notes:
+        lines.append("")
+        lines.extend(f"- {note}" for note in report.notes)
+    return "\n".join(lines) + "\n"
+
+
+def write(report: Report, out_dir: Path, quick: bool) -> list[Path]:
+    """Write results.json, results.md and plots into out_dir/suite; return the paths written."""
+    target = out_dir / report.suite
+    target.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "suite": report.suite,
+        "quick": quick,
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "columns": list(report.columns),
+        "rows": report.rows,
+        "notes": report.notes,
+        **report.extra,
+    }
+    written = [_atomic_write(target / "results.json", json.dumps(payload, indent=2) + "\n")]
+    written.append(_atomic_write(target / "results.md", to_markdown(report)))
+    written.extend(_plots(report, target))
+    return written
+
+
+def _atomic_write(path: Path, text: str) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _plots(report: Report, target: Path) -> list[Path]:
+    if not report.plots:
+        return []
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        report.notes.append("plots skipped: matplotlib is not installed (pip install -e '.[bench]')")
+        return []
+    paths = []
+    for spec in report.plots:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        rows = [r for r in report.rows if all(r.get(k) == v for k, v in spec.get("where", {}).items())]
+        series: dict[str, list[tuple[Any, float]]] = {}
+        for row in rows:
+            series.setdefault(str(row[spec["series"]]), []).append((row[spec["x"]], row[spec["y"]]))
+        if spec.get("kind") == "bar":
+            labels = sorted({x for points in series.values() for x, _ in points}, key=str)
+            width = 0.8 / max(1, len(series))
+            for i, (name, points) in enumerate(sorted(series.items())):
+                values = dict(points)
+                ax.bar([j + i * width for j in range(len(labels))],
+                       [values.get(x, 0) for x in labels], width, label=name)
+            ax.set_xticks([j + width * (len(series) - 1) / 2 for j in range(len(labels))], labels,
+                          rotation=30, ha="right")
+        else:
+            for name, points in sorted(series.items()):
+                points.sort()
+                ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=name)
+            if spec.get("log"):
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+        ax.set_title(spec["title"])
+        ax.set_xlabel(spec.get("xlabel", spec["x"]))
+        ax.set_ylabel(spec.get("ylabel", spec["y"]))
+        if spec.get("logy"):
+            ax.set_yscale("log")
+        ax.legend()
+        fig.tight_layout()
+        path = target / spec["file"]
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths

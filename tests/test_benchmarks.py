@@ -1,0 +1,30 @@
+"""Smoke-run of the benchmark runner: the suites must run and write what they promise."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.__main__ import main
+
+
+def test_primitives_quick(tmp_path, capsys):
+    assert main(["primitives", "--quick", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "primitives" / "results.json").read_text())
+    assert data["suite"] == "primitives" and data["quick"] is True
+    ops = {row["operation"] for row in data["rows"] if row["backend"] == "mcl"}
+    assert {"pair", "exp_g1", "exp_g2", "exp_gt", "hash_g1", "hash_g2"} <= ops
+    costs = data["costs_ms"]["mcl:BLS12-381"]
+    assert all(ms > 0 for ms in costs.values())
+    # sanity of the measurement itself: a pairing costs more than a G1 exponentiation
+    assert costs["pair"] > costs["exp_g1"]
+    md = (tmp_path / "primitives" / "results.md").read_text()
+    assert md.startswith("# primitives") and "| mcl:BLS12-381 | pair |" in md
+    assert "primitives:" in capsys.readouterr().out
+
+
+def test_unknown_suite_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["nope"])
+    assert info.value.code == 2
