@@ -1,6 +1,5 @@
 """The policy language: text -> tree -> (comparisons expanded to bits) -> LSSS.
 
-```
 >>> p = Policy.parse("(doctor and cardiology) or (nurse and ward = 3)")
 >>> str(p)
 '(doctor and cardiology) or (nurse and ward = 3)'
@@ -8,7 +7,6 @@
 (4, 3)
 >>> p.is_satisfied_by(parse_attributes(["nurse", "ward = 3"]))
 True
-```
 """
 
 from __future__ import annotations
