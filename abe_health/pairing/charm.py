@@ -2,8 +2,10 @@
 
 It exists for interoperability and for measuring against Charm's own schemes on the same curve.
 Charm writes all groups multiplicatively already; elements are wrapped so that exponents are
-plain ints and serialization is compact bytes (Charm's base64 text form, decoded) with a
-subgroup-membership check on every decode.
+plain ints and serialization is bytes (Charm's uncompressed base64 form, decoded) with a
+subgroup-membership check on every decode. Uncompressed, because PBC's compressed G2 decoding
+maps several encodings to one point (found by the bit-flip test), so it cannot be canonical.
+Tested against Charm 0.62 built on PBC 1.0 (the tests skip this backend where it is absent).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class CharmElement(Element):
         return self._g
 
     def _key(self) -> object:
-        return self.to_bytes()
+        return self._v  # Charm's == compares points, whatever coordinates the infinity carries
 
     def _check(self, other: Element) -> CharmElement:
         if not isinstance(other, CharmElement) or other.kind != self.kind or other._g is not self._g:
@@ -63,11 +65,13 @@ class CharmElement(Element):
         return CharmElement(self._g, self.kind, self._v ** self._g._zr(-1))
 
     def is_identity(self) -> bool:
-        return self.to_bytes() == self._g.identity(self.kind).to_bytes()
+        return bool(self._v == self._g._identities[self.kind]._v)
 
     def to_bytes(self) -> bytes:
-        text = self._g._charm.serialize(self._v)
-        return base64.b64decode(text.split(b":", 1)[1])
+        # PBC's compressed form of a point at infinity reached by arithmetic keeps stale
+        # coordinates; the identity is always written as the canonical one instead
+        value = self._g._identities[self.kind]._v if self.is_identity() else self._v
+        return base64.b64decode(self._g._charm.serialize(value, False).split(b":", 1)[1])
 
 
 class CharmGroup(PairingGroup):
@@ -93,6 +97,19 @@ class CharmGroup(PairingGroup):
         self._identities = {kind: gen ** 0 for kind, gen in self._generators.items()}
         self.sizes = {kind: len(gen.to_bytes()) for kind, gen in self._generators.items()}
 
+    def _in_subgroup(self, kind: GroupKind, value: object) -> bool:
+        """value^r == 1 by square-and-multiply on Charm's group law.
+
+        Charm's own `ismember` answers False for every G2 element of BN254 (PBC's G2 order field
+        is not the subgroup order there), and `x ** r` reduces r modulo r, so neither can be used.
+        """
+        acc = value
+        for bit in bin(self.order)[3:]:
+            acc = acc * acc
+            if bit == "1":
+                acc = acc * value
+        return bool(acc == self._identities[kind]._v)
+
     def _zr(self, exponent: int) -> object:
         return self._charm.init(_CZR, exponent % self.order)
 
@@ -113,12 +130,14 @@ class CharmGroup(PairingGroup):
         return CharmElement(self, kind, self._charm.hash(data, _CHARM_TYPES[kind]))
 
     def _deserialize(self, kind: GroupKind, data: bytes) -> Element:
+        if data == self._identities[kind].to_bytes():
+            return self._identities[kind]  # PBC has no encoding of infinity: ours is all zeros
         text = b"%d:%s" % (_TYPE_CODES[kind], base64.b64encode(data))
         try:
-            value = self._charm.deserialize(text)
+            value = self._charm.deserialize(text, False)
         except Exception as exc:  # Charm signals bad input with several untyped errors
             raise InvalidEncoding(f"bytes are not a valid {kind} element of {self.id}") from exc
-        if value is None or not self._charm.ismember(value):
+        if value is None or not self._in_subgroup(kind, value):
             raise InvalidEncoding(f"bytes are not in the order-r subgroup {kind} of {self.id}")
         element = CharmElement(self, kind, value)
         if element.to_bytes() != data:
