@@ -1,0 +1,31 @@
+"""ABE schemes as KEMs over the pairing layer, one module each, one interface (`Scheme`).
+
+`get_scheme("fame")` returns the scheme on the default group; `SCHEMES` lists them all.
+"""
+
+from __future__ import annotations
+
+from ..errors import InvalidKey
+from ..pairing import PairingGroup, get_group
+from .base import Record, Scheme, decode_record, group_of
+from .bsw07 import BSW07
+from .fame import FameCP, FameKP
+from .waters11 import Waters11
+
+SCHEMES: dict[str, type[Scheme]] = {cls.name: cls for cls in (FameCP, FameKP, BSW07, Waters11)}
+DEFAULT_SCHEME = "fame"
+
+__all__ = ["DEFAULT_SCHEME", "SCHEMES", "Record", "Scheme", "decode_record", "get_scheme", "group_of"]
+
+_instances: dict[tuple[str, str], Scheme] = {}
+
+
+def get_scheme(name: str = DEFAULT_SCHEME, group: PairingGroup | None = None) -> Scheme:
+    """The (cached, so its hash cache persists) scheme `name` over `group` (default: mcl)."""
+    if name not in SCHEMES:
+        raise InvalidKey(f"unknown scheme {name!r}; known: {', '.join(sorted(SCHEMES))}")
+    group = group or get_group()
+    key = (name, group.id)
+    if key not in _instances:
+        _instances[key] = SCHEMES[name](group)
+    return _instances[key]

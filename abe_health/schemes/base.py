@@ -1,0 +1,166 @@
+"""What every scheme shares: keys and ciphertexts as typed records, and the KEM interface.
+
+A record is (scheme, group, kind, parts): `parts` maps names to group elements, exponents,
+lists or label-keyed maps of them, exactly as the scheme's `LAYOUTS[kind]` declares. The layout
+drives both encoding (to CBOR-friendly values) and strict decoding, so a key or ciphertext of the
+wrong shape, kind, scheme or group is refused with a readable message, never half-used.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from ..errors import InvalidCiphertext, InvalidEncoding, InvalidKey
+from ..pairing import Element, PairingGroup, group_from_id
+from ..policy import KeyAttributes, Policy
+
+RecordKind = Literal["public", "master", "user", "ciphertext"]
+#: a layout entry: "G1" | "G2" | "GT" | "Zr" | ("list", n, spec) | ("map", spec)
+Spec = Any
+
+
+@dataclass(frozen=True)
+class Record:
+    """A key or ciphertext of one scheme over one group; `meta` holds its non-group fields."""
+
+    scheme: str
+    group: PairingGroup
+    kind: RecordKind
+    parts: Mapping[str, Any]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.parts[name]
+
+
+def encode_value(group: PairingGroup, spec: Spec, value: Any) -> Any:
+    """Group elements to bytes, exponents to fixed-width bytes, following `spec`."""
+    if spec == "Zr":
+        return group.zr_to_bytes(value)
+    if isinstance(spec, str):
+        return value.to_bytes()
+    if spec[0] == "list":
+        return [encode_value(group, spec[2], v) for v in value]
+    return {label: encode_value(group, spec[1], v) for label, v in value.items()}
+
+
+def decode_value(group: PairingGroup, spec: Spec, raw: Any, where: str) -> Any:
+    """Inverse of `encode_value`; any shape or encoding error raises InvalidEncoding naming `where`."""
+    if spec == "Zr":
+        return group.zr_from_bytes(raw)
+    if isinstance(spec, str):
+        try:
+            return group.deserialize(spec, raw)
+        except InvalidEncoding as exc:
+            raise InvalidEncoding(f"{where}: {exc}") from None
+    if spec[0] == "list":
+        if not isinstance(raw, list) or (spec[1] is not None and len(raw) != spec[1]):
+            raise InvalidEncoding(f"{where}: expected a list of {spec[1] or 'any'} items")
+        return [decode_value(group, spec[2], v, f"{where}[{i}]") for i, v in enumerate(raw)]
+    if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
+        raise InvalidEncoding(f"{where}: expected a map keyed by attribute labels")
+    return {k: decode_value(group, spec[1], v, f"{where}[{k!r}]") for k, v in raw.items()}
+
+
+class Scheme(ABC):
+    """An ABE scheme as a KEM: encapsulation yields a random GT element and its ciphertext.
+
+    CP schemes take KeyAttributes at keygen and a Policy at encapsulation; KP schemes the reverse.
+    """
+
+    name: ClassVar[str]
+    policy_in: ClassVar[Literal["key", "ciphertext"]]
+    #: the parts each record kind must have, with their types
+    LAYOUTS: ClassVar[dict[str, dict[str, Spec]]]
+    #: domain-separation prefix of every hash this scheme makes
+    DST: ClassVar[bytes]
+
+    def __init__(self, group: PairingGroup) -> None:
+        self.group = group
+        self._hash_cache: dict[tuple[bytes, bytes, str], Element] = {}
+
+    def hash_g1(self, tag: bytes, msg: bytes) -> Element:
+        """Hash to G1 under DST+tag, cached: the same attributes recur in every record."""
+        key = (tag, msg, "G1")
+        cached = self._hash_cache.get(key)
+        if cached is None:
+            if len(self._hash_cache) > 100_000:
+                self._hash_cache.clear()
+            cached = self._hash_cache[key] = self.group.hash_to_g1(self.DST + tag, msg)
+        return cached
+
+    @abstractmethod
+    def setup(self, widths: Mapping[str, int] | None = None) -> tuple[Record, Record]:
+        """A fresh (public key, master key) pair; `widths` fixes numeric attribute bit widths."""
+
+    @abstractmethod
+    def keygen(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> Record:
+        """A user key for attributes (CP) or a policy (KP)."""
+
+    @abstractmethod
+    def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
+        """A random GT key and its ciphertext under a policy (CP) or attributes (KP)."""
+
+    @abstractmethod
+    def decapsulate(self, pk: Record, key: Record, ct: Record) -> Element:
+        """The GT key of `ct`, or PolicyNotSatisfied."""
+
+    # -- records -------------------------------------------------------------------------------
+    def record(self, kind: RecordKind, parts: dict[str, Any], **meta: Any) -> Record:
+        return Record(self.name, self.group, kind, parts, meta)
+
+    def encode(self, rec: Record) -> dict[str, Any]:
+        """The CBOR-ready map of a record (no secrets are dropped: callers protect master/user keys)."""
+        layout = self.LAYOUTS[rec.kind]
+        return {
+            "scheme": rec.scheme,
+            "group": rec.group.id,
+            "kind": rec.kind,
+            "parts": {name: encode_value(self.group, spec, rec.parts[name]) for name, spec in layout.items()},
+            "meta": dict(rec.meta),
+        }
+
+    def check(self, rec: Record, kind: RecordKind) -> None:
+        """Refuse a record of another kind, scheme or group with a readable InvalidKey."""
+        error = InvalidCiphertext if kind == "ciphertext" else InvalidKey
+        if rec.kind != kind:
+            raise error(f"expected a {kind} record, got a {rec.kind} record")
+        if rec.scheme != self.name:
+            raise error(f"this {kind} belongs to scheme {rec.scheme!r}, not {self.name!r}")
+        if rec.group.id != self.group.id:
+            raise error(f"this {kind} is over group {rec.group.id}, not {self.group.id}")
+
+
+def decode_record(scheme: Scheme, data: Mapping[str, Any]) -> Record:
+    """Rebuild a record from its map, validating scheme, group, kind and every part."""
+    kind = data.get("kind")
+    error = InvalidCiphertext if kind == "ciphertext" else InvalidKey
+    if data.get("scheme") != scheme.name:
+        raise error(f"record is for scheme {data.get('scheme')!r}, not {scheme.name!r}")
+    if kind not in scheme.LAYOUTS:
+        raise error(f"unknown record kind {kind!r}")
+    if not isinstance(data.get("group"), str) or data["group"] != scheme.group.id:
+        raise error(f"record is over group {data.get('group')!r}, not {scheme.group.id}")
+    parts_raw = data.get("parts")
+    layout = scheme.LAYOUTS[kind]
+    if not isinstance(parts_raw, dict) or set(parts_raw) != set(layout):
+        raise error(f"{kind} record of {scheme.name} must have parts {sorted(layout)}")
+    meta = data.get("meta", {})
+    if not isinstance(meta, dict):
+        raise error(f"{kind} record metadata must be a map")
+    try:
+        parts = {n: decode_value(scheme.group, spec, parts_raw[n], n) for n, spec in layout.items()}
+    except InvalidEncoding as exc:
+        raise error(f"malformed {kind}: {exc}") from None
+    return Record(scheme.name, scheme.group, kind, parts, meta)
+
+
+def group_of(data: Mapping[str, Any]) -> PairingGroup:
+    """The pairing group a record map names."""
+    group_id = data.get("group")
+    if not isinstance(group_id, str):
+        raise InvalidKey("record names no pairing group")
+    return group_from_id(group_id)

@@ -1,0 +1,60 @@
+"""Small helpers the schemes share: small-integer powers, weighted products, policy lookup."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+from ..errors import InvalidCiphertext, InvalidKey, PolicyNotSatisfied, PolicySyntaxError
+from ..pairing import Element
+from ..policy import LSSS, Policy
+from .base import Record
+
+
+def exp(element: Element, m: int) -> Element:
+    """element^m for a small LSSS entry: 1 and -1 (all of an AND/OR matrix) cost no exponentiation."""
+    if m == 1:
+        return element
+    if m == -1:
+        return ~element
+    return element**m
+
+
+def row_product(elements: Sequence[Element], weights: Sequence[int]) -> Element:
+    """prod elements_i^{weights_i}; weights of 1 (every AND/OR policy) are plain multiplications."""
+    acc = None
+    for element, w in zip(elements, weights, strict=True):
+        term = element if w == 1 else element**w
+        acc = term if acc is None else acc * term
+    if acc is None:
+        raise ValueError("empty product")
+    return acc
+
+
+@lru_cache(maxsize=1024)
+def _parse(text: str, widths: tuple[tuple[str, int], ...]) -> Policy:
+    return Policy.parse(text, dict(widths))
+
+
+def policy_of(pk: Record, rec: Record) -> Policy:
+    """The policy a ciphertext (CP) or user key (KP) carries, parsed with the system's widths."""
+    text = rec.meta.get("policy")
+    error = InvalidCiphertext if rec.kind == "ciphertext" else InvalidKey
+    if not isinstance(text, str):
+        raise error(f"{rec.kind} carries no policy")
+    widths = pk.meta.get("widths", {})
+    try:
+        return _parse(text, tuple(sorted(widths.items())))
+    except PolicySyntaxError as exc:
+        raise error(f"{rec.kind} carries a malformed policy: {exc}") from None
+
+
+def coefficients_or_refuse(lsss: LSSS, labels: Iterable[str], order: int, policy: Policy,
+                           kp: bool = False) -> dict[int, int]:
+    """Reconstruction coefficients, or PolicyNotSatisfied naming the policy."""
+    try:
+        return lsss.coefficients(labels, order)
+    except PolicyNotSatisfied:
+        who = "ciphertext attributes do not satisfy key policy" if kp else \
+            "key attributes do not satisfy policy"
+        raise PolicyNotSatisfied(f'{who} "{policy}"') from None

@@ -1,0 +1,229 @@
+"""FAME CP-ABE and KP-ABE (Agrawal & Chase, "FAME: Fast Attribute-based Message Encryption",
+CCS 2017, eprint 2017/807; section 3 and appendix B), with k = 2 (DLIN), as KEMs.
+
+FAME is designed for Type-III groups: the public key and ciphertext component [As] live in
+G2 (h^{a1 s1}, h^{a2 s2}, h^{s1+s2}); attribute and column hashes H(x, l, t) and the key's
+per-attribute components live in G1; sk0 = [Br] lives in G2. Decryption is 6 pairings for any
+policy: three pair ciphertext rows (G1) with sk0 (G2), three pair key rows (G1) with ct0 (G2).
+
+As a KEM the message factor of the paper's ct' is dropped: the key is K = T1^{s1} T2^{s2} with
+T_t = e(g, h)^{d_t a_t + d_3}, and decryption returns den / num, which the paper's
+ct' * num / den = msg shows equals K. The master key keeps d1..d3 as exponents (the paper keeps
+g^{d_t}) so that g^{d_t + sigma/a_t} costs one exponentiation instead of two.
+Column j of the LSSS (0 = the secret's column) is hashed as H(0jlt); attribute y as H(ylt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..errors import InvalidCiphertext, InvalidKey
+from ..pairing import Element
+from ..policy import KeyAttributes, Policy
+from .base import Record, Scheme
+from .common import coefficients_or_refuse, exp, policy_of, row_product
+
+G1x3 = ("list", 3, "G1")
+G2x3 = ("list", 3, "G2")
+
+
+class _Fame(Scheme):
+    """Setup, hashing and the shared pieces of FAME CP and KP."""
+
+    def _h(self, label: str, l: int, t: int) -> Element:
+        return self.hash_g1(b"A" + bytes([l, t]), label.encode())
+
+    def _col(self, j: int, l: int, t: int) -> Element:
+        return self.hash_g1(b"C" + bytes([l, t]), j.to_bytes(4, "big"))
+
+    def setup(self, widths: Mapping[str, int] | None = None) -> tuple[Record, Record]:
+        grp = self.group
+        a = [grp.random_zr(), grp.random_zr()]
+        b = [grp.random_zr(), grp.random_zr()]
+        d = [grp.random_zr() for _ in range(3)]
+        h, e_gh = grp.generator("G2"), grp.generator("GT")
+        pk = self.record("public", {
+            "H": [h ** a[0], h ** a[1]],
+            "T": [e_gh ** ((d[0] * a[0] + d[2]) % grp.order), e_gh ** ((d[1] * a[1] + d[2]) % grp.order)],
+        }, widths=dict(widths or {}))
+        msk = self.record("master", {"a": a, "b": b, "d": d})
+        return pk, msk
+
+    def _key_randomness(self, msk: Record) -> tuple[list[int], list[Element]]:
+        """beta = (b1 r1, b2 r2, r1 + r2) and sk0 = h^beta."""
+        grp = self.group
+        r1, r2 = grp.random_zr(), grp.random_zr()
+        b = msk["b"]
+        beta = [b[0] * r1 % grp.order, b[1] * r2 % grp.order, (r1 + r2) % grp.order]
+        h = grp.generator("G2")
+        return beta, [h**x for x in beta]
+
+    def _encap_randomness(self, pk: Record) -> tuple[int, int, list[Element], Element]:
+        grp = self.group
+        s1, s2 = grp.random_zr(), grp.random_zr()
+        ct0 = [pk["H"][0] ** s1, pk["H"][1] ** s2, grp.generator("G2") ** (s1 + s2)]
+        return s1, s2, ct0, pk["T"][0] ** s1 * pk["T"][1] ** s2
+
+    def _unwrap(self, ct0: list[Element], sk0: list[Element],
+                ct_rows: list[list[Element]], ct_weights: list[int],
+                key_rows: list[list[Element]], key_weights: list[int]) -> Element:
+        """den / num of the paper: 3 pairings of key rows with ct0, 3 of ct rows with sk0."""
+        grp = self.group
+        num = grp.pair_prod(
+            (row_product([r[l] for r in ct_rows], ct_weights), sk0[l]) for l in range(3)
+        )
+        den = grp.pair_prod(
+            (row_product([r[t] for r in key_rows], key_weights), ct0[t]) for t in range(3)
+        )
+        return den / num
+
+
+class FameCP(_Fame):
+    """FAME ciphertext-policy ABE."""
+
+    name = "fame"
+    policy_in = "ciphertext"
+    DST = b"abe-health/fame-cp/v1/"
+    LAYOUTS = {
+        "public": {"H": ("list", 2, "G2"), "T": ("list", 2, "GT")},
+        "master": {"a": ("list", 2, "Zr"), "b": ("list", 2, "Zr"), "d": ("list", 3, "Zr")},
+        "user": {"sk0": G2x3, "sk": ("map", G1x3), "skp": G1x3},
+        "ciphertext": {"ct0": G2x3, "ct": ("list", None, G1x3)},
+    }
+
+    def keygen(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> Record:
+        self.check(pk, "public")
+        self.check(msk, "master")
+        assert isinstance(subject, KeyAttributes), "CP-ABE keys are issued for attributes"
+        grp, q = self.group, self.group.order
+        g = grp.generator("G1")
+        beta, sk0 = self._key_randomness(msk)
+        inv_a = [pow(a, -1, q) for a in msk["a"]]
+
+        def component(hashes: list[list[Element]], extra: list[int]) -> list[Element]:
+            """(prod_l H_l,t^{beta_l / a_t} * g^{extra_t}) for t = 1, 2, and g^{extra_3}."""
+            out = []
+            for t in range(2):
+                acc = g ** extra[t]
+                for l in range(3):
+                    acc = acc * hashes[l][t] ** (beta[l] * inv_a[t])
+                out.append(acc)
+            out.append(g ** extra[2])
+            return out
+
+        sk = {}
+        for label in sorted(subject.labels):
+            sigma = grp.random_zr()
+            hashes = [[self._h(label, l, t) for t in range(2)] for l in range(3)]
+            sk[label] = component(hashes, [sigma * inv_a[0], sigma * inv_a[1], -sigma])
+        sigma_p = grp.random_zr()
+        d = msk["d"]
+        hashes = [[self._col(0, l, t) for t in range(2)] for l in range(3)]
+        skp = component(hashes, [d[0] + sigma_p * inv_a[0], d[1] + sigma_p * inv_a[1], d[2] - sigma_p])
+        return self.record("user", {"sk0": sk0, "sk": sk, "skp": skp},
+                           attributes=[str(a) for a in subject.attributes])
+
+    def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
+        self.check(pk, "public")
+        assert isinstance(target, Policy), "CP-ABE encrypts under a policy"
+        lsss = target.lsss
+        s1, s2, ct0, key = self._encap_randomness(pk)
+        s = (s1, s2)
+        ct = []
+        for row, label in zip(lsss.rows, lsss.rho, strict=True):
+            comps = []
+            for l in range(3):
+                acc = None
+                for t in range(2):
+                    base = self._h(label, l, t)
+                    for j, m in row:
+                        base = base * exp(self._col(j, l, t), m)
+                    term = base ** s[t]
+                    acc = term if acc is None else acc * term
+                comps.append(acc)
+            ct.append(comps)
+        return key, self.record("ciphertext", {"ct0": ct0, "ct": ct}, policy=str(target))
+
+    def decapsulate(self, pk: Record, key: Record, ct: Record) -> Element:
+        self.check(key, "user")
+        self.check(ct, "ciphertext")
+        policy = policy_of(pk, ct)
+        lsss = policy.lsss
+        if len(ct["ct"]) != lsss.n_rows:
+            raise InvalidCiphertext("ciphertext rows do not match its policy")
+        omega = coefficients_or_refuse(lsss, key["sk"].keys(), self.group.order, policy)
+        rows = sorted(omega)
+        weights = [omega[i] for i in rows]
+        return self._unwrap(
+            ct["ct0"], key["sk0"],
+            [ct["ct"][i] for i in rows], weights,
+            [*(key["sk"][lsss.rho[i]] for i in rows), key["skp"]], [*weights, 1],
+        )
+
+
+class FameKP(_Fame):
+    """FAME key-policy ABE (appendix B): the policy's LSSS is in the key."""
+
+    name = "fame-kp"
+    policy_in = "key"
+    DST = b"abe-health/fame-kp/v1/"
+    LAYOUTS = {
+        "public": FameCP.LAYOUTS["public"],
+        "master": FameCP.LAYOUTS["master"],
+        "user": {"sk0": G2x3, "sk": ("list", None, G1x3)},
+        "ciphertext": {"ct0": G2x3, "ct": ("map", G1x3)},
+    }
+
+    def keygen(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> Record:
+        self.check(pk, "public")
+        self.check(msk, "master")
+        assert isinstance(subject, Policy), "KP-ABE keys are issued for a policy"
+        grp, q = self.group, self.group.order
+        g = grp.generator("G1")
+        lsss = subject.lsss
+        beta, sk0 = self._key_randomness(msk)
+        inv_a = [pow(a, -1, q) for a in msk["a"]]
+        d = msk["d"]
+        sigma_col = [0] + [grp.random_zr() for _ in range(lsss.n_cols - 1)]
+        sk = []
+        for row, label in zip(lsss.rows, lsss.rho, strict=True):
+            sigma = grp.random_zr()
+            m1 = dict(row).get(0, 0)
+            col_sigma = sum(m * sigma_col[j] for j, m in row if j) % q
+            comps = []
+            for t in range(2):
+                acc = g ** (m1 * d[t] + (sigma + col_sigma) * inv_a[t])
+                for l in range(3):
+                    base = self._h(label, l, t)
+                    for j, m in row:
+                        if j:
+                            base = base * exp(self._col(j, l, t), m)
+                    acc = acc * base ** (beta[l] * inv_a[t])
+                comps.append(acc)
+            comps.append(g ** (m1 * d[2] - sigma - col_sigma))
+            sk.append(comps)
+        return self.record("user", {"sk0": sk0, "sk": sk}, policy=str(subject))
+
+    def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
+        self.check(pk, "public")
+        assert isinstance(target, KeyAttributes), "KP-ABE encrypts under attributes"
+        s1, s2, ct0, key = self._encap_randomness(pk)
+        ct = {
+            label: [self._h(label, l, 0) ** s1 * self._h(label, l, 1) ** s2 for l in range(3)]
+            for label in sorted(target.labels)
+        }
+        return key, self.record("ciphertext", {"ct0": ct0, "ct": ct},
+                                attributes=[str(a) for a in target.attributes])
+
+    def decapsulate(self, pk: Record, key: Record, ct: Record) -> Element:
+        self.check(key, "user")
+        self.check(ct, "ciphertext")
+        policy = policy_of(pk, key)
+        lsss = policy.lsss
+        if len(key["sk"]) != lsss.n_rows:
+            raise InvalidKey("key rows do not match its policy")
+        omega = coefficients_or_refuse(lsss, ct["ct"].keys(), self.group.order, policy, kp=True)
+        rows = sorted(omega)
+        weights = [omega[i] for i in rows]
+        return self._unwrap(ct["ct0"], key["sk0"], [ct["ct"][lsss.rho[i]] for i in rows], weights,
+                            [key["sk"][i] for i in rows], weights)
