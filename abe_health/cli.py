@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -15,8 +16,14 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from .api import ABE, decrypt_file, inspect_file
 from .errors import AbeError, PolicySyntaxError
+from .fileio import atomic_output
+from .keys import Key, read_key
 from .policy import Policy, parse_attributes
+from .schemes import SCHEMES
+
+PROGRESS_MIN_BYTES = 4 * 1024 * 1024
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,6 +106,178 @@ def policy_check(text: str, attrs: tuple[str, ...], matrix: bool, as_json: bool)
         for i, (row, label) in enumerate(zip(report["matrix"], report["rho"], strict=True), start=1):
             cells = " ".join(str(v).rjust(width) for v in row)
             click.echo(f"  {i:>4}  [{cells}]  {label}")
+
+
+def _passphrase(path: str | None) -> str | None:
+    """The first line of a passphrase file (never a command-line argument, which `ps` shows)."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().rstrip("\r\n")
+    except OSError as exc:
+        raise CliError(f"cannot read passphrase file {path}: {exc.strerror}") from None
+
+
+def _progress(path: str | None, label: str) -> Any:
+    """A stderr progress bar for large regular files when stderr is a terminal, else None."""
+    if path in (None, "-") or not sys.stderr.isatty():
+        return None
+    size = os.path.getsize(path)
+    if size < PROGRESS_MIN_BYTES:
+        return None
+    return click.progressbar(length=size, label=label, file=sys.stderr)
+
+
+passphrase_option = click.option(
+    "--passphrase-file", type=click.Path(dir_okay=False), default=None,
+    help="Protect (setup) or unlock (keygen) the master key with the first line of this file.")
+
+
+@main.command()
+@click.option("--scheme", type=click.Choice(sorted(SCHEMES)), default="fame", show_default=True,
+              help="fame (CP-ABE), fame-kp (KP-ABE), or the bsw07 / waters11 CP-ABE baselines.")
+@click.option("--backend", type=click.Choice(["mcl", "charm"]), default="mcl", show_default=True)
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for public.key and master.key.")
+@click.option("--width", "widths", multiple=True, metavar="NAME=BITS",
+              help="Bit width of a numeric attribute (default 32), e.g. --width age=8.")
+@click.option("--armor", is_flag=True, help="Write ASCII-armored keys.")
+@click.option("--force", is_flag=True, help="Overwrite an existing master key.")
+@passphrase_option
+@handle_errors
+def setup(scheme: str, backend: str, out_dir: str, widths: tuple[str, ...], armor: bool, force: bool,
+          passphrase_file: str | None) -> None:
+    """Create an authority: OUT/public.key and OUT/master.key (mode 0600)."""
+    width_map = {}
+    for item in widths:
+        name, sep, bits = item.partition("=")
+        if not sep or not bits.isdigit() or not 1 <= int(bits) <= 64:
+            raise click.BadParameter(f"expected NAME=BITS with 1..64 bits, got {item!r}",
+                                     param_hint="--width")
+        width_map[name.strip()] = int(bits)
+    os.makedirs(out_dir, exist_ok=True)
+    master_path = os.path.join(out_dir, "master.key")
+    if os.path.exists(master_path) and not force:
+        raise CliError(f"{master_path} exists; use --force to replace it (old keys stop working)")
+    authority = ABE.setup(scheme, backend, width_map)
+    assert authority.master_key is not None
+    authority.master_key.save(master_path, armor=armor, passphrase=_passphrase(passphrase_file))
+    authority.public_key.save(os.path.join(out_dir, "public.key"), armor=armor)
+    click.echo(f"{scheme} authority over {authority.public_key.scheme.group.id}: "
+               f"{out_dir}/public.key, {master_path}", err=True)
+
+
+@main.command()
+@click.option("-m", "--master", "master_path", required=True, type=click.Path(dir_okay=False),
+              help="The authority's master.key.")
+@click.option("-k", "--public", "public_path", type=click.Path(dir_okay=False),
+              help="The authority's public key (default: public.key beside the master key).")
+@click.option("-a", "--attr", "attrs", multiple=True, metavar="ATTR",
+              help="An attribute of the key (CP schemes), repeatable: -a doctor -a 'ward = 3'.")
+@click.option("--policy", default=None, help="The key's policy (KP scheme fame-kp).")
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--armor", is_flag=True, help="Write an ASCII-armored key.")
+@passphrase_option
+@handle_errors
+def keygen(master_path: str, public_path: str | None, attrs: tuple[str, ...], policy: str | None,
+           out_path: str, armor: bool, passphrase_file: str | None) -> None:
+    """Issue a user key (mode 0600) for attributes (CP) or a policy (KP)."""
+    master = read_key(master_path, _passphrase(passphrase_file), expect="master")
+    public = read_key(public_path or os.path.join(os.path.dirname(master_path) or ".", "public.key"),
+                      expect="public")
+    authority = ABE(public, master)
+    key = authority.keygen(attributes=attrs or None, policy=policy)
+    key.save(out_path, armor=armor)
+    click.echo(f"wrote {out_path}: {key.describe()}", err=True)
+
+
+@main.command()
+@click.option("-k", "--public", "public_path", required=True, type=click.Path(dir_okay=False),
+              help="The authority's public key.")
+@click.option("-p", "--policy", default=None, help="Access policy (CP schemes).")
+@click.option("-a", "--attr", "attrs", multiple=True, metavar="ATTR",
+              help="Attribute of the file (KP scheme), repeatable.")
+@click.option("-o", "--out", "out_path", default=None, type=click.Path(dir_okay=False),
+              help="Output file (default: stdout).")
+@click.argument("src", required=False, default="-")
+@handle_errors
+def encrypt(public_path: str, policy: str | None, attrs: tuple[str, ...], out_path: str | None,
+            src: str) -> None:
+    """Encrypt IN (default stdin) under a policy (CP) or attributes (KP) into .abe format."""
+    authority = ABE(read_key(public_path, expect="public"))
+    bar = _progress(src, "encrypting")
+    tick = bar.update if bar else None
+    fin = sys.stdin.buffer if src == "-" else _open_input(src)
+    try:
+        if out_path in (None, "-"):
+            authority.encrypt_stream(fin, sys.stdout.buffer, policy, attrs or None, tick)
+        else:
+            with atomic_output(out_path) as fout:
+                authority.encrypt_stream(fin, fout, policy, attrs or None, tick)
+    finally:
+        if bar:
+            bar.render_finish()
+        if fin is not sys.stdin.buffer:
+            fin.close()
+
+
+@main.command()
+@click.option("-i", "--identity", "key_path", required=True, type=click.Path(dir_okay=False),
+              help="Your user key.")
+@click.option("-o", "--out", "out_path", default=None, type=click.Path(dir_okay=False),
+              help="Output file (default: stdout).")
+@click.argument("src", required=False, default="-")
+@handle_errors
+def decrypt(key_path: str, out_path: str | None, src: str) -> None:
+    """Decrypt IN (default stdin). Nothing is written unless the whole file verifies."""
+    key = read_key(key_path, expect="user")
+    if src != "-":
+        _open_input(src).close()
+    bar = _progress(src, "decrypting")
+    try:
+        decrypt_file(key, src, out_path, bar.update if bar else None)
+    finally:
+        if bar:
+            bar.render_finish()
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def inspect(path: str, as_json: bool) -> None:
+    """Show what an .abe file or key says about itself (scheme, policy, sizes); no secrets."""
+    _open_input(path).close()
+    with open(path, "rb") as handle:
+        is_abe = handle.read(4) == b"ABE1"
+    if is_abe:
+        info = inspect_file(path)
+    else:
+        key = read_key(path)
+        info = _key_info(key)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for name, value in info.items():
+        click.echo(f"{name}: {', '.join(value) if isinstance(value, list) else value}")
+
+
+def _key_info(key: Key) -> dict[str, Any]:
+    meta = key.record.meta
+    info: dict[str, Any] = {"kind": f"{key.kind} key", "scheme": key.scheme.name,
+                            "group": key.scheme.group.id}
+    for field in ("attributes", "policy", "pk", "widths"):
+        if meta.get(field):
+            info["authority" if field == "pk" else field] = meta[field]
+    return info
+
+
+def _open_input(path: str) -> Any:
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
 
 
 @main.command()

@@ -105,8 +105,8 @@ class Scheme(ABC):
         """A random GT key and its ciphertext under a policy (CP) or attributes (KP)."""
 
     @abstractmethod
-    def decapsulate(self, pk: Record, key: Record, ct: Record) -> Element:
-        """The GT key of `ct`, or PolicyNotSatisfied."""
+    def decapsulate(self, key: Record, ct: Record) -> Element:
+        """The GT key of `ct` (the user key alone suffices), or PolicyNotSatisfied."""
 
     # -- records -------------------------------------------------------------------------------
     def record(self, kind: RecordKind, parts: dict[str, Any], **meta: Any) -> Record:

@@ -61,7 +61,8 @@ class BSW07(Scheme):
             Dj[label] = g1r * self._h(label) ** rj
             Dpj[label] = g2**rj
         return self.record("user", {"D": D, "Dj": Dj, "Dpj": Dpj},
-                           attributes=[str(a) for a in subject.attributes])
+                           attributes=[str(a) for a in subject.attributes],
+                           widths=pk.meta.get("widths", {}))
 
     def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
         self.check(pk, "public")
@@ -76,11 +77,11 @@ class BSW07(Scheme):
         ct = self.record("ciphertext", {"C": pk["h"] ** s, "Ci": Ci, "Cpi": Cpi}, policy=str(target))
         return pk["e_gg_alpha"] ** s, ct
 
-    def decapsulate(self, pk: Record, key: Record, ct: Record) -> Element:
+    def decapsulate(self, key: Record, ct: Record) -> Element:
         self.check(key, "user")
         self.check(ct, "ciphertext")
         grp = self.group
-        policy = policy_of(pk, ct)
+        policy = policy_of(key, ct)
         lsss = policy.lsss
         if not len(ct["Ci"]) == len(ct["Cpi"]) == lsss.n_rows:
             raise InvalidCiphertext("ciphertext rows do not match its policy")

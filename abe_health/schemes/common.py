@@ -36,13 +36,16 @@ def _parse(text: str, widths: tuple[tuple[str, int], ...]) -> Policy:
     return Policy.parse(text, dict(widths))
 
 
-def policy_of(pk: Record, rec: Record) -> Policy:
-    """The policy a ciphertext (CP) or user key (KP) carries, parsed with the system's widths."""
+def policy_of(key: Record, rec: Record) -> Policy:
+    """The policy a ciphertext (CP) or user key (KP) carries, parsed with the widths that the
+    user key copied from the public key at keygen (so decryption needs no public key)."""
     text = rec.meta.get("policy")
     error = InvalidCiphertext if rec.kind == "ciphertext" else InvalidKey
     if not isinstance(text, str):
         raise error(f"{rec.kind} carries no policy")
-    widths = pk.meta.get("widths", {})
+    widths = key.meta.get("widths", {})
+    if not isinstance(widths, dict):
+        raise InvalidKey("key carries malformed numeric widths")
     try:
         return _parse(text, tuple(sorted(widths.items())))
     except PolicySyntaxError as exc:

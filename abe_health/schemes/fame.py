@@ -121,7 +121,8 @@ class FameCP(_Fame):
         hashes = [[self._col(0, l, t) for t in range(2)] for l in range(3)]
         skp = component(hashes, [d[0] + sigma_p * inv_a[0], d[1] + sigma_p * inv_a[1], d[2] - sigma_p])
         return self.record("user", {"sk0": sk0, "sk": sk, "skp": skp},
-                           attributes=[str(a) for a in subject.attributes])
+                           attributes=[str(a) for a in subject.attributes],
+                           widths=pk.meta.get("widths", {}))
 
     def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
         self.check(pk, "public")
@@ -144,10 +145,10 @@ class FameCP(_Fame):
             ct.append(comps)
         return key, self.record("ciphertext", {"ct0": ct0, "ct": ct}, policy=str(target))
 
-    def decapsulate(self, pk: Record, key: Record, ct: Record) -> Element:
+    def decapsulate(self, key: Record, ct: Record) -> Element:
         self.check(key, "user")
         self.check(ct, "ciphertext")
-        policy = policy_of(pk, ct)
+        policy = policy_of(key, ct)
         lsss = policy.lsss
         if len(ct["ct"]) != lsss.n_rows:
             raise InvalidCiphertext("ciphertext rows do not match its policy")
@@ -202,7 +203,8 @@ class FameKP(_Fame):
                 comps.append(acc)
             comps.append(g ** (m1 * d[2] - sigma - col_sigma))
             sk.append(comps)
-        return self.record("user", {"sk0": sk0, "sk": sk}, policy=str(subject))
+        return self.record("user", {"sk0": sk0, "sk": sk}, policy=str(subject),
+                           widths=pk.meta.get("widths", {}))
 
     def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
         self.check(pk, "public")
@@ -215,10 +217,10 @@ class FameKP(_Fame):
         return key, self.record("ciphertext", {"ct0": ct0, "ct": ct},
                                 attributes=[str(a) for a in target.attributes])
 
-    def decapsulate(self, pk: Record, key: Record, ct: Record) -> Element:
+    def decapsulate(self, key: Record, ct: Record) -> Element:
         self.check(key, "user")
         self.check(ct, "ciphertext")
-        policy = policy_of(pk, key)
+        policy = policy_of(key, key)
         lsss = policy.lsss
         if len(key["sk"]) != lsss.n_rows:
             raise InvalidKey("key rows do not match its policy")

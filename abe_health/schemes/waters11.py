@@ -54,7 +54,8 @@ class Waters11(Scheme):
         K = grp.generator("G1") ** (msk["alpha"] + msk["a"] * t)
         Kx = {label: self._h(label) ** t for label in sorted(subject.labels)}
         return self.record("user", {"K": K, "L": grp.generator("G2") ** t, "Kx": Kx},
-                           attributes=[str(a) for a in subject.attributes])
+                           attributes=[str(a) for a in subject.attributes],
+                           widths=pk.meta.get("widths", {}))
 
     def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
         self.check(pk, "public")
@@ -72,11 +73,11 @@ class Waters11(Scheme):
         ct = self.record("ciphertext", {"Cp": g2**s, "Ci": Ci, "Di": Di}, policy=str(target))
         return pk["e_gg_alpha"] ** s, ct
 
-    def decapsulate(self, pk: Record, key: Record, ct: Record) -> Element:
+    def decapsulate(self, key: Record, ct: Record) -> Element:
         self.check(key, "user")
         self.check(ct, "ciphertext")
         grp = self.group
-        policy = policy_of(pk, ct)
+        policy = policy_of(key, ct)
         lsss = policy.lsss
         if not len(ct["Ci"]) == len(ct["Di"]) == lsss.n_rows:
             raise InvalidCiphertext("ciphertext rows do not match its policy")

@@ -1,0 +1,201 @@
+"""The recipes layer: set up an authority, issue keys, encrypt and decrypt bytes or files.
+
+>>> abe = CPABE.setup()
+>>> alice = abe.keygen(["doctor", "cardiology"])
+>>> blob = abe.encrypt(b'{"bp": "120/80"}', "(doctor and cardiology) or emergency")
+>>> decrypt(blob, alice)
+b'{"bp": "120/80"}'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import cbor2
+
+from .envelope import Header, Progress, decrypt_stream, encrypt_stream, read_header
+from .errors import InvalidCiphertext, InvalidKey
+from .fileio import atomic_output
+from .keys import Key, to_map
+from .pairing import get_group
+from .policy import KeyAttributes, Policy, parse_attributes
+from .schemes import DEFAULT_SCHEME, get_scheme
+
+
+def fingerprint(public_key: Key) -> str:
+    """A short id of a public key, stored in user keys and file headers to name mismatches."""
+    digest = hashlib.sha256(cbor2.dumps(to_map(public_key.scheme, public_key.record)["parts"]))
+    return digest.hexdigest()[:16]
+
+
+class ABE:
+    """An authority's keys for one scheme: issue user keys and encrypt (needs only the public key)."""
+
+    policy_in: str | None = None
+
+    def __init__(self, public_key: Key, master_key: Key | None = None) -> None:
+        if public_key.kind != "public":
+            raise InvalidKey(f"expected a public key, got a {public_key.kind} key")
+        if master_key is not None and (master_key.kind != "master"
+                                       or master_key.scheme is not public_key.scheme):
+            raise InvalidKey("the master key does not belong to this public key's scheme")
+        if self.policy_in and public_key.scheme.policy_in != self.policy_in:
+            raise InvalidKey(f"{type(self).__name__} cannot use scheme {public_key.scheme.name}")
+        self.public_key = public_key
+        self.master_key = master_key
+
+    @classmethod
+    def setup(cls, scheme: str | None = None, backend: str = "mcl",
+              widths: Mapping[str, int] | None = None) -> ABE:
+        """A fresh authority: scheme `fame` (CP) / `fame-kp` (KP) / `bsw07` / `waters11`."""
+        name = scheme or ("fame-kp" if cls.policy_in == "key" else DEFAULT_SCHEME)
+        impl = get_scheme(name, get_group(backend))
+        pk, msk = impl.setup(widths)
+        return cls(Key(impl, pk), Key(impl, msk))
+
+    @property
+    def scheme(self) -> str:
+        return self.public_key.scheme.name
+
+    @property
+    def widths(self) -> dict[str, int]:
+        return dict(self.public_key.record.meta.get("widths", {}))
+
+    def attributes(self, attributes: Iterable[str]) -> KeyAttributes:
+        return parse_attributes(attributes, self.widths)
+
+    def policy(self, text: str) -> Policy:
+        return Policy.parse(text, self.widths)
+
+    def keygen(self, attributes: Iterable[str] | None = None, policy: str | None = None) -> Key:
+        """A user key: attributes for CP schemes, a policy for KP schemes."""
+        if self.master_key is None:
+            raise InvalidKey("issuing keys needs the master key")
+        impl = self.public_key.scheme
+        if impl.policy_in == "ciphertext":
+            if attributes is None or policy is not None:
+                raise InvalidKey(f"{impl.name} keys are issued for attributes (-a), not a policy")
+            subject: KeyAttributes | Policy = self.attributes(attributes)
+        else:
+            if policy is None or attributes is not None:
+                raise InvalidKey(f"{impl.name} keys are issued for a policy, not attributes")
+            subject = self.policy(policy)
+        rec = impl.keygen(self.public_key.record, self.master_key.record, subject)
+        rec = dataclasses.replace(rec, meta={**rec.meta, "pk": fingerprint(self.public_key)})
+        return Key(impl, rec)
+
+    def _target(self, policy: str | None, attributes: Iterable[str] | None) -> Policy | KeyAttributes:
+        impl = self.public_key.scheme
+        if impl.policy_in == "ciphertext":
+            if policy is None or attributes is not None:
+                raise InvalidKey(f"{impl.name} encrypts under a policy (-p), not attributes")
+            return self.policy(policy)
+        if attributes is None or policy is not None:
+            raise InvalidKey(f"{impl.name} encrypts under attributes (-a), not a policy")
+        return self.attributes(attributes)
+
+    def encrypt_stream(self, src: BinaryIO, dst: BinaryIO, policy: str | None = None,
+                       attributes: Iterable[str] | None = None, progress: Progress | None = None) -> None:
+        """Encrypt a stream into `.abe` format under a policy (CP) or attributes (KP)."""
+        target = self._target(policy, attributes)
+        encrypt_stream(self.public_key, target, src, dst, progress=progress,
+                       meta={"pk": fingerprint(self.public_key)})
+
+    def encrypt(self, data: bytes, policy: str | None = None,
+                attributes: Iterable[str] | None = None) -> bytes:
+        """Encrypt bytes; returns the `.abe` file contents."""
+        out = io.BytesIO()
+        self.encrypt_stream(io.BytesIO(data), out, policy, attributes)
+        return out.getvalue()
+
+    def encrypt_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str],
+                     policy: str | None = None, attributes: Iterable[str] | None = None,
+                     progress: Progress | None = None) -> None:
+        """Encrypt a file to `dst`, written atomically."""
+        with open(src, "rb") as fin, atomic_output(dst) as fout:
+            self.encrypt_stream(fin, fout, policy, attributes, progress)
+
+
+class CPABE(ABE):
+    """Ciphertext-policy ABE: keys hold attributes, files carry policies (default scheme FAME)."""
+
+    policy_in = "ciphertext"
+
+
+class KPABE(ABE):
+    """Key-policy ABE: keys hold policies, files carry attributes (scheme fame-kp)."""
+
+    policy_in = "key"
+
+
+def decrypt_stream_to(key: Key, src: BinaryIO, dst: BinaryIO, progress: Progress | None = None) -> Header:
+    """Decrypt src into dst; the caller keeps dst only if this returns."""
+    header = read_header(src)
+    _check_authority(key, header)
+    return decrypt_stream(key, src, dst, progress, header)
+
+
+def _check_authority(key: Key, header: Header) -> None:
+    file_pk, key_pk = header.ciphertext.meta.get("pk"), key.record.meta.get("pk")
+    if file_pk and key_pk and file_pk != key_pk:
+        raise InvalidKey(f"this file was encrypted for authority {file_pk}; the key is from {key_pk}")
+
+
+def decrypt(data: bytes, key: Key) -> bytes:
+    """Decrypt `.abe` bytes with a user key."""
+    out = io.BytesIO()
+    decrypt_stream_to(key, io.BytesIO(data), out)
+    return out.getvalue()
+
+
+def decrypt_file(key: Key, src: str | os.PathLike[str] | None, dst: str | os.PathLike[str] | None,
+                 progress: Progress | None = None) -> Header:
+    """Decrypt a file (None or '-' = stdin/stdout). Nothing is kept unless every chunk verifies:
+    files are written atomically, and stdout is spooled to a temporary file first."""
+    fin = sys.stdin.buffer if src in (None, "-") else open(src, "rb")
+    try:
+        if dst in (None, "-"):
+            with tempfile.TemporaryFile() as spool:
+                header = decrypt_stream_to(key, fin, spool, progress)
+                spool.seek(0)
+                shutil.copyfileobj(spool, sys.stdout.buffer, 1 << 20)
+                sys.stdout.buffer.flush()
+                return header
+        with atomic_output(dst) as fout:
+            return decrypt_stream_to(key, fin, fout, progress)
+    finally:
+        if fin is not sys.stdin.buffer:
+            fin.close()
+
+
+def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a file says about itself (scheme, group, policy, sizes); reads no secrets."""
+    size = Path(path).stat().st_size
+    with open(path, "rb") as fin:
+        header = read_header(fin)
+    payload = size - header.size
+    chunks = max(1, -(-payload // (header.chunk + 16)))
+    plaintext = payload - 16 * chunks
+    if plaintext < 0:
+        raise InvalidCiphertext("payload shorter than its authentication tags")
+    meta = header.ciphertext.meta
+    return {
+        "scheme": header.scheme.name,
+        "group": header.scheme.group.id,
+        "policy" if "policy" in meta else "attributes": meta.get("policy", meta.get("attributes")),
+        "authority": meta.get("pk"),
+        "header_bytes": header.size,
+        "payload_bytes": payload,
+        "plaintext_bytes": plaintext,
+        "chunks": chunks,
+        "chunk_size": header.chunk,
+    }

@@ -1,0 +1,196 @@
+"""The `.abe` file: an ABE header and a STREAM payload of 64 KiB AES-256-GCM chunks (as in age).
+
+```
+"ABE1" | uint32 header length | header (CBOR) | chunk_0 | chunk_1 | ... | chunk_last
+header  = {"v": 1, "ct": ABE ciphertext record map (scheme, group, policy or attributes, parts),
+           "chunk": 65536, "salt": 32 random bytes}
+key, nonce prefix = HKDF-SHA256(ikm = GT key bytes, salt, info = "abe-health/v1/payload"), 32 + 7 B
+chunk_i = AES-256-GCM(key, nonce = prefix(7) | i (uint32) | last (1 byte), plaintext_i,
+                      aad = SHA-256("ABE1" | length | header))
+```
+Every chunk but the last holds exactly `chunk` plaintext bytes; the last holds 0..chunk bytes and
+is sealed with last = 1. Truncation, reordering, appended data, a changed header or a header
+from another file all fail authentication and raise `InvalidCiphertext`. Both directions stream
+in constant memory (two chunks at a time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import cbor2
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .errors import InvalidCiphertext, InvalidKey
+from .keys import Key, from_map, to_map
+from .pairing import Element
+from .policy import KeyAttributes, Policy
+from .schemes import Record, Scheme
+
+MAGIC = b"ABE1"
+VERSION = 1
+CHUNK = 64 * 1024
+TAG = 16
+MAX_HEADER = 16 * 1024 * 1024
+INFO = b"abe-health/v1/payload"
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Header:
+    """The parsed header of an `.abe` file: the ABE ciphertext and the payload parameters."""
+
+    scheme: Scheme
+    ciphertext: Record
+    chunk: int
+    salt: bytes
+    aad: bytes
+    size: int  # bytes of magic + length + header
+
+    @property
+    def target(self) -> str:
+        """The policy (CP) or the attribute list (KP) the file is encrypted under."""
+        meta = self.ciphertext.meta
+        return meta.get("policy") or ", ".join(meta.get("attributes", []))
+
+
+def _derive(gt_key: Element, salt: bytes) -> tuple[AESGCM, bytes]:
+    okm = HKDF(algorithm=hashes.SHA256(), length=39, salt=salt, info=INFO).derive(gt_key.to_bytes())
+    return AESGCM(okm[:32]), okm[32:]
+
+
+def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
+    if counter >= 2**32:
+        raise InvalidCiphertext("payload too long: more than 2^32 chunks")
+    return prefix + struct.pack(">IB", counter, 1 if last else 0)
+
+
+def write_header(dst: BinaryIO, scheme: Scheme, ct: Record, chunk: int = CHUNK) -> tuple[bytes, bytes]:
+    """Write magic, length and header; return (salt, aad)."""
+    salt = os.urandom(32)
+    header = cbor2.dumps({"v": VERSION, "ct": to_map(scheme, ct), "chunk": chunk, "salt": salt})
+    prefix = MAGIC + struct.pack(">I", len(header))
+    dst.write(prefix + header)
+    return salt, hashlib.sha256(prefix + header).digest()
+
+
+def read_header(src: BinaryIO) -> Header:
+    """Parse and validate the header; the payload is left unread."""
+    prefix = _read_exact(src, 8)
+    if len(prefix) < 8 or prefix[:4] != MAGIC:
+        if prefix[:3] == MAGIC[:3]:
+            raise InvalidCiphertext(f"unsupported .abe version {prefix[3:4]!r}")
+        raise InvalidCiphertext("not an .abe file (bad magic)")
+    (length,) = struct.unpack(">I", prefix[4:])
+    if length > MAX_HEADER:
+        raise InvalidCiphertext(f"header of {length} bytes exceeds the {MAX_HEADER} byte limit")
+    raw = _read_exact(src, length)
+    if len(raw) != length:
+        raise InvalidCiphertext("file truncated inside the header")
+    try:
+        data: Any = cbor2.loads(raw)
+    except Exception:  # cbor2 raises several error types for garbage
+        raise InvalidCiphertext("header is not valid CBOR") from None
+    if not isinstance(data, dict) or data.get("v") != VERSION:
+        raise InvalidCiphertext("unsupported or malformed header")
+    chunk, salt = data.get("chunk"), data.get("salt")
+    if not isinstance(chunk, int) or not 1024 <= chunk <= 16 * 1024 * 1024:
+        raise InvalidCiphertext("header has an invalid chunk size")
+    if not isinstance(salt, bytes) or len(salt) != 32:
+        raise InvalidCiphertext("header has an invalid salt")
+    try:
+        scheme, ct = from_map(data.get("ct"))
+    except InvalidKey as exc:
+        raise InvalidCiphertext(f"header: {exc}") from None
+    if ct.kind != "ciphertext":
+        raise InvalidCiphertext("header does not hold an ABE ciphertext")
+    return Header(scheme, ct, chunk, salt, hashlib.sha256(prefix + raw).digest(), 8 + length)
+
+
+def _read_exact(src: BinaryIO, n: int) -> bytes:
+    """Read up to n bytes, looping over short reads (pipes); fewer only at end of file."""
+    parts, got = [], 0
+    while got < n:
+        block = src.read(n - got)
+        if not block:
+            break
+        parts.append(block)
+        got += len(block)
+    return b"".join(parts)
+
+
+def encrypt_stream(key: Key, target: Policy | KeyAttributes, src: BinaryIO, dst: BinaryIO,
+                   chunk: int = CHUNK, progress: Progress | None = None,
+                   meta: Mapping[str, Any] | None = None) -> None:
+    """Encapsulate under `target` with public key `key` and stream src -> dst as an `.abe` file;
+    `meta` adds fields to the header's ciphertext record (e.g. the public-key fingerprint)."""
+    if key.kind != "public":
+        raise InvalidKey(f"encryption needs a public key, got a {key.kind} key")
+    gt_key, ct = key.scheme.encapsulate(key.record, target)
+    if meta:
+        ct = dataclasses.replace(ct, meta={**ct.meta, **meta})
+    salt, aad = write_header(dst, key.scheme, ct, chunk)
+    aead, prefix = _derive(gt_key, salt)
+    current = _read_exact(src, chunk)
+    counter = 0
+    while True:
+        following = _read_exact(src, chunk) if len(current) == chunk else b""
+        last = not following
+        dst.write(aead.encrypt(_nonce(prefix, counter, last), current, aad))
+        if progress:
+            progress(len(current))
+        if last:
+            return
+        current, counter = following, counter + 1
+
+
+def decrypt_stream(user_key: Key, src: BinaryIO, dst: BinaryIO,
+                   progress: Progress | None = None, header: Header | None = None) -> Header:
+    """Decapsulate with `user_key` and stream the plaintext to dst; return the header.
+
+    On any error some plaintext may already be in `dst`: callers write to a temporary file and
+    keep it only on success (see `abe_health.api`), so no unauthenticated byte is ever kept.
+    """
+    header = header or read_header(src)
+    if user_key.kind != "user":
+        raise InvalidKey(f"decryption needs a user key, got a {user_key.kind} key")
+    if user_key.scheme.name != header.scheme.name:
+        raise InvalidKey(f"this file is encrypted with {header.scheme.name}, "
+                         f"the key is for {user_key.scheme.name}")
+    if user_key.scheme.group.id != header.scheme.group.id:
+        raise InvalidKey(f"this file uses group {header.scheme.group.id}, "
+                         f"the key is over {user_key.scheme.group.id}")
+    gt_key = user_key.scheme.decapsulate(user_key.record, header.ciphertext)
+    aead, prefix = _derive(gt_key, header.salt)
+    size = header.chunk + TAG
+    current = _read_exact(src, size)
+    counter = 0
+    while True:
+        following = _read_exact(src, size) if len(current) == size else b""
+        last = not following
+        if len(current) < TAG:
+            raise InvalidCiphertext("payload truncated")
+        try:
+            plain = aead.decrypt(_nonce(prefix, counter, last), current, header.aad)
+        except InvalidTag:
+            if counter == 0:
+                raise InvalidCiphertext(
+                    "cannot decrypt: the file was altered or truncated, or the key does not match"
+                ) from None
+            raise InvalidCiphertext(f"payload chunk {counter} was altered, reordered or truncated") from None
+        dst.write(plain)
+        if progress:
+            progress(len(plain))
+        if last:
+            return header
+        current, counter = following, counter + 1
