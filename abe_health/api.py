@@ -139,15 +139,7 @@ class KPABE(ABE):
 
 def decrypt_stream_to(key: Key, src: BinaryIO, dst: BinaryIO, progress: Progress | None = None) -> Header:
     """Decrypt src into dst; the caller keeps dst only if this returns."""
-    header = read_header(src)
-    _check_authority(key, header)
-    return decrypt_stream(key, src, dst, progress, header)
-
-
-def _check_authority(key: Key, header: Header) -> None:
-    file_pk, key_pk = header.ciphertext.meta.get("pk"), key.record.meta.get("pk")
-    if file_pk and key_pk and file_pk != key_pk:
-        raise InvalidKey(f"this file was encrypted for authority {file_pk}; the key is from {key_pk}")
+    return decrypt_stream(key, src, dst, progress)
 
 
 def decrypt(data: bytes, key: Key) -> bytes:

@@ -170,6 +170,9 @@ def decrypt_stream(user_key: Key, src: BinaryIO, dst: BinaryIO,
     if user_key.scheme.group.id != header.scheme.group.id:
         raise InvalidKey(f"this file uses group {header.scheme.group.id}, "
                          f"the key is over {user_key.scheme.group.id}")
+    file_pk, key_pk = header.ciphertext.meta.get("pk"), user_key.record.meta.get("pk")
+    if file_pk and key_pk and file_pk != key_pk:
+        raise InvalidKey(f"this file was encrypted for authority {file_pk}; the key is from {key_pk}")
     gt_key = user_key.scheme.decapsulate(user_key.record, header.ciphertext)
     aead, prefix = _derive(gt_key, header.salt)
     size = header.chunk + TAG

@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from .errors import AbeError, BackendUnavailable, InvalidKey
+from .errors import AbeError, BackendUnavailable, InvalidCiphertext, InvalidKey
 from .fileio import write_atomic
 from .schemes import Record, Scheme, decode_record, get_scheme, group_of
 
@@ -89,7 +89,8 @@ def from_map(data: Any) -> tuple[Scheme, Record]:
     try:
         group = group_of(data)
     except BackendUnavailable as exc:
-        raise InvalidKey(f"cannot open the key's pairing group: {exc}") from None
+        error = InvalidCiphertext if data.get("kind") == "ciphertext" else InvalidKey
+        raise error(f"cannot open the record's pairing group: {exc}") from None
     scheme = get_scheme(str(data.get("scheme")), group)
     return scheme, decode_record(scheme, data)
 

@@ -1,0 +1,189 @@
+"""The .abe format: round trips, and every flip, truncation, swap or header splice refused."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+
+import cbor2
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from abe_health.api import CPABE, KPABE, decrypt, decrypt_file
+from abe_health.envelope import CHUNK, decrypt_stream, encrypt_stream, read_header
+from abe_health.errors import InvalidCiphertext, InvalidKey, PolicyNotSatisfied
+
+SMALL = 1024  # the smallest chunk the format allows: keeps "every byte" tests fast
+
+
+@pytest.fixture(scope="module")
+def abe():
+    return CPABE.setup()
+
+
+@pytest.fixture(scope="module")
+def alice(abe):
+    return abe.keygen(["doctor", "cardiology"])
+
+
+def encrypt_small(abe, data, policy="doctor"):
+    out = io.BytesIO()
+    encrypt_stream(abe.public_key, abe.policy(policy), io.BytesIO(data), out, chunk=SMALL)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 17])
+def test_round_trip_sizes(abe, alice, size):
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    blob = abe.encrypt(data, "doctor and cardiology")
+    assert decrypt(blob, alice) == data
+    chunks = max(1, -(-size // CHUNK))
+    assert len(blob) == read_header(io.BytesIO(blob)).size + size + 16 * chunks
+
+
+def test_unsatisfied_policy_is_refused_before_any_payload(abe, alice):
+    blob = abe.encrypt(b"secret", "nurse")
+    with pytest.raises(PolicyNotSatisfied, match='key attributes do not satisfy policy "nurse"'):
+        decrypt(blob, alice)
+
+
+def _decrypt_small(blob, key):
+    sink = io.BytesIO()
+    decrypt_stream(key, io.BytesIO(blob), sink)
+    return sink.getvalue()
+
+
+def test_every_single_byte_flip_in_a_three_chunk_file(abe, alice):
+    data = bytes(range(256)) * 12  # 3072 bytes = 3 chunks of 1024
+    blob = encrypt_small(abe, data)
+    assert _decrypt_small(blob, alice) == data
+    for i in range(len(blob)):
+        tampered = bytearray(blob)
+        tampered[i] ^= 0x01 << (i % 8)
+        with pytest.raises((InvalidCiphertext, InvalidKey, PolicyNotSatisfied)):
+            _decrypt_small(bytes(tampered), alice)
+
+
+def test_every_truncation_point(abe, alice):
+    blob = encrypt_small(abe, bytes(3 * SMALL))
+    for cut in range(len(blob)):
+        with pytest.raises(InvalidCiphertext):
+            _decrypt_small(blob[:cut], alice)
+
+
+def test_chunk_swap_drop_duplicate_and_append(abe, alice):
+    blob = encrypt_small(abe, b"A" * SMALL + b"B" * SMALL + b"C" * 100)
+    start = read_header(io.BytesIO(blob)).size
+    size = SMALL + 16
+    c0, c1, c2 = blob[start : start + size], blob[start + size : start + 2 * size], blob[start + 2 * size :]
+    head = blob[:start]
+    for payload in (c1 + c0 + c2, c0 + c2, c0 + c1 + c1 + c2, c0 + c1 + c2 + b"\x00",
+                    c0 + c1 + c2 + c2, c0 + c1):
+        with pytest.raises(InvalidCiphertext):
+            _decrypt_small(head + payload, alice)
+
+
+def test_header_from_another_file(abe, alice):
+    one = encrypt_small(abe, b"x" * 2000)
+    two = encrypt_small(abe, b"y" * 2000)
+    h1 = read_header(io.BytesIO(one)).size
+    h2 = read_header(io.BytesIO(two)).size
+    with pytest.raises(InvalidCiphertext):
+        _decrypt_small(one[:h1] + two[h2:], alice)
+
+
+def test_header_edits_are_refused(abe, alice):
+    blob = encrypt_small(abe, b"payload")
+    (length,) = struct.unpack(">I", blob[4:8])
+    header = cbor2.loads(blob[8 : 8 + length])
+    payload = blob[8 + length :]
+
+    def rebuild(h):
+        raw = cbor2.dumps(h)
+        return b"ABE1" + struct.pack(">I", len(raw)) + raw + payload
+
+    h = dict(header, chunk=2048)
+    with pytest.raises(InvalidCiphertext):
+        _decrypt_small(rebuild(h), alice)
+    h = dict(header, ct=dict(header["ct"], meta=dict(header["ct"]["meta"], policy="doctor or nurse")))
+    with pytest.raises((InvalidCiphertext, PolicyNotSatisfied)):
+        _decrypt_small(rebuild(h), alice)
+    for bad in (b"ABE2" + blob[4:], b"XYZ1" + blob[4:], b"", b"ABE1", b"ABE1\xff\xff\xff\xff"):
+        with pytest.raises(InvalidCiphertext):
+            _decrypt_small(bad, alice)
+
+
+def test_format_matches_its_specification(abe, alice):
+    """An independent reading of the documented format (HKDF, nonce, AAD) decrypts our file."""
+    blob = encrypt_small(abe, b"hello PHR" * 300)
+    header = read_header(io.BytesIO(blob))
+    gt_key = alice.scheme.decapsulate(alice.record, header.ciphertext)
+    okm = HKDF(algorithm=hashes.SHA256(), length=39, salt=header.salt,
+               info=b"abe-health/v1/payload").derive(gt_key.to_bytes())
+    aad = hashlib.sha256(blob[: header.size]).digest()
+    out, pos, counter = b"", header.size, 0
+    while pos < len(blob):
+        chunk = blob[pos : pos + SMALL + 16]
+        last = pos + len(chunk) == len(blob)
+        nonce = okm[32:] + counter.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
+        out += AESGCM(okm[:32]).decrypt(nonce, chunk, aad)
+        pos, counter = pos + len(chunk), counter + 1
+    assert out == b"hello PHR" * 300
+
+
+def test_failed_decryption_writes_no_file(abe, alice, tmp_path):
+    src = tmp_path / "rec.abe"
+    blob = encrypt_small(abe, b"z" * 3000)
+    src.write_bytes(blob[:-1])
+    out = tmp_path / "out.json"
+    with pytest.raises(InvalidCiphertext):
+        decrypt_file(alice, src, out)
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.abe"]
+
+
+def test_failed_decryption_keeps_the_old_file(abe, alice, tmp_path):
+    out = tmp_path / "out.json"
+    out.write_bytes(b"previous")
+    src = tmp_path / "rec.abe"
+    src.write_bytes(abe.encrypt(b"secret", "nurse"))
+    with pytest.raises(PolicyNotSatisfied):
+        decrypt_file(alice, src, out)
+    assert out.read_bytes() == b"previous"
+
+
+def test_file_round_trip_and_wrong_authority(abe, alice, tmp_path):
+    plain = tmp_path / "rec.json"
+    plain.write_bytes(b'{"bp": "120/80"}')
+    abe.encrypt_file(plain, tmp_path / "rec.abe", policy="doctor")
+    decrypt_file(alice, tmp_path / "rec.abe", tmp_path / "out.json")
+    assert (tmp_path / "out.json").read_bytes() == plain.read_bytes()
+    other = CPABE.setup()
+    stranger = other.keygen(["doctor"])
+    with pytest.raises(InvalidKey, match="encrypted for authority"):
+        decrypt_file(stranger, tmp_path / "rec.abe", tmp_path / "out2.json")
+
+
+def test_kp_files(tmp_path):
+    kp = KPABE.setup()
+    key = kp.keygen(policy="lab and (cardiology or oncology)")
+    blob = kp.encrypt(b"ecg", attributes=["lab", "cardiology"])
+    assert decrypt(blob, key) == b"ecg"
+    with pytest.raises(PolicyNotSatisfied):
+        decrypt(kp.encrypt(b"ecg", attributes=["lab"]), key)
+    with pytest.raises(InvalidKey, match="attributes"):
+        kp.encrypt(b"ecg", policy="lab")
+
+
+def test_wrong_key_kinds(abe, alice):
+    blob = abe.encrypt(b"x", "doctor")
+    with pytest.raises(InvalidKey, match="needs a user key"):
+        decrypt(blob, abe.public_key)
+    with pytest.raises(InvalidKey, match="needs a public key"):
+        encrypt_stream(alice, abe.policy("doctor"), io.BytesIO(b""), io.BytesIO())
+    bsw = CPABE.setup("bsw07")
+    with pytest.raises(InvalidKey, match="encrypted with fame"):
+        decrypt(blob, bsw.keygen(["doctor"]))
