@@ -1,0 +1,138 @@
+"""The encrypt/decrypt CLI end to end, as a person at a terminal uses it."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+from click.testing import CliRunner
+
+from abe_health.cli import main
+
+
+@pytest.fixture
+def authority(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["setup", "-o", str(tmp_path / "auth")])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "auth"
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input)
+
+
+def keygen(authority, out, *attrs):
+    flags = [x for a in attrs for x in ("-a", a)]
+    result = run("keygen", "-m", authority / "master.key", *flags, "-o", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_setup_writes_keys_with_modes_and_refuses_overwrite(authority):
+    assert stat.S_IMODE((authority / "master.key").stat().st_mode) == 0o600
+    result = run("setup", "-o", authority)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: {authority}/master.key exists; use --force to replace it " \
+                                    "(old keys stop working)"
+
+
+def test_file_round_trip_and_refusal(authority, tmp_path):
+    alice = keygen(authority, tmp_path / "alice.key", "doctor", "cardiology")
+    bob = keygen(authority, tmp_path / "bob.key", "nurse", "ward = 2")
+    assert stat.S_IMODE(alice.stat().st_mode) == 0o600
+    plain = tmp_path / "rec.json"
+    plain.write_text('{"bp": "120/80"}')
+    policy = "(doctor and cardiology) or (nurse and ward >= 3)"
+    result = run("encrypt", "-k", authority / "public.key", "-p", policy, "-o", tmp_path / "rec.abe", plain)
+    assert result.exit_code == 0, result.output
+    result = run("decrypt", "-i", alice, "-o", tmp_path / "out.json", tmp_path / "rec.abe")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out.json").read_text() == plain.read_text()
+    result = run("decrypt", "-i", bob, "-o", tmp_path / "bob.json", tmp_path / "rec.abe")
+    assert result.exit_code == 1
+    assert result.output.strip() == f'error: key attributes do not satisfy policy "{policy}"'
+    assert not (tmp_path / "bob.json").exists()
+
+
+def test_stdin_stdout(authority, tmp_path):
+    alice = keygen(authority, tmp_path / "alice.key", "doctor")
+    enc = CliRunner().invoke(main, ["encrypt", "-k", str(authority / "public.key"), "-p", "doctor"],
+                             input=b"from stdin")
+    assert enc.exit_code == 0
+    assert enc.stdout_bytes.startswith(b"ABE1")
+    dec = CliRunner().invoke(main, ["decrypt", "-i", str(alice), "-"], input=enc.stdout_bytes)
+    assert dec.exit_code == 0
+    assert dec.stdout_bytes == b"from stdin"
+    bad = CliRunner().invoke(main, ["decrypt", "-i", str(alice)], input=enc.stdout_bytes[:-3])
+    assert bad.exit_code == 1
+    assert bad.stdout_bytes == b""  # no unauthenticated plaintext reaches stdout
+    assert "error:" in bad.stderr
+
+
+def test_kp_cli(tmp_path):
+    assert run("setup", "--scheme", "fame-kp", "-o", tmp_path / "kp").exit_code == 0
+    result = run("keygen", "-m", tmp_path / "kp" / "master.key", "--policy", "lab and cardiology",
+                 "-o", tmp_path / "lab.key")
+    assert result.exit_code == 0, result.output
+    (tmp_path / "ecg.txt").write_bytes(b"ecg")
+    result = run("encrypt", "-k", tmp_path / "kp" / "public.key", "-a", "lab", "-a", "cardiology",
+                 "-o", tmp_path / "ecg.abe", tmp_path / "ecg.txt")
+    assert result.exit_code == 0, result.output
+    result = run("decrypt", "-i", tmp_path / "lab.key", "-o", tmp_path / "out", tmp_path / "ecg.abe")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out").read_bytes() == b"ecg"
+    result = run("encrypt", "-k", tmp_path / "kp" / "public.key", "-p", "lab", tmp_path / "ecg.txt")
+    assert result.exit_code == 1
+    assert "encrypts under attributes" in result.output
+
+
+def test_inspect(authority, tmp_path):
+    alice = keygen(authority, tmp_path / "alice.key", "doctor")
+    (tmp_path / "a").write_bytes(b"x" * 70000)
+    run("encrypt", "-k", authority / "public.key", "-p", "doctor or nurse", "-o", tmp_path / "a.abe",
+        tmp_path / "a")
+    info = json.loads(run("inspect", "--json", tmp_path / "a.abe").output)
+    assert info["scheme"] == "fame" and info["policy"] == "doctor or nurse"
+    assert info["plaintext_bytes"] == 70000 and info["chunks"] == 2
+    text = run("inspect", alice).output
+    assert "kind: user key" in text and "attributes: doctor" in text
+    assert "sk" not in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["decrypt", "-i", "{tmp}/no.key", "{tmp}/nothing.abe"], "cannot read key file"),
+        (["encrypt", "-k", "{auth}/public.key", "-p", "a", "{tmp}/nothing"], "cannot read"),
+        (["decrypt", "-i", "{auth}/public.key", "{auth}/public.key"], "expected a user key"),
+        (["encrypt", "-k", "{auth}/master.key", "-p", "a", "{auth}/public.key"], "expected a public key"),
+        (["encrypt", "-k", "{auth}/public.key", "-p", "a and", "{auth}/public.key"], "column 6"),
+        (["keygen", "-m", "{auth}/public.key", "-a", "x", "-o", "{tmp}/k"], "expected a master key"),
+        (["keygen", "-m", "{auth}/master.key", "-a", "x = ", "-o", "{tmp}/k"], "expected a value"),
+        (["inspect", "{tmp}/garbage"], "not CBOR"),
+        (["setup", "-o", "{tmp}/x", "--width", "age"], "NAME=BITS"),
+    ],
+)
+def test_errors_are_one_line(authority, tmp_path, args, message):
+    (tmp_path / "garbage").write_bytes(b"\xffnot a key")
+    result = run(*[a.format(auth=authority, tmp=tmp_path) for a in args])
+    assert result.exit_code in (1, 2)
+    assert message in result.output
+    assert "Traceback" not in result.output
+    if result.exit_code == 1:
+        assert len(result.output.strip().splitlines()) == 1
+
+
+def test_passphrase_file(tmp_path, monkeypatch):
+    from abe_health import keys as keys_mod
+
+    monkeypatch.setattr(keys_mod, "SCRYPT_N", 2**10)
+    (tmp_path / "pw").write_text("s3cret\n")
+    assert run("setup", "-o", tmp_path / "a", "--passphrase-file", tmp_path / "pw").exit_code == 0
+    result = run("keygen", "-m", tmp_path / "a" / "master.key", "-a", "x", "-o", tmp_path / "k")
+    assert result.exit_code == 1 and "passphrase" in result.output
+    result = run("keygen", "-m", tmp_path / "a" / "master.key", "-a", "x", "-o", tmp_path / "k",
+                 "--passphrase-file", tmp_path / "pw")
+    assert result.exit_code == 0, result.output
