@@ -28,3 +28,19 @@ def test_unknown_suite_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as info:
         main(["nope"])
     assert info.value.code == 2
+
+
+def test_abe_quick(tmp_path):
+    assert main(["abe", "--quick", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "abe" / "results.json").read_text())
+    rows = [r for r in data["rows"] if r["scheme"] == "fame" and r["policy"] == "and" and r["N"] == 10]
+    assert {r["op"] for r in rows} == {"setup", "keygen", "encrypt", "decrypt"}
+    decrypt = next(r for r in rows if r["op"] == "decrypt")
+    assert decrypt["counts"] == {"pair": 6}  # FAME decrypts with 6 pairings, any policy size
+    for row in data["rows"]:
+        assert row["lower_bound_ms"] > 0 and row["median_ms"] > 0
+    envelope = data["envelope"]
+    assert all(e["ok"] for e in envelope)
+    assert all(e["peak_rss_mb"] < 150 for e in envelope)
+    assert (tmp_path / "abe" / "abe_decrypt.png").exists() or any(
+        "matplotlib" in note for note in data["notes"])

@@ -1,0 +1,142 @@
+"""Suite `abe`: setup / keygen / encrypt / decrypt of every scheme as policies grow, each beside
+its lower bound (operation counts x primitive costs, same run) and Charm's own schemes; and the
+envelope's throughput against raw AES-256-GCM with peak memory.
+
+Policies over N attributes: `and` (AND of N: every row used), `or` (OR of N: one row used) and
+`threshold` (N/2 of N: Lagrange coefficients). CP keys hold all N attributes; KP ciphertexts too.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from abe_health.pairing import get_group
+from abe_health.policy import Policy, parse_attributes
+from abe_health.schemes import SCHEMES, get_scheme
+
+from .counting import count_ops, lower_bound_ms
+from .peers import PEERS, PUBLISHED_N50, charm_ops
+from .primitives import measure_costs
+from .report import Report, median_ms
+
+SHAPES = ("and", "or", "threshold")
+
+
+def policy_text(shape: str, n: int) -> str:
+    names = [f"attr{i}" for i in range(n)]
+    if shape == "and":
+        return " and ".join(names)
+    if shape == "or":
+        return " or ".join(names)
+    return f"{max(1, n // 2)} of ({', '.join(names)})"
+
+
+def scheme_ops(name: str, shape: str, n: int) -> dict[str, Callable[[], Any]]:
+    """Zero-argument callables for setup, keygen, encrypt, decrypt of one configuration."""
+    scheme = get_scheme(name, get_group())
+    pk, msk = scheme.setup()
+    policy = Policy.parse(policy_text(shape, n))
+    attrs = parse_attributes([f"attr{i}" for i in range(n)])
+    key_subject, ct_target = (attrs, policy) if scheme.policy_in == "ciphertext" else (policy, attrs)
+    key = scheme.keygen(pk, msk, key_subject)
+    _, ct = scheme.encapsulate(pk, ct_target)
+    return {
+        "setup": scheme.setup,
+        "keygen": lambda: scheme.keygen(pk, msk, key_subject),
+        "encrypt": lambda: scheme.encapsulate(pk, ct_target),
+        "decrypt": lambda: scheme.decapsulate(key, ct),
+    }
+
+
+def run(quick: bool) -> Report:
+    group = get_group()
+    ns = [5, 10, 20, 50] if quick else [5, 10, 20, 50, 100]
+    repeat = 3 if quick else 11
+    costs = measure_costs(group, 30 if quick else 300)
+    report = Report("abe", ["scheme", "policy", "N", "op", "median_ms", "lower_bound_ms",
+                            "ratio_to_bound", "charm_ms", "speedup_vs_charm"])
+    peer_cache: dict[tuple[str, int], dict[str, float] | None] = {}
+    for name in sorted(SCHEMES):
+        for shape in SHAPES:
+            for n in ns if shape == "and" else ns[:3]:
+                ops = scheme_ops(name, shape, n)
+                for op in ("setup", "keygen", "encrypt", "decrypt"):
+                    if op == "setup" and (shape, n) != ("and", ns[0]):
+                        continue
+                    ms = median_ms(ops[op], repeat)
+                    with count_ops(group) as counts:
+                        ops[op]()
+                    bound = lower_bound_ms(counts, costs)
+                    row = {"scheme": name, "policy": shape, "N": n, "op": op, "median_ms": ms,
+                           "lower_bound_ms": bound, "ratio_to_bound": ms / bound if bound else 0.0,
+                           "counts": dict(counts)}
+                    peer = PEERS.get(name)
+                    if peer and shape == "and" and op != "setup" and n <= (20 if quick else 100):
+                        key = (peer, n)
+                        if key not in peer_cache:
+                            peer_cache[key] = _measure_peer(peer, n, repeat)
+                        if peer_cache[key]:
+                            row["charm_ms"] = peer_cache[key][op]
+                            row["speedup_vs_charm"] = peer_cache[key][op] / ms
+                    report.add(**row)
+    _published_comparison(report)
+    report.extra["costs_ms"] = {group.id: costs}
+    report.extra["envelope"] = envelope_rows(quick)
+    for row in report.extra["envelope"]:
+        report.notes.append(
+            f"envelope {row['size'] >> 20} MiB: encrypt {row['encrypt_gbps']:.2f} GB/s in memory "
+            f"({row['encrypt_vs_raw']:.2f}x raw AES-GCM), decrypt {row['decrypt_gbps']:.2f} GB/s; "
+            f"to disk {row['encrypt_disk_gbps']:.2f} GB/s (raw {row['raw_disk_gbps']:.2f}); "
+            f"peak RSS {row['peak_rss_mb']:.0f} MB"
+        )
+    for op in ("keygen", "encrypt", "decrypt"):
+        report.plots.append({"title": f"{op}: AND of N attributes (median ms)", "x": "N", "y": "median_ms",
+                             "series": "scheme", "where": {"op": op, "policy": "and"},
+                             "file": f"abe_{op}.png", "log": "1"})
+    return report
+
+
+def _measure_peer(peer: str, n: int, repeat: int) -> dict[str, float] | None:
+    ops = charm_ops(peer, n)
+    if ops is None:
+        return None
+    return {op: median_ms(fn, repeat) for op, fn in ops.items()}
+
+
+def _published_comparison(report: Report) -> None:
+    """Ours at N = 50 against the Charm figures in DESIGN.md, for machines without Charm."""
+    for row in report.rows:
+        peer = PEERS.get(row["scheme"])
+        if peer and row["policy"] == "and" and row["N"] == 50 and row["op"] in PUBLISHED_N50[peer]:
+            published = PUBLISHED_N50[peer][row["op"]]
+            report.notes.append(
+                f"{row['scheme']} {row['op']} N=50: {row['median_ms']:.1f} ms, "
+                f"{published / row['median_ms']:.1f}x faster than Charm {peer}'s published {published:.0f} ms"
+            )
+
+
+def envelope_rows(quick: bool) -> list[dict[str, Any]]:
+    """Run the envelope child for each size (its own process, so peak RSS is its own)."""
+    sizes = [1 << 20, 64 << 20] if quick else [1 << 20, 64 << 20, 1 << 30]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="abe-bench-") as tmp:
+        for size in sizes:
+            out = subprocess.run([sys.executable, "-m", "benchmarks.envelope", str(size), tmp],  # noqa: S603
+                                 capture_output=True, text=True, check=True, timeout=1200)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append({
+                "size": size, "ok": r["ok"], "peak_rss_mb": r["peak_rss_mb"],
+                "encrypt_gbps": size / r["encrypt_mem_s"] / 1e9,
+                "decrypt_gbps": size / r["decrypt_mem_s"] / 1e9,
+                "raw_gbps": size / r["raw_mem_s"] / 1e9,
+                "encrypt_vs_raw": r["raw_mem_s"] / r["encrypt_mem_s"],
+                "encrypt_disk_gbps": size / r["encrypt_disk_s"] / 1e9,
+                "decrypt_disk_gbps": size / r["decrypt_disk_s"] / 1e9,
+                "raw_disk_gbps": size / r["raw_disk_s"] / 1e9,
+            })
+    return rows
