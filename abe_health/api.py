@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 import cbor2
 
+from .armor import ArmorReader, ArmorWriter, open_maybe_armored
 from .envelope import Header, Progress, decrypt_stream, encrypt_stream, read_header
 from .errors import InvalidCiphertext, InvalidKey
 from .fileio import atomic_output
@@ -111,18 +112,24 @@ class ABE:
                        meta={"pk": fingerprint(self.public_key)})
 
     def encrypt(self, data: bytes, policy: str | None = None,
-                attributes: Iterable[str] | None = None) -> bytes:
-        """Encrypt bytes; returns the `.abe` file contents."""
+                attributes: Iterable[str] | None = None, armor: bool = False) -> bytes:
+        """Encrypt bytes; returns the `.abe` file contents (ASCII-armored when `armor`)."""
         out = io.BytesIO()
-        self.encrypt_stream(io.BytesIO(data), out, policy, attributes)
+        sink = ArmorWriter(out) if armor else out
+        self.encrypt_stream(io.BytesIO(data), sink, policy, attributes)  # type: ignore[arg-type]
+        if armor:
+            sink.close()
         return out.getvalue()
 
     def encrypt_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str],
                      policy: str | None = None, attributes: Iterable[str] | None = None,
-                     progress: Progress | None = None) -> None:
-        """Encrypt a file to `dst`, written atomically."""
+                     progress: Progress | None = None, armor: bool = False) -> None:
+        """Encrypt a file to `dst`, written atomically (ASCII-armored when `armor`)."""
         with open(src, "rb") as fin, atomic_output(dst) as fout:
-            self.encrypt_stream(fin, fout, policy, attributes, progress)
+            sink = ArmorWriter(fout) if armor else fout
+            self.encrypt_stream(fin, sink, policy, attributes, progress)  # type: ignore[arg-type]
+            if armor:
+                sink.close()
 
 
 class CPABE(ABE):
@@ -139,7 +146,7 @@ class KPABE(ABE):
 
 def decrypt_stream_to(key: Key, src: BinaryIO, dst: BinaryIO, progress: Progress | None = None) -> Header:
     """Decrypt src into dst; the caller keeps dst only if this returns."""
-    return decrypt_stream(key, src, dst, progress)
+    return decrypt_stream(key, open_maybe_armored(src), dst, progress)
 
 
 def decrypt(data: bytes, key: Key) -> bytes:
@@ -171,10 +178,15 @@ def decrypt_file(key: Key, src: str | os.PathLike[str] | None, dst: str | os.Pat
 
 def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """What a file says about itself (scheme, group, policy, sizes); reads no secrets."""
-    size = Path(path).stat().st_size
     with open(path, "rb") as fin:
-        header = read_header(fin)
-    payload = size - header.size
+        src = open_maybe_armored(fin)
+        header = read_header(src)
+        if isinstance(src, ArmorReader):
+            payload = 0
+            while block := src.read(1 << 20):
+                payload += len(block)
+        else:
+            payload = Path(path).stat().st_size - header.size
     chunks = max(1, -(-payload // (header.chunk + 16)))
     plaintext = payload - 16 * chunks
     if plaintext < 0:

@@ -17,6 +17,7 @@ import click
 
 from . import __version__
 from .api import ABE, decrypt_file, inspect_file
+from .armor import BEGIN, ArmorWriter
 from .errors import AbeError, PolicySyntaxError
 from .fileio import atomic_output
 from .keys import Key, read_key
@@ -200,21 +201,29 @@ def keygen(master_path: str, public_path: str | None, attrs: tuple[str, ...], po
               help="Attribute of the file (KP scheme), repeatable.")
 @click.option("-o", "--out", "out_path", default=None, type=click.Path(dir_okay=False),
               help="Output file (default: stdout).")
+@click.option("--armor", is_flag=True, help="ASCII-armored output (-----BEGIN ABE FILE-----).")
 @click.argument("src", required=False, default="-")
 @handle_errors
 def encrypt(public_path: str, policy: str | None, attrs: tuple[str, ...], out_path: str | None,
-            src: str) -> None:
+            armor: bool, src: str) -> None:
     """Encrypt IN (default stdin) under a policy (CP) or attributes (KP) into .abe format."""
     authority = ABE(read_key(public_path, expect="public"))
     bar = _progress(src, "encrypting")
     tick = bar.update if bar else None
     fin = sys.stdin.buffer if src == "-" else _open_input(src)
+
+    def run(sink: Any) -> None:
+        out = ArmorWriter(sink) if armor else sink
+        authority.encrypt_stream(fin, out, policy, attrs or None, tick)
+        if armor:
+            out.close()
+
     try:
         if out_path in (None, "-"):
-            authority.encrypt_stream(fin, sys.stdout.buffer, policy, attrs or None, tick)
+            run(sys.stdout.buffer)
         else:
             with atomic_output(out_path) as fout:
-                authority.encrypt_stream(fin, fout, policy, attrs or None, tick)
+                run(fout)
     finally:
         if bar:
             bar.render_finish()
@@ -250,8 +259,8 @@ def inspect(path: str, as_json: bool) -> None:
     """Show what an .abe file or key says about itself (scheme, policy, sizes); no secrets."""
     _open_input(path).close()
     with open(path, "rb") as handle:
-        is_abe = handle.read(4) == b"ABE1"
-    if is_abe:
+        head = handle.read(len(BEGIN))
+    if head.startswith(b"ABE1") or head == BEGIN:
         info = inspect_file(path)
     else:
         key = read_key(path)

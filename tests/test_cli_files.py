@@ -136,3 +136,17 @@ def test_passphrase_file(tmp_path, monkeypatch):
     result = run("keygen", "-m", tmp_path / "a" / "master.key", "-a", "x", "-o", tmp_path / "k",
                  "--passphrase-file", tmp_path / "pw")
     assert result.exit_code == 0, result.output
+
+
+def test_armored_encrypt_decrypt_and_inspect(authority, tmp_path):
+    alice = keygen(authority, tmp_path / "alice.key", "doctor")
+    (tmp_path / "a").write_bytes(b"armored record" * 100)
+    result = run("encrypt", "--armor", "-k", authority / "public.key", "-p", "doctor",
+                 "-o", tmp_path / "a.abe.asc", tmp_path / "a")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.abe.asc").read_bytes().startswith(b"-----BEGIN ABE FILE-----\n")
+    info = json.loads(run("inspect", "--json", tmp_path / "a.abe.asc").output)
+    assert info["plaintext_bytes"] == 1400
+    result = run("decrypt", "-i", alice, "-o", tmp_path / "out", tmp_path / "a.abe.asc")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out").read_bytes() == b"armored record" * 100

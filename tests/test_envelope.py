@@ -187,3 +187,27 @@ def test_wrong_key_kinds(abe, alice):
     bsw = CPABE.setup("bsw07")
     with pytest.raises(InvalidKey, match="encrypted with fame"):
         decrypt(blob, bsw.keygen(["doctor"]))
+
+
+@pytest.mark.parametrize("size", [0, 1, 47, 48, 49, 3000, 70000])
+def test_armored_files(abe, alice, size):
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    armored = abe.encrypt(data, "doctor", armor=True)
+    text = armored.decode("ascii")
+    assert text.startswith("-----BEGIN ABE FILE-----\n") and text.endswith("-----END ABE FILE-----\n")
+    assert all(len(line) <= 64 for line in text.splitlines())
+    assert decrypt(armored, alice) == data
+
+
+def test_armor_tampering(abe, alice):
+    armored = abe.encrypt(b"x" * 500, "doctor", armor=True)
+    lines = armored.split(b"\n")
+    for bad in (
+        armored.replace(b"-----END ABE FILE-----\n", b""),
+        armored + b"trailing",
+        b"\n".join([*lines[:3], b"!!!!", *lines[3:]]),
+        b"\n".join(lines[:2] + lines[3:]),
+        armored.replace(b"BEGIN ABE FILE", b"BEGIN ABE FILX"),
+    ):
+        with pytest.raises(InvalidCiphertext):
+            decrypt(bad, alice)
