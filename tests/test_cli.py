@@ -69,4 +69,5 @@ def test_version_and_demo():
     assert result.exit_code == 0, result.output
     assert "e(g^a, h^b) == e(g, h)^ab: True" in result.output
     assert result.output.count("g^s rebuilt: True") == 3
-    assert result.output.count("refused") == 2
+    assert result.output.count("refused") == 4
+    assert result.output.count("reads it: True") == 3
