@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import ClassVar, Literal
 
 from ..errors import InvalidEncoding
@@ -128,6 +128,14 @@ class PairingGroup(ABC):
         for a, b in pairs:
             result = result * self.pair(a, b)
         return result
+
+    def product(self, elements: Sequence[Element]) -> Element:
+        """The product of a non-empty sequence of elements of one group (backends may fuse it)."""
+        it = iter(elements)
+        acc = next(it)
+        for element in it:
+            acc = acc * element
+        return acc
 
     def random_zr(self) -> int:
         """A uniform non-zero exponent from the OS CSPRNG."""

@@ -7,6 +7,8 @@ subgroup; GT is checked here (x != 0 and x^r == 1), since mcl accepts any Fp12 v
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from typing import ClassVar
 
 from ..errors import BackendUnavailable, InvalidEncoding
@@ -144,6 +146,14 @@ class MclGroup(PairingGroup):
         if type(a) is not G1 or type(b) is not G2:
             raise TypeError("pair() takes an mcl G1 element and an mcl G2 element")
         return GT(pymcl.pairing(a._v, b._v))
+
+    def product(self, elements: Sequence[Element]) -> Element:
+        """Fold the raw mcl values with mcl's own operator and wrap once (about 2x cheaper than
+        chaining wrapped products; decryption adds hundreds of G1 points)."""
+        first = elements[0]
+        raw_type = type(first._v)
+        law = raw_type.__mul__ if type(first) is GT else raw_type.__add__
+        return type(first)(functools.reduce(law, [e._v for e in elements]))
 
     def _hash_to_point(self, kind: GroupKind, data: bytes) -> Element:
         if kind == "G1":

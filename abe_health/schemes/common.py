@@ -22,13 +22,10 @@ def exp(element: Element, m: int) -> Element:
 
 def row_product(elements: Sequence[Element], weights: Sequence[int]) -> Element:
     """prod elements_i^{weights_i}; weights of 1 (every AND/OR policy) are plain multiplications."""
-    acc = None
-    for element, w in zip(elements, weights, strict=True):
-        term = element if w == 1 else element**w
-        acc = term if acc is None else acc * term
-    if acc is None:
+    if not elements:
         raise ValueError("empty product")
-    return acc
+    terms = [e if w == 1 else e**w for e, w in zip(elements, weights, strict=True)]
+    return elements[0].group.product(terms)
 
 
 @lru_cache(maxsize=1024)
