@@ -74,6 +74,7 @@ def write(report: Report, out_dir: Path, quick: bool) -> list[Path]:
     """Write results.json, results.md and plots into out_dir/suite; return the paths written."""
     target = out_dir / report.suite
     target.mkdir(parents=True, exist_ok=True)
+    plots = _plots(report, target)  # first: a skipped plot adds a note to the results
     payload = {
         "suite": report.suite,
         "quick": quick,
@@ -86,8 +87,7 @@ def write(report: Report, out_dir: Path, quick: bool) -> list[Path]:
     }
     written = [_atomic_write(target / "results.json", json.dumps(payload, indent=2) + "\n")]
     written.append(_atomic_write(target / "results.md", to_markdown(report)))
-    written.extend(_plots(report, target))
-    return written
+    return written + plots
 
 
 def _atomic_write(path: Path, text: str) -> Path:
