@@ -1,0 +1,174 @@
+"""The owner's side: build one PASS-tree segment from documents' keyword counts.
+
+Keywords are the leaves of a balanced binary tree, in a keyed pseudorandom order (not
+alphabetical, so leaf positions say nothing about spelling). Level 0 holds the leaves; node i of
+level l has children 2i and 2i+1 of level l-1. Every node's Bloom filter holds every substring of
+every marked keyword "^w$" below it, each substring once, at positions from its PRF value and the
+node's fresh 16-byte salt (see prf.py). A node holding c substrings is sized and padded with
+random dummy insertions up to the next capacity bucket (steps of 2^(1/4)), so its size and fill
+reveal only that bucket, not how similar its subtree's keywords are. Leaves carry an AES-GCM
+payload (the keyword and its postings: segment-local document index and term frequency), padded
+to 32-byte multiples; the document id table is encrypted as one more payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import cbor2
+import numpy as np
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .format import SEGMENT_FORMAT, write_segment
+from .keys import SearchKey
+from .prf import FIXED_KEY, encode, positions
+from .text import MAX_KEYWORD
+
+K_HASHES = 5
+BITS_PER_ELEMENT = 10
+PAD_TO = 32
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class BuildStats:
+    keywords: int
+    documents: int
+    nodes: int
+    filter_bytes: int
+    leaf_bytes: int
+    substrings: int  # distinct (node, substring) insertions over all levels
+
+
+def capacity(counts: np.ndarray) -> np.ndarray:
+    """Round counts up to the next power of 2^(1/4) (at least 8): the padded element count."""
+    c = np.maximum(counts, 8).astype(np.float64)
+    return np.ceil(2.0 ** (np.ceil(4 * np.log2(c) - 1e-9) / 4)).astype(np.int64)
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """nonce | AES-256-GCM(plaintext padded with zeros to a multiple of 32 bytes after a length)."""
+    body = len(plaintext).to_bytes(4, "big") + plaintext
+    body += bytes(-len(body) % PAD_TO)
+    nonce = os.urandom(12)
+    return nonce + AESGCM(key).encrypt(nonce, body, aad)
+
+
+def _leaf_order(words: list[str], key: SearchKey) -> list[str]:
+    return sorted(words, key=lambda w: hashlib.blake2b(w.encode(), key=key.order_key,
+                                                        digest_size=16).digest())
+
+
+def _substrings(words: list[str], key: SearchKey) -> tuple[np.ndarray, np.ndarray]:
+    """(leaf index, distinct-substring id) pairs, and the (D, 16) PRF values of the ids."""
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for leaf, word in enumerate(words):
+        by_length[len(word)].append(leaf)
+    leaf_parts, value_parts = [], []
+    for _length, leaves in sorted(by_length.items()):
+        for start in range(0, len(leaves), 20000):
+            chunk = leaves[start : start + 20000]
+            codes = np.stack([encode(words[i], True, True) for i in chunk])
+            local, values = key.prf.all_substrings(codes)
+            leaf_parts.append(np.asarray(chunk, dtype=np.int64)[local])
+            value_parts.append(values)
+    leaves_of = np.concatenate(leaf_parts)
+    values = np.concatenate(value_parts)
+    pairs = values.view("<u8").reshape(-1, 2)
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    sorted_pairs = pairs[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = np.any(sorted_pairs[1:] != sorted_pairs[:-1], axis=1)
+    ids_sorted = np.cumsum(new) - 1
+    ids = np.empty(len(order), dtype=np.int64)
+    ids[order] = ids_sorted
+    distinct = values[order[new]]
+    return np.stack([leaves_of, ids]), distinct
+
+
+def _level_filters(node: np.ndarray, sid: np.ndarray, n_nodes: int, distinct: np.ndarray,
+                   bit_base: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Salts, bit offsets, sizes and packed filter bytes of one level's nodes."""
+    counts = np.bincount(node, minlength=n_nodes)
+    cap = capacity(counts)
+    sizes = ((cap * BITS_PER_ELEMENT + 63) // 64 * 64).astype(np.uint64)
+    local_off = np.zeros(n_nodes, dtype=np.uint64)
+    local_off[1:] = np.cumsum(sizes)[:-1]
+    total = int(sizes.sum())
+    salts = np.frombuffer(os.urandom(16 * n_nodes), dtype=np.uint8).reshape(n_nodes, 16)
+    bits = np.zeros(total, dtype=bool)
+    for start in range(0, len(node), 1 << 21):
+        nd, sd = node[start : start + (1 << 21)], sid[start : start + (1 << 21)]
+        pos = positions(distinct[sd], salts[nd], sizes[nd], K_HASHES)
+        bits[(local_off[nd][:, None] + pos).ravel()] = True
+    dummies = cap - counts
+    owner = np.repeat(np.arange(n_nodes), dummies)
+    if len(owner):
+        rnd = np.frombuffer(os.urandom(8 * K_HASHES * len(owner)), dtype=np.uint64)
+        rnd = rnd.reshape(-1, K_HASHES) % sizes[owner][:, None]
+        bits[(local_off[owner][:, None] + rnd).ravel()] = True
+    packed = np.packbits(bits, bitorder="little")
+    return salts, local_off + np.uint64(bit_base), sizes, packed
+
+
+def build_segment(docs: Mapping[str, Mapping[str, int]], key: SearchKey, out: Path,
+                  progress: Progress | None = None) -> BuildStats:
+    """Build a segment for `docs` ({doc_id: {keyword: tf}}) into directory `out`."""
+    doc_ids = sorted(docs)
+    postings: dict[str, list[list[int]]] = defaultdict(list)
+    for d, doc_id in enumerate(doc_ids):
+        for word, tf in sorted(docs[doc_id].items()):
+            if 0 < len(word) <= MAX_KEYWORD:
+                postings[word].append([d, int(tf)])
+    words = _leaf_order(list(postings), key)
+    segment_id = secrets.token_bytes(16)
+    if not words:
+        raise ValueError("no keywords to index")
+    pairs, distinct = _substrings(words, key)
+    if progress:
+        progress("substrings", len(words))
+    keys_sorted = np.unique((pairs[0] << 32) | pairs[1])
+    levels, salts_all, offs_all, sizes_all, packed_all = [], [], [], [], []
+    n_level, bit_base, inserted = len(words), 0, 0
+    while True:
+        node = (keys_sorted >> 32).astype(np.int64)
+        sid = (keys_sorted & 0xFFFFFFFF).astype(np.int64)
+        inserted += len(node)
+        salts, offs, sizes, packed = _level_filters(node, sid, n_level, distinct, bit_base)
+        levels.append(n_level)
+        salts_all.append(salts)
+        offs_all.append(offs)
+        sizes_all.append(sizes)
+        packed_all.append(packed)
+        bit_base += 8 * len(packed)
+        if progress:
+            progress("level", n_level)
+        if n_level == 1:
+            break
+        parent = ((node >> 1) << 32) | sid
+        parent.sort(kind="stable")
+        keep = np.ones(len(parent), dtype=bool)
+        keep[1:] = parent[1:] != parent[:-1]
+        keys_sorted = parent[keep].astype(np.int64)
+        n_level = (n_level + 1) // 2
+    payloads = [
+        seal(key.leaf_key, cbor2.dumps([w, postings[w]]), segment_id + i.to_bytes(8, "big"))
+        for i, w in enumerate(words)
+    ]
+    doc_table = seal(key.leaf_key, cbor2.dumps(doc_ids), segment_id + b"documents")
+    meta = {
+        "v": 1, "format": SEGMENT_FORMAT, "id": segment_id, "k": K_HASHES,
+        "bits_per_element": BITS_PER_ELEMENT, "levels": levels, "fixed_key": FIXED_KEY,
+        "key_check": key.check_value(segment_id), "documents": doc_table,
+    }
+    write_segment(out, meta, np.concatenate(packed_all), np.concatenate(offs_all),
+                  np.concatenate(sizes_all), np.concatenate(salts_all), payloads)
+    return BuildStats(len(words), len(doc_ids), sum(levels), sum(len(p) for p in packed_all),
+                      sum(len(p) for p in payloads), inserted)

@@ -1,0 +1,63 @@
+"""The client's side: trapdoors, and the finish: open payloads, drop false positives, rank.
+
+A trapdoor is the PRF value of the pattern's code points (with its ^/$ markers), the same value
+the owner inserted for that substring of every keyword containing it. The Bloom filters may let
+false positives through; the client decrypts each leaf's keyword and keeps it only if it really
+matches, so results equal a plaintext substring scan exactly.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+import cbor2
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .errors import IndexCorrupt
+from .format import Segment
+from .keys import SearchKey
+from .prf import encode
+from .text import parse_pattern
+
+
+def trapdoor(key: SearchKey, pattern: str) -> bytes:
+    """The 16-byte trapdoor of a pattern such as `card`, `^card`, `itis$`, `^heart$`."""
+    body, start, end = parse_pattern(pattern)
+    codes = encode(body, start, end)
+    if len(codes) > key.prf.max_len:
+        return bytes(16)  # longer than any indexed keyword: matches nothing
+    return key.prf.one(codes)
+
+
+def key_matches(key: SearchKey, segment: Segment) -> bool:
+    """Whether `key` built this segment (constant-time comparison of the key-check value)."""
+    return hmac.compare_digest(key.check_value(segment.id), segment.meta["key_check"])
+
+
+def open_payload(key: SearchKey, sealed: bytes, aad: bytes, where: str) -> object:
+    """Decrypt and decode one sealed payload (see build.seal)."""
+    try:
+        body = AESGCM(key.leaf_key).decrypt(sealed[:12], sealed[12:], aad)
+        length = int.from_bytes(body[:4], "big")
+        return cbor2.loads(body[4 : 4 + length])
+    except (InvalidTag, ValueError, IndexError):
+        raise IndexCorrupt(f"{where}: a sealed payload does not open (altered or misplaced)") from None
+
+
+def documents(key: SearchKey, segment: Segment) -> list[str]:
+    """The segment's document id table."""
+    table = open_payload(key, segment.meta["documents"], segment.id + b"documents", str(segment.path))
+    if not isinstance(table, list) or not all(isinstance(d, str) for d in table):
+        raise IndexCorrupt(f"{segment.path}: malformed document table")
+    return table
+
+
+def open_leaf(key: SearchKey, segment: Segment, leaf: int, sealed: bytes
+              ) -> tuple[str, list[tuple[int, int]]]:
+    """(keyword, [(segment-local document index, tf)]) of a leaf."""
+    item = open_payload(key, sealed, segment.id + leaf.to_bytes(8, "big"), str(segment.path))
+    if (not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str)
+            or not isinstance(item[1], list)):
+        raise IndexCorrupt(f"{segment.path}: malformed leaf {leaf}")
+    return item[0], [(int(d), int(tf)) for d, tf in item[1]]

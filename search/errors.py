@@ -1,0 +1,19 @@
+"""Typed errors of the search package (independent of abe_health, which maps them for its CLI)."""
+
+from __future__ import annotations
+
+
+class SearchError(Exception):
+    """Base class of every error the search package raises on purpose."""
+
+
+class IndexCorrupt(SearchError):
+    """An index file or directory that is malformed, truncated or of an unknown version."""
+
+
+class InvalidSearchKey(SearchError):
+    """A search key file that is malformed, or that does not belong to the index."""
+
+
+class InvalidPattern(SearchError, ValueError):
+    """A query pattern that cannot match anything (empty, or markers in the middle)."""

@@ -1,0 +1,99 @@
+"""The secret search key: 32 random bytes, from which every working key is derived by HKDF.
+
+Derived keys: the four polynomial points and AES key of the substring PRF (trapdoors), the
+leaf-payload AEAD key, the keyed leaf order, and a key-check value that lets a client tell a wrong
+key from an empty result. Key files are CBOR, written atomically with mode 0600.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import cbor2
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .errors import InvalidSearchKey
+from .prf import P, SubstringPRF
+
+KEY_TYPE = "abe-health/pass-search-key"
+
+
+def _derive(master: bytes, label: str, length: int) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None,
+                info=f"abe-health/pass/v1/{label}".encode()).derive(master)
+
+
+@dataclass(frozen=True)
+class SearchKey:
+    """A PASS-tree search key (owner and authorized clients hold it; the server never does)."""
+
+    secret: bytes
+
+    @classmethod
+    def generate(cls) -> SearchKey:
+        return cls(secrets.token_bytes(32))
+
+    @cached_property
+    def prf(self) -> SubstringPRF:
+        raw = _derive(self.secret, "points", 4 * 8)
+        points = [2 + int.from_bytes(raw[i : i + 8], "big") % (P - 2) for i in range(0, 32, 8)]
+        return SubstringPRF(points, _derive(self.secret, "prf-aes", 16))
+
+    @cached_property
+    def leaf_key(self) -> bytes:
+        return _derive(self.secret, "leaf-aead", 32)
+
+    @cached_property
+    def order_key(self) -> bytes:
+        return _derive(self.secret, "leaf-order", 32)
+
+    def check_value(self, index_id: bytes) -> bytes:
+        """A MAC of the index id: equal only for the key the index was built with."""
+        return hmac.new(_derive(self.secret, "key-check", 32), index_id, hashlib.sha256).digest()[:16]
+
+    def to_bytes(self) -> bytes:
+        return cbor2.dumps({"v": 1, "type": KEY_TYPE, "key": self.secret})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SearchKey:
+        try:
+            decoded = cbor2.loads(data)
+        except Exception:  # cbor2 raises several error types for garbage
+            raise InvalidSearchKey("not a search key (bytes are not CBOR)") from None
+        if not isinstance(decoded, dict) or decoded.get("type") != KEY_TYPE or decoded.get("v") != 1:
+            raise InvalidSearchKey("not an abe-health search key")
+        secret = decoded.get("key")
+        if not isinstance(secret, bytes) or len(secret) != 32:
+            raise InvalidSearchKey("search key must hold 32 bytes")
+        return cls(secret)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically with mode 0600."""
+        target = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(self.to_bytes())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SearchKey:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise InvalidSearchKey(f"cannot read search key {path}: {exc.strerror}") from None
+        return cls.from_bytes(data)

@@ -1,0 +1,113 @@
+"""Keyed substring values and per-node Bloom positions, vectorized with numpy.
+
+1. Every substring s of a marked keyword "^w$" gets a 128-bit PRF value
+   t(s) = AES_k(H_1(s) | H_2(s) | H_3(s) | H_4(s)): four polynomial hashes modulo p = 2^31 - 1
+   at secret points (an almost-universal hash, collision probability <= (len/p)^4 for a pair),
+   then a keyed permutation: hash-then-PRP is a PRF up to those collisions. All substrings of all
+   keywords of one length are hashed at once from prefix sums, so no Python loop runs per substring.
+2. A node with salt sigma maps t to Bloom positions with a tweakable hash from fixed-key AES
+   (Guo-Katz-Wang-Yu, S&P 2020): u = pi(t xor sigma) xor t xor sigma, pi = AES under a public
+   fixed key; h1 = low 64 bits of u, h2 = high 64 bits | 1; positions (h1 + i h2) mod m, i < k.
+   Without t (a trapdoor) the positions are unpredictable; with it, each node's are independent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+P = 2**31 - 1
+N_HASHES = 4
+MARK_START, MARK_END = 1, 2  # code points of "^" and "$"; characters are ord(c) + 3
+FIXED_KEY = hashlib.sha256(b"abe-health PASS-tree fixed-key AES, public by design").digest()[:16]
+
+
+def _ecb(key: bytes):
+    return Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - a PRP on single blocks
+
+
+class SubstringPRF:
+    """t(s) for substrings, from secret polynomial points and an AES key."""
+
+    def __init__(self, points: list[int], aes_key: bytes, max_len: int = 64) -> None:
+        if len(points) != N_HASHES or not all(2 <= r < P for r in points):
+            raise ValueError("need four polynomial points in [2, p)")
+        self._aes = _ecb(aes_key)
+        r = np.array(points, dtype=np.uint64)
+        rinv = np.array([pow(x, P - 2, P) for x in points], dtype=np.uint64)
+        self.pow = np.ones((N_HASHES, max_len + 1), dtype=np.uint64)
+        self.inv = np.ones((N_HASHES, max_len + 1), dtype=np.uint64)
+        for t in range(1, max_len + 1):
+            self.pow[:, t] = self.pow[:, t - 1] * r % P
+            self.inv[:, t] = self.inv[:, t - 1] * rinv % P
+        self.max_len = max_len
+
+    def _finish(self, hashes: np.ndarray) -> np.ndarray:
+        """(n, 4) hashes -> (n, 16) uint8 PRF values."""
+        blocks = np.ascontiguousarray(hashes.astype("<u4")).view(np.uint8)
+        out = self._aes.update(blocks.tobytes())
+        return np.frombuffer(out, dtype=np.uint8).reshape(-1, 16)
+
+    def all_substrings(self, codes: np.ndarray, drop_lone_markers: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """PRF values of every substring of each row of `codes` (n words of equal marked length M).
+
+        Returns (word index per value, values (q, 16) uint8), substrings ordered word-major.
+        """
+        n, m = codes.shape
+        if m > self.max_len:
+            raise ValueError(f"keywords longer than {self.max_len - 2} characters are not indexed")
+        i_idx, j_idx = np.triu_indices(m + 1, k=1)  # all 0 <= i < j <= m
+        if drop_lone_markers:  # "^" alone and "$" alone are not patterns
+            keep = ~(((i_idx == 0) & (j_idx == 1)) | ((i_idx == m - 1) & (j_idx == m)))
+            i_idx, j_idx = i_idx[keep], j_idx[keep]
+        hashes = np.empty((n, len(i_idx), N_HASHES), dtype=np.uint64)
+        c = codes.astype(np.uint64)
+        for h in range(N_HASHES):
+            prefix = np.zeros((n, m + 1), dtype=np.uint64)
+            for t in range(m):
+                prefix[:, t + 1] = (prefix[:, t] + c[:, t] * self.pow[h, t]) % P
+            diff = (prefix[:, j_idx] + P - prefix[:, i_idx]) % P
+            hashes[:, :, h] = diff * self.inv[h, i_idx] % P
+        words = np.repeat(np.arange(n, dtype=np.int64), len(i_idx))
+        return words, self._finish(hashes.reshape(-1, N_HASHES))
+
+    def one(self, codes: np.ndarray) -> bytes:
+        """The PRF value of one whole code sequence (a trapdoor)."""
+        if len(codes) > self.max_len:
+            raise ValueError("pattern longer than any indexed keyword")
+        hashes = np.zeros((1, N_HASHES), dtype=np.uint64)
+        for h in range(N_HASHES):
+            acc = 0
+            for t, code in enumerate(codes):
+                acc = (acc + int(code) * int(self.pow[h, t])) % P
+            hashes[0, h] = acc
+        return self._finish(hashes)[0].tobytes()
+
+
+_FIXED = _ecb(FIXED_KEY)
+
+
+def tweak(values: np.ndarray, salts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(h1, h2) uint64 arrays from (n, 16) PRF values and (n, 16) node salts."""
+    x = np.bitwise_xor(values, salts)
+    y = np.frombuffer(_FIXED.update(np.ascontiguousarray(x).tobytes()), dtype=np.uint8).reshape(-1, 16)
+    u = np.bitwise_xor(x, y).view("<u8")
+    return u[:, 0].copy(), u[:, 1] | np.uint64(1)
+
+
+def positions(values: np.ndarray, salts: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) Bloom bit positions of values under node salts in filters of `sizes` bits."""
+    h1, h2 = tweak(values, salts)
+    steps = np.arange(k, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        raw = h1[:, None] + steps[None, :] * h2[:, None]
+    return raw % sizes.astype(np.uint64)[:, None]
+
+
+def encode(text: str, start: bool, end: bool) -> np.ndarray:
+    """Code points of a (marked) string: '^' -> 1, '$' -> 2, character c -> ord(c) + 3."""
+    body = [ord(ch) + 3 for ch in text]
+    return np.array(([MARK_START] if start else []) + body + ([MARK_END] if end else []), dtype=np.uint32)

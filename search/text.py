@@ -1,0 +1,83 @@
+"""Keywords from documents, and query patterns, normalized the same way (NFC, case-folded).
+
+A keyword is a maximal run of word characters (`\\w+`: letters, digits, underscore, any script)
+of at most MAX_KEYWORD characters; longer runs (hashes, identifiers) are not indexed. JSON
+documents contribute the words of every string value, at any depth.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidPattern
+
+MAX_KEYWORD = 40
+_WORD = re.compile(r"\w+")
+
+
+def normalize(text: str) -> str:
+    """NFC, case-folded, NFC again (case folding can decompose)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+
+
+def keywords(text: str) -> Counter[str]:
+    """Term frequencies of the keywords of a text."""
+    return Counter(w for w in _WORD.findall(normalize(text)) if len(w) <= MAX_KEYWORD)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def document_keywords(path: Path) -> Counter[str]:
+    """Keywords of a file: JSON string values for .json files, else the whole text."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix.lower() == ".json":
+        try:
+            return keywords("\n".join(_strings(json.loads(text))))
+        except json.JSONDecodeError:
+            pass
+    return keywords(text)
+
+
+def collect(paths: list[Path]) -> dict[str, Counter[str]]:
+    """Document id (the path as given, or relative to a given directory) -> keyword counts."""
+    docs: dict[str, Counter[str]] = {}
+    for root in paths:
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for f in files:
+            doc_id = str(f.relative_to(root)) if root.is_dir() else str(f)
+            docs[doc_id] = document_keywords(f)
+    return docs
+
+
+def parse_pattern(pattern: str) -> tuple[str, bool, bool]:
+    """(normalized body, anchored at start, anchored at end) of a query like `^card`, `itis$`."""
+    start = pattern.startswith("^")
+    end = pattern.endswith("$") and len(pattern) > (1 if start else 0)
+    body = pattern[1 if start else 0 : len(pattern) - 1 if end else len(pattern)]
+    if "^" in body or "$" in body:
+        raise InvalidPattern(f"'^' and '$' may only open and close a pattern: {pattern!r}")
+    body = normalize(body)
+    if not body:
+        raise InvalidPattern("empty pattern")
+    return body, start, end
+
+
+def matches(body: str, start: bool, end: bool, word: str) -> bool:
+    """Whether keyword `word` matches the pattern (the plaintext definition, used by the client)."""
+    marked = "^" + word + "$"
+    return (("^" if start else "") + body + ("$" if end else "")) in marked
