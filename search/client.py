@@ -12,7 +12,6 @@ import hmac
 
 import cbor2
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import IndexCorrupt
 from .format import Segment
@@ -38,7 +37,7 @@ def key_matches(key: SearchKey, segment: Segment) -> bool:
 def open_payload(key: SearchKey, sealed: bytes, aad: bytes, where: str) -> object:
     """Decrypt and decode one sealed payload (see build.seal)."""
     try:
-        body = AESGCM(key.leaf_key).decrypt(sealed[:12], sealed[12:], aad)
+        body = key.aead.decrypt(sealed[:12], sealed[12:], aad)
         length = int.from_bytes(body[:4], "big")
         return cbor2.loads(body[4 : 4 + length])
     except (InvalidTag, ValueError, IndexError):

@@ -3,7 +3,7 @@
 ```
 INDEX/manifest.cbor      {"v": 1, "format": "abe-health/pass-index", "segments": ["seg-0001", ...]}
 INDEX/seg-0001/meta.cbor {"v": 1, "format": "abe-health/pass-segment", "id", "k",
-                          "bits_per_element", "levels": [n_0 leaves, n_1, ..., 1], "fixed_key",
+                          "bits_per_element", "levels": [n_0 leaves, n_1, ..., n_top], "fixed_key",
                           "key_check", "documents": sealed document id table}
               filters.bin  every node's Bloom filter, level by level (bit offsets in node_off)
               node_off.npy node_m.npy salts.npy   uint64 bit offset, uint64 size, 16-byte salt
@@ -90,7 +90,7 @@ def load_segment(path: Path) -> Segment:
     if not isinstance(meta, dict) or meta.get("format") != SEGMENT_FORMAT or meta.get("v") != 1:
         raise _corrupt(path, "not a version-1 PASS segment")
     levels = meta.get("levels")
-    if (not isinstance(levels, list) or not levels or levels[-1] != 1
+    if (not isinstance(levels, list) or not levels
             or any(not isinstance(n, int) or n < 1 for n in levels)
             or any(levels[i + 1] != (levels[i] + 1) // 2 for i in range(len(levels) - 1))):
         raise _corrupt(path, "level sizes do not describe a binary tree")
@@ -122,7 +122,9 @@ def load_segment(path: Path) -> Segment:
         raise _corrupt(path, "leaf offsets do not match leaves.bin")
     start = np.zeros(len(levels), dtype=np.int64)
     start[1:] = np.cumsum(levels)[:-1]
-    return Segment(path, meta, levels, start, filters, node_off, node_m, salts, leaves, leaf_off)
+    # plain ndarray views of the maps: the same pages, without np.memmap's per-index overhead
+    return Segment(path, meta, levels, start, *(np.asarray(a) for a in (
+        filters, node_off, node_m, salts, leaves, leaf_off)))
 
 
 def read_manifest(index: Path) -> list[str]:

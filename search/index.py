@@ -47,6 +47,14 @@ class SearchIndex:
         self.path = Path(path)
         self.segment_names = read_manifest(self.path)
         self.segments: list[Segment] = [load_segment(self.path / n) for n in self.segment_names]
+        self._tables: dict[tuple[bytes, bytes], list[str]] = {}
+
+    def _table(self, key: SearchKey, segment: Segment) -> list[str]:
+        """The segment's document table, decrypted once per key."""
+        slot = (segment.id, key.check_value(segment.id))
+        if slot not in self._tables:
+            self._tables[slot] = documents(key, segment)
+        return self._tables[slot]
 
     @classmethod
     def create(cls, path: str | Path, docs: Mapping[str, Mapping[str, int]], key: SearchKey,
@@ -69,7 +77,7 @@ class SearchIndex:
 
     def documents(self, key: SearchKey) -> list[str]:
         self._require_key(key)
-        return [d for s in self.segments for d in documents(key, s)]
+        return [d for s in self.segments for d in self._table(key, s)]
 
     def add(self, docs: Mapping[str, Mapping[str, int]], key: SearchKey,
             progress: Progress | None = None) -> BuildStats:
@@ -118,7 +126,7 @@ class SearchIndex:
         postings: dict[str, dict[str, int]] = defaultdict(dict)
         n_docs, returned, false_pos, visited = 0, 0, 0, 0
         for segment, result in reached:
-            table = documents(key, segment)
+            table = self._table(key, segment)
             n_docs += len(table)
             visited += result.nodes_visited
             for leaf, sealed in result.leaves:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import cbor2
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import InvalidSearchKey
@@ -51,6 +52,10 @@ class SearchKey:
     @cached_property
     def leaf_key(self) -> bytes:
         return _derive(self.secret, "leaf-aead", 32)
+
+    @cached_property
+    def aead(self) -> AESGCM:
+        return AESGCM(self.leaf_key)
 
     @cached_property
     def order_key(self) -> bytes:

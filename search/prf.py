@@ -7,13 +7,15 @@
    keywords of one length are hashed at once from prefix sums, so no Python loop runs per substring.
 2. A node with salt sigma maps t to Bloom positions with a tweakable hash from fixed-key AES
    (Guo-Katz-Wang-Yu, S&P 2020): u = pi(t xor sigma) xor t xor sigma, pi = AES under a public
-   fixed key; h1 = low 64 bits of u, h2 = high 64 bits | 1; positions (h1 + i h2) mod m, i < k.
+   fixed key; h1, h2 = the first two 32-bit words of u (h2 made odd); position i < k is
+   ((h1 + i h2) mod 2^32) * m >> 32.
    Without t (a trapdoor) the positions are unpredictable; with it, each node's are independent.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -34,7 +36,8 @@ class SubstringPRF:
     def __init__(self, points: list[int], aes_key: bytes, max_len: int = 64) -> None:
         if len(points) != N_HASHES or not all(2 <= r < P for r in points):
             raise ValueError("need four polynomial points in [2, p)")
-        self._aes = _ecb(aes_key)
+        self._aes_key = aes_key
+        self._local = threading.local()
         r = np.array(points, dtype=np.uint64)
         rinv = np.array([pow(x, P - 2, P) for x in points], dtype=np.uint64)
         self.pow = np.ones((N_HASHES, max_len + 1), dtype=np.uint64)
@@ -47,7 +50,10 @@ class SubstringPRF:
     def _finish(self, hashes: np.ndarray) -> np.ndarray:
         """(n, 4) hashes -> (n, 16) uint8 PRF values."""
         blocks = np.ascontiguousarray(hashes.astype("<u4")).view(np.uint8)
-        out = self._aes.update(blocks.tobytes())
+        ctx = getattr(self._local, "aes", None)
+        if ctx is None:  # one AES context per thread: contexts must not be shared
+            ctx = self._local.aes = _ecb(self._aes_key)
+        out = ctx.update(blocks.data)
         return np.frombuffer(out, dtype=np.uint8).reshape(-1, 16)
 
     def all_substrings(self, codes: np.ndarray, drop_lone_markers: bool = True
@@ -87,24 +93,35 @@ class SubstringPRF:
         return self._finish(hashes)[0].tobytes()
 
 
-_FIXED = _ecb(FIXED_KEY)
+_local = threading.local()
 
 
-def tweak(values: np.ndarray, salts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(h1, h2) uint64 arrays from (n, 16) PRF values and (n, 16) node salts."""
+def _fixed():
+    """A per-thread fixed-key AES-ECB context (contexts must not be shared between threads)."""
+    ctx = getattr(_local, "fixed", None)
+    if ctx is None:
+        ctx = _local.fixed = _ecb(FIXED_KEY)
+    return ctx
+
+
+def tweak(values: np.ndarray, salts: np.ndarray) -> np.ndarray:
+    """u = pi(x) xor x for x = value xor salt, as (n, 4) uint32 words."""
     x = np.bitwise_xor(values, salts)
-    y = np.frombuffer(_FIXED.update(np.ascontiguousarray(x).tobytes()), dtype=np.uint8).reshape(-1, 16)
-    u = np.bitwise_xor(x, y).view("<u8")
-    return u[:, 0].copy(), u[:, 1] | np.uint64(1)
+    y = np.frombuffer(_fixed().update(np.ascontiguousarray(x).data), dtype=np.uint8).reshape(-1, 16)
+    return np.bitwise_xor(x, y).view("<u4")
 
 
 def positions(values: np.ndarray, salts: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
-    """(n, k) Bloom bit positions of values under node salts in filters of `sizes` bits."""
-    h1, h2 = tweak(values, salts)
-    steps = np.arange(k, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        raw = h1[:, None] + steps[None, :] * h2[:, None]
-    return raw % sizes.astype(np.uint64)[:, None]
+    """(n, k) Bloom bit positions of values under node salts in filters of `sizes` (< 2^32) bits.
+
+    Double hashing on 32-bit words, g_i = h1 + i h2 mod 2^32 (h2 odd), reduced to [0, m) by
+    multiply-shift, (g_i m) >> 32 (Lemire), which avoids a 64-bit division per position.
+    """
+    u = tweak(values, salts)
+    h1, h2 = u[:, 0], u[:, 1] | np.uint32(1)
+    g = h2[:, None] * np.arange(k, dtype=np.uint32)[None, :]  # uint32 arithmetic wraps mod 2^32
+    g += h1[:, None]
+    return (g.astype(np.uint64) * sizes.astype(np.uint64)[:, None]) >> np.uint64(32)
 
 
 def encode(text: str, start: bool, end: bool) -> np.ndarray:

@@ -29,7 +29,7 @@ def traverse(segment: Segment, trapdoor: bytes) -> ServerResult:
     """The leaves of `segment` whose root-to-leaf filters all contain the trapdoor."""
     value = np.frombuffer(trapdoor, dtype=np.uint8)
     k = int(segment.meta["k"])
-    frontier = np.zeros(1, dtype=np.int64)
+    frontier = np.arange(segment.levels[-1], dtype=np.int64)  # the whole top level
     visited = 0
     for level in range(len(segment.levels) - 1, -1, -1):
         nodes = segment.level_start[level] + frontier
