@@ -5,11 +5,11 @@ alphabetical, so leaf positions say nothing about spelling). Level 0 holds the l
 level l has children 2i and 2i+1 of level l-1; levels are stored up to the first with at most
 TOP_NODES nodes, which the server tests in full for every query. Every node's Bloom filter holds
 every substring of every marked keyword "^w$" below it, each substring once, at positions from
-its PRF value and the node's fresh 16-byte salt (see prf.py). A node holding c substrings is sized and padded with
-random dummy insertions up to the next capacity bucket (steps of 2^(1/4)), so its size and fill
-reveal only that bucket, not how similar its subtree's keywords are. Leaves carry an AES-GCM
-payload (the keyword and its postings: segment-local document index and term frequency), padded
-to 32-byte multiples; the document id table is encrypted as one more payload.
+its PRF value and the node's fresh 16-byte salt (see prf.py). A node holding c substrings is
+sized and padded with random dummy insertions up to the next capacity bucket (steps of 2^(1/4)),
+so its size and fill reveal only that bucket, not how similar its subtree's keywords are. Leaves
+carry an AES-GCM payload (the keyword and its postings: segment-local document index and term
+frequency), padded to 32-byte multiples; the document id table is encrypted as one more payload.
 """
 
 from __future__ import annotations
