@@ -15,9 +15,12 @@ from typing import Any, TypeVar
 
 import click
 
+from search.errors import SearchError
+
 from . import __version__
 from .api import ABE, decrypt_file, inspect_file
 from .armor import BEGIN, ArmorWriter
+from .cli_search import register as register_search
 from .errors import AbeError, PolicySyntaxError
 from .fileio import atomic_output
 from .keys import Key, read_key
@@ -36,7 +39,7 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
-def describe(exc: AbeError) -> str:
+def describe(exc: AbeError | SearchError) -> str:
     """One readable line for a toolkit error."""
     if isinstance(exc, PolicySyntaxError) and exc.text:
         return f'policy "{exc.text}": {exc}'
@@ -50,7 +53,7 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except AbeError as exc:
+        except (AbeError, SearchError) as exc:
             raise CliError(describe(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
@@ -296,6 +299,9 @@ def demo() -> None:
     from .demo import run_demo
 
     run_demo(click.echo)
+
+
+register_search(main, handle_errors)
 
 
 if __name__ == "__main__":  # pragma: no cover
