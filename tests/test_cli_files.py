@@ -150,3 +150,38 @@ def test_armored_encrypt_decrypt_and_inspect(authority, tmp_path):
     result = run("decrypt", "-i", alice, "-o", tmp_path / "out", tmp_path / "a.abe.asc")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out").read_bytes() == b"armored record" * 100
+
+
+def test_search_cli_with_key_and_with_abe_identity(authority, tmp_path):
+    recs = tmp_path / "recs"
+    recs.mkdir()
+    (recs / "a.json").write_text('{"notes": "Cardiology consult, atrial fibrillation"}')
+    (recs / "b.txt").write_text("Discarded postcard, heart heart")
+    assert run("index", "keygen", "-o", tmp_path / "s.key").exit_code == 0
+    result = run("index", "build", recs, "--key", tmp_path / "s.key", "-o", tmp_path / "idx",
+                 "--policy", "doctor", "-k", authority / "public.key")
+    assert result.exit_code == 0, result.output
+    result = run("search", tmp_path / "idx", "card", "--key", tmp_path / "s.key")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].startswith("  1. a.json  (prefix")
+    data = json.loads(run("search", tmp_path / "idx", "^heart$", "--key", tmp_path / "s.key",
+                          "--json").output)
+    assert [h["document"] for h in data["hits"]] == ["b.txt"]
+    doctor = keygen(authority, tmp_path / "doctor.key", "doctor")
+    nurse = keygen(authority, tmp_path / "nurse.key", "nurse")
+    result = run("search", tmp_path / "idx", "fib", "-i", doctor)
+    assert result.exit_code == 0 and "a.json" in result.output
+    result = run("search", tmp_path / "idx", "fib", "-i", nurse)
+    assert result.exit_code == 1
+    assert result.output.strip() == 'error: key attributes do not satisfy policy "doctor"'
+    assert run("index", "keygen", "-o", tmp_path / "other.key").exit_code == 0
+    result = run("search", tmp_path / "idx", "card", "--key", tmp_path / "other.key")
+    assert result.exit_code == 1 and "did not build" in result.output
+    (recs / "c.txt").write_text("new cardiomyopathy note")
+    result = run("index", "add", tmp_path / "idx", recs / "c.txt", "--key", tmp_path / "s.key")
+    assert result.exit_code == 0, result.output
+    assert "c.txt" in run("search", tmp_path / "idx", "myopath", "--key", tmp_path / "s.key").output
+    result = run("search", tmp_path / "idx", "^$", "--key", tmp_path / "s.key")
+    assert result.exit_code == 1 and "empty pattern" in result.output
+    result = run("search", tmp_path / "nowhere", "x", "--key", tmp_path / "s.key")
+    assert result.exit_code == 1 and "not an index" in result.output

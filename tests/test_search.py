@@ -1,0 +1,229 @@
+"""PASS-tree search: exact equality with a plaintext scan, ranking, salts, leakage, corruption."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from search import (
+    IndexCorrupt,
+    InvalidPattern,
+    InvalidSearchKey,
+    SearchIndex,
+    SearchKey,
+    keywords,
+    reference_search,
+)
+from search.build import capacity
+from search.client import trapdoor
+from search.prf import positions
+from search.server import traverse
+from search.text import MAX_KEYWORD, collect, parse_pattern
+
+KEY = SearchKey.generate()
+ALPHABET = "abcdeäßσç日"
+
+
+def build(tmp_path, docs, key=KEY, name="idx"):
+    return SearchIndex.create(tmp_path / name, docs, key)[0]
+
+
+words_st = st.text(alphabet=ALPHABET, min_size=1, max_size=9)
+docs_st = st.dictionaries(
+    st.text(alphabet="xyz0123456789", min_size=1, max_size=4),
+    st.dictionaries(words_st, st.integers(1, 4), min_size=1, max_size=8),
+    min_size=1, max_size=12,
+)
+
+
+@st.composite
+def patterns(draw, docs):
+    words = sorted({w for counts in docs.values() for w in counts})
+    if draw(st.booleans()):
+        w = draw(st.sampled_from(words))
+        i = draw(st.integers(0, len(w) - 1))
+        j = draw(st.integers(i + 1, len(w)))
+        body = w[i:j]
+        start = i == 0 and draw(st.booleans())
+        end = j == len(w) and draw(st.booleans())
+    else:
+        body, start, end = draw(words_st), draw(st.booleans()), draw(st.booleans())
+    return ("^" if start else "") + body + ("$" if end else "")
+
+
+@settings(max_examples=40)
+@given(docs=docs_st, data=st.data())
+def test_results_equal_a_plaintext_scan(tmp_path_factory, docs, data):
+    tmp = tmp_path_factory.mktemp("idx")
+    docs = {d: Counter({w.casefold(): n for w, n in c.items()}) for d, c in docs.items()}
+    docs = {d: Counter({w: n for w, n in c.items() if w.isalnum()}) for d, c in docs.items()}
+    docs = {d: c for d, c in docs.items() if c}
+    if not docs:
+        return
+    index = build(tmp, docs)
+    for _ in range(8):
+        pattern = data.draw(patterns(docs))
+        if not pattern.strip("^$"):
+            continue
+        result = index.search(pattern, KEY)
+        assert result.hits == reference_search(pattern, docs), pattern
+
+
+def test_ranking_rule():
+    docs = {
+        "a": Counter({"card": 1}),
+        "b": Counter({"cardiology": 5}),
+        "c": Counter({"postcard": 1}),
+        "d": Counter({"discarded": 9}),
+        "e": Counter({"cardiology": 1, "discarded": 1}),
+    }
+    hits = reference_search("card", docs)
+    assert [(h.doc_id, h.match) for h in hits] == [
+        ("a", "exact"), ("b", "prefix"), ("e", "prefix"), ("c", "suffix"), ("d", "inner")]
+    assert hits[1].score > hits[2].score  # tf 5 against tf 1, same idf
+    assert [h.doc_id for h in reference_search("^card", docs)] == ["a", "b", "e"]
+    assert [h.doc_id for h in reference_search("card$", docs)] == ["a", "c"]
+    assert [h.doc_id for h in reference_search("^card$", docs)] == ["a"]
+
+
+def test_search_matches_reference_on_records(tmp_path):
+    docs = {
+        "rec1.json": keywords("Cardiology consult: atrial fibrillation; cardiac arrest risk"),
+        "rec2.txt": keywords("Discarded postcard; card game. Heart heart heart"),
+        "rec3.txt": keywords("Ärztin: Herzinsuffizienz, kardiale Dekompensation, STRASSE Straße"),
+    }
+    index = build(tmp_path, docs)
+    for pattern in ["card", "^card", "card$", "^card$", "heart", "ärz", "ÄRZ", "zinsuff", "xyz",
+                    "^h", "strasse", "e$", "^ca"]:
+        assert index.search(pattern, KEY).hits == reference_search(pattern, docs), pattern
+    assert index.search("card", KEY, top=1).hits == reference_search("card", docs)[:1]
+
+
+def test_wrong_key_finds_nothing(tmp_path):
+    index = build(tmp_path, {"d": Counter({"cardiology": 1})})
+    other = SearchKey.generate()
+    assert not index.key_matches(other)
+    assert index.search("card", other).hits == []
+    with pytest.raises(InvalidSearchKey):
+        index.documents(other)
+
+
+def test_node_salts_separate_the_same_substring(tmp_path):
+    """The same keyword in two subtrees (two segments here, two leaves below) sets different bits."""
+    index = build(tmp_path, {"d1": Counter({"cardiac": 1, "cardiology": 1})})
+    index.add({"d2": Counter({"cardiac": 1, "zebra": 1, "yak": 1, "xylophone": 1})}, KEY)
+    door = np.frombuffer(trapdoor(KEY, "cardiac"), dtype=np.uint8)[None, :]
+    size = np.array([1 << 20], dtype=np.uint64)
+    seen = []
+    for segment in index.segments:
+        for node in range(segment.levels[0]):
+            pos = positions(door, segment.salts[node][None, :], size, 4)
+            seen.append(tuple(int(p) for p in pos[0]))
+    assert len(set(seen)) == len(seen)  # every node maps "cardiac" to its own positions
+    zero = np.zeros((1, 16), dtype=np.uint8)
+    assert (positions(door, zero, size, 4) == positions(door, zero.copy(), size, 4)).all()
+    # and each segment's tree still leads the exact-word trapdoor to its one "cardiac" leaf
+    for segment in index.segments:
+        assert len(traverse(segment, trapdoor(KEY, "^cardiac$")).leaves) == 1
+
+
+def test_index_files_hold_no_plaintext(tmp_path):
+    docs = {"patient-4711-record.json": Counter({"myocarditis": 3, "warfarin": 1})}
+    build(tmp_path, docs)
+    blob = b"".join(p.read_bytes() for p in (tmp_path / "idx").rglob("*") if p.is_file())
+    for secret in (b"myocarditis", b"warfarin", b"carditis", b"patient-4711", b"4711"):
+        assert secret not in blob
+
+
+def test_padding_rounds_counts_to_capacity_buckets():
+    counts = np.array([1, 8, 9, 10, 11, 100, 1000, 12345])
+    cap = capacity(counts)
+    assert (cap >= np.maximum(counts, 8)).all()
+    assert (cap <= np.maximum(counts, 8) * 1.2 + 1).all()
+    assert len(set(capacity(np.arange(100, 119)))) <= 2  # nearby counts share a bucket
+
+
+def test_add_merges_and_matches_reference(tmp_path):
+    first = {f"d{i}": Counter({f"word{i}": 1, "common": 1}) for i in range(20)}
+    index = build(tmp_path, first)
+    every = dict(first)
+    for batch in range(3):
+        more = {f"n{batch}-{i}": Counter({f"extra{batch}x{i}": 2, "common": 1}) for i in range(8)}
+        index.add(more, KEY)
+        every.update(more)
+        for pattern in ("common", "word1", "^extra", "x1$"):
+            assert index.search(pattern, KEY).hits == reference_search(pattern, every), pattern
+    assert len(index.segments) < 4  # merged on the way
+    with pytest.raises(IndexCorrupt, match="already indexed"):
+        index.add({"d1": Counter({"again": 1})}, KEY)
+    reopened = SearchIndex(tmp_path / "idx")
+    assert reopened.search("common", KEY).hits == reference_search("common", every)
+
+
+def test_corrupt_indexes_raise_typed_errors(tmp_path):
+    docs = {f"d{i}": Counter({f"term{i}": 1}) for i in range(30)}
+    build(tmp_path, docs)
+    seg = tmp_path / "idx" / "seg-0001"
+    filters = (seg / "filters.bin").read_bytes()
+    (seg / "filters.bin").write_bytes(filters[: len(filters) // 2])
+    with pytest.raises(IndexCorrupt, match=r"outside filters\.bin"):
+        SearchIndex(tmp_path / "idx")
+    (seg / "filters.bin").write_bytes(filters)
+    leaves = bytearray((seg / "leaves.bin").read_bytes())
+    leaves[20] ^= 1
+    (seg / "leaves.bin").write_bytes(bytes(leaves))
+    index = SearchIndex(tmp_path / "idx")
+    with pytest.raises(IndexCorrupt, match="does not open"):
+        for i in range(30):
+            index.search(f"term{i}", KEY)
+    (seg / "meta.cbor").write_bytes(b"\xff garbage")
+    with pytest.raises(IndexCorrupt, match="not valid CBOR"):
+        SearchIndex(tmp_path / "idx")
+    (tmp_path / "idx" / "manifest.cbor").write_bytes(b"nope")
+    with pytest.raises(IndexCorrupt):
+        SearchIndex(tmp_path / "idx")
+    with pytest.raises(IndexCorrupt, match="not an index"):
+        SearchIndex(tmp_path)
+    (seg / "salts.npy").unlink()
+    with pytest.raises(IndexCorrupt):
+        SearchIndex(tmp_path / "idx")
+
+
+def test_refuses_to_overwrite(tmp_path):
+    build(tmp_path, {"d": Counter({"x": 1})})
+    with pytest.raises(IndexCorrupt, match="not empty"):
+        build(tmp_path, {"d": Counter({"y": 1})})
+
+
+@pytest.mark.parametrize("bad", ["", "^", "$", "^$", "a^b", "a$b"])
+def test_invalid_patterns(bad):
+    with pytest.raises(InvalidPattern):
+        parse_pattern(bad)
+
+
+def test_keywords_and_collect(tmp_path):
+    assert keywords("Straße STRASSE straße") == Counter({"strasse": 3})
+    assert keywords("x" * (MAX_KEYWORD + 1) + " ok") == Counter({"ok": 1})
+    (tmp_path / "r.json").write_text('{"a": "Heart rate", "b": {"c": ["ECG normal", 5]}, "heart": 1}')
+    (tmp_path / "n.txt").write_text("free text heart")
+    docs = collect([tmp_path])
+    assert docs["r.json"] == Counter({"heart": 1, "rate": 1, "ecg": 1, "normal": 1})
+    assert docs["n.txt"] == Counter({"free": 1, "text": 1, "heart": 1})
+
+
+def test_search_key_files(tmp_path):
+    path = tmp_path / "s.key"
+    KEY.save(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert SearchKey.load(path) == KEY
+    path.write_bytes(b"garbage")
+    with pytest.raises(InvalidSearchKey):
+        SearchKey.load(path)
+    with pytest.raises(InvalidSearchKey, match="cannot read"):
+        SearchKey.load(tmp_path / "missing")
