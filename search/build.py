@@ -42,6 +42,8 @@ TOP_NODES = 512
 #: pairs per numpy batch: 2^16 runs about 25x faster here than 2^21 (cache-resident temporaries)
 CHUNK = 1 << 16
 WORKERS = 2
+#: unpacked Bloom bits filled at once per worker (a bool array: 128 MB)
+RANGE_BITS = 1 << 27
 
 Progress = Callable[[str, int], None]
 
@@ -76,7 +78,8 @@ def _leaf_order(words: list[str], key: SearchKey) -> list[str]:
 
 
 def _substrings(words: list[str], key: SearchKey) -> tuple[np.ndarray, np.ndarray]:
-    """(leaf index, distinct-substring id) pairs, and the (D, 16) PRF values of the ids."""
+    """Sorted distinct keys (leaf << 32 | substring id) of level 0, and the (D, 16) PRF values of
+    the distinct substring ids. Memory is kept to a few bytes per substring beyond the values."""
     by_length: dict[int, list[int]] = defaultdict(list)
     for leaf, word in enumerate(words):
         by_length[len(word)].append(leaf)
@@ -84,7 +87,7 @@ def _substrings(words: list[str], key: SearchKey) -> tuple[np.ndarray, np.ndarra
     def batch(chunk: list[int]) -> tuple[np.ndarray, np.ndarray]:
         codes = np.stack([encode(words[i], True, True) for i in chunk])
         local, values = key.prf.all_substrings(codes)
-        return np.asarray(chunk, dtype=np.int64)[local], values
+        return np.asarray(chunk, dtype=np.uint64)[local], values
 
     chunks = [leaves[s : s + 2000] for _, leaves in sorted(by_length.items())
               for s in range(0, len(leaves), 2000)]
@@ -99,18 +102,24 @@ def _substrings(words: list[str], key: SearchKey) -> tuple[np.ndarray, np.ndarra
     # may get two ids: it is then inserted twice at the same positions, which is harmless.
     bits = max(1, int(len(pairs) - 1).bit_length())
     mask = np.uint64((1 << bits) - 1)
-    packed = (pairs[:, 0] & ~mask) | np.arange(len(pairs), dtype=np.uint64)
-    packed.sort()
-    order = (packed & mask).astype(np.int64)
-    del packed
-    sorted_pairs = pairs[order]
+    order = (pairs[:, 0] & ~mask) | np.arange(len(pairs), dtype=np.uint64)
+    order.sort()
+    order &= mask
+    order = order.astype(np.int64)
     new = np.ones(len(order), dtype=bool)
-    new[1:] = np.any(sorted_pairs[1:] != sorted_pairs[:-1], axis=1)
-    ids_sorted = np.cumsum(new) - 1
-    ids = np.empty(len(order), dtype=np.int64)
-    ids[order] = ids_sorted
+    for start in range(1, len(order), 1 << 20):  # neighbours compared in slices: no full copy
+        here = pairs[order[start : start + (1 << 20)]]
+        before = pairs[order[start - 1 : start - 1 + len(here)]]
+        new[start : start + len(here)] = np.any(here != before, axis=1)
     distinct = values[order[new]]
-    return np.stack([leaves_of, ids]), distinct
+    del values, pairs
+    ids = np.empty(len(order), dtype=np.uint64)
+    ids[order] = np.cumsum(new, dtype=np.uint64) - np.uint64(1)
+    del order, new
+    leaves_of <<= np.uint64(32)
+    leaves_of |= ids
+    del ids
+    return _distinct_sorted(leaves_of), distinct
 
 
 def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
@@ -124,30 +133,41 @@ def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
     return keys[keep]
 
 
-def _level_filters(node: np.ndarray, sid: np.ndarray, n_nodes: int, distinct: np.ndarray
+def _level_filters(keys: np.ndarray, n_nodes: int, distinct: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Salts, bit offsets, sizes and packed filter bytes of one level's nodes."""
-    counts = np.bincount(node, minlength=n_nodes)
+    """Salts, bit offsets, sizes and packed filter bytes of one level's nodes.
+
+    `keys` are the level's sorted (node << 32 | substring id). Nodes are filled a range at a
+    time, so the unpacked bit array never exceeds RANGE_BITS."""
+    bounds = np.searchsorted(keys, np.arange(n_nodes + 1, dtype=np.uint64) << np.uint64(32))
+    counts = np.diff(bounds)
     cap = capacity(counts)
     sizes = ((cap * BITS_PER_ELEMENT + 63) // 64 * 64).astype(np.uint64)
     local_off = np.zeros(n_nodes, dtype=np.uint64)
     local_off[1:] = np.cumsum(sizes)[:-1]
-    total = int(sizes.sum())
     salts = np.frombuffer(os.urandom(16 * n_nodes), dtype=np.uint8).reshape(n_nodes, 16)
-    bits = np.zeros(total, dtype=bool)
-    for start in range(0, len(node), CHUNK):  # small chunks keep numpy temporaries in cache
-        nd, sd = node[start : start + CHUNK], sid[start : start + CHUNK]
-        pos = positions(distinct[sd], salts[nd], sizes[nd], K_HASHES)
-        pos += local_off[nd][:, None]
-        bits[pos.ravel()] = True
-    dummies = cap - counts
-    owner = np.repeat(np.arange(n_nodes), dummies)
-    if len(owner):
-        rnd = np.frombuffer(os.urandom(8 * K_HASHES * len(owner)), dtype=np.uint64)
-        rnd = rnd.reshape(-1, K_HASHES) % sizes[owner][:, None]
-        bits[(local_off[owner][:, None] + rnd).ravel()] = True
-    packed = np.packbits(bits, bitorder="little")
-    return salts, local_off, sizes, packed
+    packed_parts = []
+    first = 0
+    while first < n_nodes:  # a range of whole nodes with at most RANGE_BITS bits (or one node)
+        last = max(first + 1, int(np.searchsorted(local_off, local_off[first] + RANGE_BITS)))
+        last = min(last, n_nodes)
+        base = local_off[first]
+        bits = np.zeros(int(local_off[last - 1] + sizes[last - 1] - base), dtype=bool)
+        for start in range(int(bounds[first]), int(bounds[last]), CHUNK):
+            chunk = keys[start : min(start + CHUNK, int(bounds[last]))]
+            nd = (chunk >> np.uint64(32)).astype(np.int64)
+            sd = (chunk & np.uint64(0xFFFFFFFF)).astype(np.int64)
+            pos = positions(distinct[sd], salts[nd], sizes[nd], K_HASHES)
+            pos += (local_off[nd] - base)[:, None]
+            bits[pos.ravel()] = True
+        owner = np.repeat(np.arange(first, last), (cap - counts)[first:last])
+        if len(owner):  # padding: random dummy elements up to the node's capacity
+            rnd = np.frombuffer(os.urandom(8 * K_HASHES * len(owner)), dtype=np.uint64)
+            rnd = rnd.reshape(-1, K_HASHES) % sizes[owner][:, None]
+            bits[(local_off[owner] - base)[:, None] + rnd] = True
+        packed_parts.append(np.packbits(bits, bitorder="little"))
+        first = last
+    return salts, local_off, sizes, np.concatenate(packed_parts)
 
 
 def _seal_leaves(words: list[str], postings: Mapping[str, list[list[int]]], key: SearchKey,
@@ -174,24 +194,23 @@ def build_segment(docs: Mapping[str, Mapping[str, int]], key: SearchKey, out: Pa
     segment_id = secrets.token_bytes(16)
     if not words:
         raise ValueError("no keywords to index")
-    pairs, distinct = _substrings(words, key)
+    keys, distinct = _substrings(words, key)
     if progress:
         progress("substrings", len(words))
-    keys = _distinct_sorted((pairs[0] << 32) | pairs[1])
-    del pairs
     levels, built, n_level, inserted = [], [], len(words), 0
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:  # numpy releases the GIL: levels in parallel
         while True:
-            node = (keys >> 32).astype(np.int64)
-            sid = (keys & 0xFFFFFFFF).astype(np.int64)
-            inserted += len(node)
+            inserted += len(keys)
             levels.append(n_level)
-            built.append(pool.submit(_level_filters, node, sid, n_level, distinct))
+            built.append(pool.submit(_level_filters, keys, n_level, distinct))
             if len(built) > WORKERS:  # bound the levels held in memory at once
                 built[-1 - WORKERS].result()
             if n_level <= TOP_NODES:
                 break
-            keys = _distinct_sorted(((node >> 1) << 32) | sid)
+            parent = (keys >> np.uint64(33)) << np.uint64(32)  # node // 2, in the high half
+            parent |= keys & np.uint64(0xFFFFFFFF)
+            keys = _distinct_sorted(parent)
+            del parent
             n_level = (n_level + 1) // 2
             if progress:
                 progress("level", n_level)
