@@ -11,7 +11,7 @@ from pathlib import Path
 from .report import to_markdown, write
 
 #: suite name -> module with a `run(quick: bool) -> Report`
-SUITES = {"primitives": "benchmarks.primitives", "abe": "benchmarks.abe"}
+SUITES = {"primitives": "benchmarks.primitives", "abe": "benchmarks.abe", "search": "benchmarks.search"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,7 +133,7 @@ def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
     return keys[keep]
 
 
-def _level_filters(keys: np.ndarray, n_nodes: int, distinct: np.ndarray
+def _level_filters(keys: np.ndarray, n_nodes: int, distinct: np.ndarray, salted: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Salts, bit offsets, sizes and packed filter bytes of one level's nodes.
 
@@ -145,7 +145,8 @@ def _level_filters(keys: np.ndarray, n_nodes: int, distinct: np.ndarray
     sizes = ((cap * BITS_PER_ELEMENT + 63) // 64 * 64).astype(np.uint64)
     local_off = np.zeros(n_nodes, dtype=np.uint64)
     local_off[1:] = np.cumsum(sizes)[:-1]
-    salts = np.frombuffer(os.urandom(16 * n_nodes), dtype=np.uint8).reshape(n_nodes, 16)
+    salts = (np.frombuffer(os.urandom(16 * n_nodes), dtype=np.uint8) if salted
+             else np.zeros(16 * n_nodes, dtype=np.uint8)).reshape(n_nodes, 16)
     packed_parts = []
     first = 0
     while first < n_nodes:  # a range of whole nodes with at most RANGE_BITS bits (or one node)
@@ -182,8 +183,11 @@ def _seal_leaves(words: list[str], postings: Mapping[str, list[list[int]]], key:
 
 
 def build_segment(docs: Mapping[str, Mapping[str, int]], key: SearchKey, out: Path,
-                  progress: Progress | None = None) -> BuildStats:
-    """Build a segment for `docs` ({doc_id: {keyword: tf}}) into directory `out`."""
+                  progress: Progress | None = None, salted: bool = True) -> BuildStats:
+    """Build a segment for `docs` ({doc_id: {keyword: tf}}) into directory `out`.
+
+    `salted=False` gives every node the all-zero salt: the unsalted baseline of the benchmark,
+    whose filters could be compared across nodes. Never use it for real data."""
     doc_ids = sorted(docs)
     postings: dict[str, list[list[int]]] = defaultdict(list)
     for d, doc_id in enumerate(doc_ids):
@@ -202,7 +206,7 @@ def build_segment(docs: Mapping[str, Mapping[str, int]], key: SearchKey, out: Pa
         while True:
             inserted += len(keys)
             levels.append(n_level)
-            built.append(pool.submit(_level_filters, keys, n_level, distinct))
+            built.append(pool.submit(_level_filters, keys, n_level, distinct, salted))
             if len(built) > WORKERS:  # bound the levels held in memory at once
                 built[-1 - WORKERS].result()
             if n_level <= TOP_NODES:

@@ -44,3 +44,14 @@ def test_abe_quick(tmp_path):
     assert all(e["peak_rss_mb"] < 150 for e in envelope)
     assert (tmp_path / "abe" / "abe_decrypt.png").exists() or any(
         "matplotlib" in note for note in data["notes"])
+
+
+def test_search_quick(tmp_path):
+    assert main(["search", "--quick", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "search" / "results.json").read_text())
+    assert {row["keywords"] for row in data["rows"]} == {2000, 10000}
+    for row in data["rows"]:
+        assert row["query_median_ms"] > 0 and 0 <= row["false_positive_rate"] < 0.2
+        assert row["unsalted_query_median_ms"] > 0 and row["plaintext_scan_median_ms"] > 0
+    for build in data["builds"]:
+        assert build["bytes_per_keyword"] < 2048 and build["keywords_per_s"] > 0

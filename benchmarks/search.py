@@ -1,0 +1,51 @@
+"""Suite `search`: the PASS-tree index at growing keyword counts (child process per size).
+
+Build time and rate, on-disk bytes per keyword, peak RSS; query latency (median, p95; server
+and client parts) by pattern length, nodes visited, matching keywords and the Bloom
+false-positive rate before the client's check; beside a plaintext substring scan of the same
+keywords and (up to 100k) an unsalted filter tree built from the same data in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .report import Report
+
+
+def run(quick: bool) -> Report:
+    sizes = [2_000, 10_000] if quick else [10_000, 100_000, 1_000_000]
+    report = Report("search", ["keywords", "pattern_length", "query_median_ms", "query_p95_ms",
+                               "server_median_ms", "client_median_ms", "nodes_visited_median",
+                               "matching_keywords_median", "false_positive_rate",
+                               "plaintext_scan_median_ms", "unsalted_query_median_ms"])
+    builds = []
+    with tempfile.TemporaryDirectory(prefix="search-bench-") as tmp:
+        for n in sizes:
+            out = Path(tmp) / f"{n}.json"
+            subprocess.run([sys.executable, "-m", "benchmarks.search_child", str(n),  # noqa: S603
+                            "quick" if quick else "full", str(out)], check=True, timeout=3600)
+            result = json.loads(out.read_text())
+            builds.append({k: v for k, v in result.items() if k != "queries"})
+            for row in result["queries"]:
+                report.add(keywords=n, **row)
+    report.extra["builds"] = builds
+    for b in builds:
+        unsalted = (f"; unsalted baseline build {b['unsalted_build_s']:.1f} s"
+                    if "unsalted_build_s" in b else "")
+        report.notes.append(
+            f"{b['keywords']:,} keywords ({b['source']}), {b['documents']:,} documents: build "
+            f"{b['build_s']:.1f} s = {b['keywords_per_s']:,.0f} keywords/s, "
+            f"{b['bytes_per_keyword']:.0f} bytes/keyword on disk, peak RSS {b['peak_rss_mb']:.0f} MB"
+            + unsalted)
+    report.plots.append({"title": "query latency by pattern length (median ms)", "x": "pattern_length",
+                         "y": "query_median_ms", "series": "keywords", "file": "search_query.png",
+                         "logy": "1"})
+    report.plots.append({"title": "plaintext scan by pattern length (median ms)", "x": "pattern_length",
+                         "y": "plaintext_scan_median_ms", "series": "keywords",
+                         "file": "search_scan.png", "logy": "1"})
+    return report
