@@ -71,3 +71,4 @@ def test_version_and_demo():
     assert result.output.count("g^s rebuilt: True") == 3
     assert result.output.count("refused") == 4
     assert result.output.count("reads it: True") == 3
+    assert "card$      -> P-23.json (suffix: postcard)" in result.output
