@@ -226,3 +226,16 @@ def test_hash_cache_is_used(authorities, mcl_group):
     size = len(fame._hash_cache)
     fame.encapsulate(pk, policy("cached_attr_1 and cached_attr_2"))
     assert len(fame._hash_cache) == size
+
+
+def test_wrong_subject_types_are_refused(authorities, mcl_group):
+    fame, pk, msk = authorities("fame", mcl_group)
+    with pytest.raises(TypeError, match="issues keys for KeyAttributes"):
+        fame.keygen(pk, msk, policy("doctor"))
+    with pytest.raises(TypeError, match="encrypts under Policy"):
+        fame.encapsulate(pk, attrs("doctor"))
+    kp, kpk, kmsk = authorities("fame-kp", mcl_group)
+    with pytest.raises(TypeError, match="issues keys for Policy"):
+        kp.keygen(kpk, kmsk, attrs("doctor"))
+    with pytest.raises(InvalidKey, match="expected a public record"):
+        fame.encapsulate(msk, policy("doctor"))

@@ -108,6 +108,25 @@ class Scheme(ABC):
     def decapsulate(self, key: Record, ct: Record) -> Element:
         """The GT key of `ct` (the user key alone suffices), or PolicyNotSatisfied."""
 
+    def hash_attribute(self, label: str) -> Element:
+        """H(label) in G1, as the classic schemes hash their attribute universe."""
+        return self.hash_g1(b"A", label.encode())
+
+    def key_subject(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> None:
+        """Check keygen's inputs: the authority's records, and attributes (CP) or a policy (KP)."""
+        self.check(pk, "public")
+        self.check(msk, "master")
+        wanted = KeyAttributes if self.policy_in == "ciphertext" else Policy
+        if not isinstance(subject, wanted):
+            raise TypeError(f"{self.name} issues keys for {wanted.__name__}, not {type(subject).__name__}")
+
+    def encap_target(self, pk: Record, target: Policy | KeyAttributes) -> None:
+        """Check encapsulate's inputs: a public key, and a policy (CP) or attributes (KP)."""
+        self.check(pk, "public")
+        wanted = Policy if self.policy_in == "ciphertext" else KeyAttributes
+        if not isinstance(target, wanted):
+            raise TypeError(f"{self.name} encrypts under {wanted.__name__}, not {type(target).__name__}")
+
     # -- records -------------------------------------------------------------------------------
     def record(self, kind: RecordKind, parts: dict[str, Any], **meta: Any) -> Record:
         return Record(self.name, self.group, kind, parts, meta)

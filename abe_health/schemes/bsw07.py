@@ -35,9 +35,6 @@ class BSW07(Scheme):
         "ciphertext": {"C": "G2", "Ci": ("list", None, "G2"), "Cpi": ("list", None, "G1")},
     }
 
-    def _h(self, label: str) -> Element:
-        return self.hash_g1(b"A", label.encode())
-
     def setup(self, widths: Mapping[str, int] | None = None) -> tuple[Record, Record]:
         grp = self.group
         alpha, beta = grp.random_zr(), grp.random_zr()
@@ -47,9 +44,7 @@ class BSW07(Scheme):
         return pk, self.record("master", {"alpha": alpha, "beta": beta})
 
     def keygen(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> Record:
-        self.check(pk, "public")
-        self.check(msk, "master")
-        assert isinstance(subject, KeyAttributes), "CP-ABE keys are issued for attributes"
+        self.key_subject(pk, msk, subject)
         grp, q = self.group, self.group.order
         g1, g2 = grp.generator("G1"), grp.generator("G2")
         r = grp.random_zr()
@@ -58,22 +53,21 @@ class BSW07(Scheme):
         Dj, Dpj = {}, {}
         for label in sorted(subject.labels):
             rj = grp.random_zr()
-            Dj[label] = g1r * self._h(label) ** rj
+            Dj[label] = g1r * self.hash_attribute(label) ** rj
             Dpj[label] = g2**rj
         return self.record("user", {"D": D, "Dj": Dj, "Dpj": Dpj},
                            attributes=[str(a) for a in subject.attributes],
                            widths=pk.meta.get("widths", {}))
 
     def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
-        self.check(pk, "public")
-        assert isinstance(target, Policy), "CP-ABE encrypts under a policy"
+        self.encap_target(pk, target)
         grp = self.group
         lsss = target.lsss
         s = grp.random_zr()
         shares = lsss.shares(s, grp.order)
         g2 = grp.generator("G2")
         Ci = [g2**lam for lam in shares]
-        Cpi = [self._h(label) ** lam for label, lam in zip(lsss.rho, shares, strict=True)]
+        Cpi = [self.hash_attribute(label) ** lam for label, lam in zip(lsss.rho, shares, strict=True)]
         ct = self.record("ciphertext", {"C": pk["h"] ** s, "Ci": Ci, "Cpi": Cpi}, policy=str(target))
         return pk["e_gg_alpha"] ** s, ct
 

@@ -92,9 +92,7 @@ class FameCP(_Fame):
     }
 
     def keygen(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> Record:
-        self.check(pk, "public")
-        self.check(msk, "master")
-        assert isinstance(subject, KeyAttributes), "CP-ABE keys are issued for attributes"
+        self.key_subject(pk, msk, subject)
         grp, q = self.group, self.group.order
         g = grp.generator("G1")
         beta, sk0 = self._key_randomness(msk)
@@ -125,8 +123,7 @@ class FameCP(_Fame):
                            widths=pk.meta.get("widths", {}))
 
     def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
-        self.check(pk, "public")
-        assert isinstance(target, Policy), "CP-ABE encrypts under a policy"
+        self.encap_target(pk, target)
         lsss = target.lsss
         s1, s2, ct0, key = self._encap_randomness(pk)
         s = (s1, s2)
@@ -176,9 +173,7 @@ class FameKP(_Fame):
     }
 
     def keygen(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> Record:
-        self.check(pk, "public")
-        self.check(msk, "master")
-        assert isinstance(subject, Policy), "KP-ABE keys are issued for a policy"
+        self.key_subject(pk, msk, subject)
         grp, q = self.group, self.group.order
         g = grp.generator("G1")
         lsss = subject.lsss
@@ -207,8 +202,7 @@ class FameKP(_Fame):
                            widths=pk.meta.get("widths", {}))
 
     def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
-        self.check(pk, "public")
-        assert isinstance(target, KeyAttributes), "KP-ABE encrypts under attributes"
+        self.encap_target(pk, target)
         s1, s2, ct0, key = self._encap_randomness(pk)
         ct = {
             label: [self._h(label, l, 0) ** s1 * self._h(label, l, 1) ** s2 for l in range(3)]

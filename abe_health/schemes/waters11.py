@@ -34,9 +34,6 @@ class Waters11(Scheme):
         "ciphertext": {"Cp": "G2", "Ci": ("list", None, "G1"), "Di": ("list", None, "G2")},
     }
 
-    def _h(self, label: str) -> Element:
-        return self.hash_g1(b"A", label.encode())
-
     def setup(self, widths: Mapping[str, int] | None = None) -> tuple[Record, Record]:
         grp = self.group
         alpha, a = grp.random_zr(), grp.random_zr()
@@ -46,20 +43,17 @@ class Waters11(Scheme):
         return pk, self.record("master", {"alpha": alpha, "a": a})
 
     def keygen(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> Record:
-        self.check(pk, "public")
-        self.check(msk, "master")
-        assert isinstance(subject, KeyAttributes), "CP-ABE keys are issued for attributes"
+        self.key_subject(pk, msk, subject)
         grp = self.group
         t = grp.random_zr()
         K = grp.generator("G1") ** (msk["alpha"] + msk["a"] * t)
-        Kx = {label: self._h(label) ** t for label in sorted(subject.labels)}
+        Kx = {label: self.hash_attribute(label) ** t for label in sorted(subject.labels)}
         return self.record("user", {"K": K, "L": grp.generator("G2") ** t, "Kx": Kx},
                            attributes=[str(a) for a in subject.attributes],
                            widths=pk.meta.get("widths", {}))
 
     def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
-        self.check(pk, "public")
-        assert isinstance(target, Policy), "CP-ABE encrypts under a policy"
+        self.encap_target(pk, target)
         grp = self.group
         lsss = target.lsss
         s = grp.random_zr()
@@ -68,7 +62,7 @@ class Waters11(Scheme):
         Ci, Di = [], []
         for label, lam in zip(lsss.rho, shares, strict=True):
             r = grp.random_zr()
-            Ci.append(pk["g1_a"] ** lam * self._h(label) ** (-r))
+            Ci.append(pk["g1_a"] ** lam * self.hash_attribute(label) ** (-r))
             Di.append(g2**r)
         ct = self.record("ciphertext", {"Cp": g2**s, "Ci": Ci, "Di": Di}, policy=str(target))
         return pk["e_gg_alpha"] ** s, ct
