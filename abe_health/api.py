@@ -16,7 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -144,19 +144,22 @@ class KPABE(ABE):
     policy_in = "key"
 
 
-def decrypt_stream_to(key: Key, src: BinaryIO, dst: BinaryIO, progress: Progress | None = None) -> Header:
-    """Decrypt src into dst; the caller keeps dst only if this returns."""
+def decrypt_stream_to(key: Key | Sequence[Key], src: BinaryIO, dst: BinaryIO,
+                      progress: Progress | None = None) -> Header:
+    """Decrypt src into dst (one user key, or one user's keys from several authorities for a
+    multi-authority file); the caller keeps dst only if this returns."""
     return decrypt_stream(key, open_maybe_armored(src), dst, progress)
 
 
-def decrypt(data: bytes, key: Key) -> bytes:
-    """Decrypt `.abe` bytes with a user key."""
+def decrypt(data: bytes, key: Key | Sequence[Key]) -> bytes:
+    """Decrypt `.abe` bytes with a user key (or one user's keys from several authorities)."""
     out = io.BytesIO()
     decrypt_stream_to(key, io.BytesIO(data), out)
     return out.getvalue()
 
 
-def decrypt_file(key: Key, src: str | os.PathLike[str] | None, dst: str | os.PathLike[str] | None,
+def decrypt_file(key: Key | Sequence[Key], src: str | os.PathLike[str] | None,
+                 dst: str | os.PathLike[str] | None,
                  progress: Progress | None = None) -> Header:
     """Decrypt a file (None or '-' = stdin/stdout). Nothing is kept unless every chunk verifies:
     files are written atomically, and stdout is spooled to a temporary file first."""

@@ -6,57 +6,26 @@ and exit status 1; usage errors are click's (exit 2).
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-
-from search.errors import SearchError
 
 from . import __version__
 from .api import ABE, decrypt_file, inspect_file
 from .armor import BEGIN, ArmorWriter
+from .cli_common import CliError, handle_errors
+from .cli_ma import register as register_ma
 from .cli_search import register as register_search
-from .errors import AbeError, PolicySyntaxError
 from .fileio import atomic_output
 from .keys import Key, read_key
+from .ma import ma_encrypt_stream
 from .policy import Policy, parse_attributes
 from .schemes import SCHEMES
 
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class CliError(click.ClickException):
-    """A user-facing failure: printed as one `error:` line, exit status 1."""
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
-
-
-def describe(exc: AbeError | SearchError) -> str:
-    """One readable line for a toolkit error."""
-    if isinstance(exc, PolicySyntaxError) and exc.text:
-        return f'policy "{exc.text}": {exc}'
-    return str(exc)
-
-
-def handle_errors(func: F) -> F:
-    """Turn AbeError into CliError so that no traceback reaches the user."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (AbeError, SearchError) as exc:
-            raise CliError(describe(exc)) from exc
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -197,8 +166,10 @@ def keygen(master_path: str, public_path: str | None, attrs: tuple[str, ...], po
 
 
 @main.command()
-@click.option("-k", "--public", "public_path", required=True, type=click.Path(dir_okay=False),
+@click.option("-k", "--public", "public_path", type=click.Path(dir_okay=False),
               help="The authority's public key.")
+@click.option("--authority", "authority_paths", multiple=True, type=click.Path(dir_okay=False),
+              help="A multi-authority public key NAME.pub (repeatable), instead of -k.")
 @click.option("-p", "--policy", default=None, help="Access policy (CP schemes).")
 @click.option("-a", "--attr", "attrs", multiple=True, metavar="ATTR",
               help="Attribute of the file (KP scheme), repeatable.")
@@ -207,17 +178,25 @@ def keygen(master_path: str, public_path: str | None, attrs: tuple[str, ...], po
 @click.option("--armor", is_flag=True, help="ASCII-armored output (-----BEGIN ABE FILE-----).")
 @click.argument("src", required=False, default="-")
 @handle_errors
-def encrypt(public_path: str, policy: str | None, attrs: tuple[str, ...], out_path: str | None,
-            armor: bool, src: str) -> None:
+def encrypt(public_path: str | None, authority_paths: tuple[str, ...], policy: str | None,
+            attrs: tuple[str, ...], out_path: str | None, armor: bool, src: str) -> None:
     """Encrypt IN (default stdin) under a policy (CP) or attributes (KP) into .abe format."""
-    authority = ABE(read_key(public_path, expect="public"))
+    if bool(public_path) == bool(authority_paths):
+        raise click.UsageError("give either -k PUBLIC.key or one or more --authority NAME.pub")
+    if authority_paths and policy is None:
+        raise click.UsageError("multi-authority encryption needs -p POLICY")
+    authority = ABE(read_key(public_path, expect="public")) if public_path else None
+    pks = [read_key(p, expect="public") for p in authority_paths]
     bar = _progress(src, "encrypting")
     tick = bar.update if bar else None
     fin = sys.stdin.buffer if src == "-" else _open_input(src)
 
     def run(sink: Any) -> None:
         out = ArmorWriter(sink) if armor else sink
-        authority.encrypt_stream(fin, out, policy, attrs or None, tick)
+        if authority is not None:
+            authority.encrypt_stream(fin, out, policy, attrs or None, tick)
+        else:
+            ma_encrypt_stream(fin, out, str(policy), pks, tick)
         if armor:
             out.close()
 
@@ -235,15 +214,17 @@ def encrypt(public_path: str, policy: str | None, attrs: tuple[str, ...], out_pa
 
 
 @main.command()
-@click.option("-i", "--identity", "key_path", required=True, type=click.Path(dir_okay=False),
-              help="Your user key.")
+@click.option("-i", "--identity", "key_paths", required=True, multiple=True,
+              type=click.Path(dir_okay=False),
+              help="Your user key (repeat for one user's keys from several authorities).")
 @click.option("-o", "--out", "out_path", default=None, type=click.Path(dir_okay=False),
               help="Output file (default: stdout).")
 @click.argument("src", required=False, default="-")
 @handle_errors
-def decrypt(key_path: str, out_path: str | None, src: str) -> None:
+def decrypt(key_paths: tuple[str, ...], out_path: str | None, src: str) -> None:
     """Decrypt IN (default stdin). Nothing is written unless the whole file verifies."""
-    key = read_key(key_path, expect="user")
+    keys = [read_key(p, expect="user") for p in key_paths]
+    key = keys[0] if len(keys) == 1 else keys
     if src != "-":
         _open_input(src).close()
     bar = _progress(src, "decrypting")
@@ -302,6 +283,7 @@ def demo() -> None:
 
 
 register_search(main, handle_errors)
+register_ma(main, handle_errors)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,6 +19,7 @@ from search.errors import InvalidSearchKey
 from search.text import collect, document_keywords
 
 from .api import ABE, decrypt_stream_to
+from .cli_common import CliError
 from .fileio import write_atomic
 from .keys import read_key
 
@@ -30,7 +31,7 @@ def _collect(paths: tuple[str, ...]) -> dict:
     roots = [Path(p) for p in paths]
     for root in roots:
         if not root.exists():
-            raise click.ClickException(f"no such file or directory: {root}")
+            raise CliError(f"no such file or directory: {root}")
     if not sys.stderr.isatty():
         return collect(roots)
     files = [(root, f) for root in roots

@@ -20,7 +20,7 @@ import dataclasses
 import hashlib
 import os
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -34,7 +34,7 @@ from .errors import InvalidCiphertext, InvalidKey
 from .keys import Key, from_map, to_map
 from .pairing import Element
 from .policy import KeyAttributes, Policy
-from .schemes import Record, Scheme
+from .schemes import Record, Scheme, SchemeBase
 
 MAGIC = b"ABE1"
 VERSION = 1
@@ -50,7 +50,7 @@ Progress = Callable[[int], None]
 class Header:
     """The parsed header of an `.abe` file: the ABE ciphertext and the payload parameters."""
 
-    scheme: Scheme
+    scheme: SchemeBase
     ciphertext: Record
     chunk: int
     salt: bytes
@@ -75,7 +75,7 @@ def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
     return prefix + struct.pack(">IB", counter, 1 if last else 0)
 
 
-def write_header(dst: BinaryIO, scheme: Scheme, ct: Record, chunk: int = CHUNK) -> tuple[bytes, bytes]:
+def write_header(dst: BinaryIO, scheme: SchemeBase, ct: Record, chunk: int = CHUNK) -> tuple[bytes, bytes]:
     """Write magic, length and header; return (salt, aad)."""
     salt = os.urandom(32)
     header = cbor2.dumps({"v": VERSION, "ct": to_map(scheme, ct), "chunk": chunk, "salt": salt})
@@ -139,7 +139,13 @@ def encrypt_stream(key: Key, target: Policy | KeyAttributes, src: BinaryIO, dst:
     gt_key, ct = key.scheme.encapsulate(key.record, target)
     if meta:
         ct = dataclasses.replace(ct, meta={**ct.meta, **meta})
-    salt, aad = write_header(dst, key.scheme, ct, chunk)
+    seal_stream(key.scheme, ct, gt_key, src, dst, chunk, progress)
+
+
+def seal_stream(scheme: SchemeBase, ct: Record, gt_key: Element, src: BinaryIO, dst: BinaryIO,
+                chunk: int = CHUNK, progress: Progress | None = None) -> None:
+    """Write the header holding `ct`, then src as the payload under the key derived from gt_key."""
+    salt, aad = write_header(dst, scheme, ct, chunk)
     aead, prefix = _derive(gt_key, salt)
     current = _read_exact(src, chunk)
     counter = 0
@@ -154,14 +160,7 @@ def encrypt_stream(key: Key, target: Policy | KeyAttributes, src: BinaryIO, dst:
         current, counter = following, counter + 1
 
 
-def decrypt_stream(user_key: Key, src: BinaryIO, dst: BinaryIO,
-                   progress: Progress | None = None, header: Header | None = None) -> Header:
-    """Decapsulate with `user_key` and stream the plaintext to dst; return the header.
-
-    On any error some plaintext may already be in `dst`: callers write to a temporary file and
-    keep it only on success (see `abe_health.api`), so no unauthenticated byte is ever kept.
-    """
-    header = header or read_header(src)
+def _check_key(user_key: Key, header: Header) -> None:
     if user_key.kind != "user":
         raise InvalidKey(f"decryption needs a user key, got a {user_key.kind} key")
     if user_key.scheme.name != header.scheme.name:
@@ -173,7 +172,28 @@ def decrypt_stream(user_key: Key, src: BinaryIO, dst: BinaryIO,
     file_pk, key_pk = header.ciphertext.meta.get("pk"), user_key.record.meta.get("pk")
     if file_pk and key_pk and file_pk != key_pk:
         raise InvalidKey(f"this file was encrypted for authority {file_pk}; the key is from {key_pk}")
-    gt_key = user_key.scheme.decapsulate(user_key.record, header.ciphertext)
+
+
+def decrypt_stream(user_keys: Key | Sequence[Key], src: BinaryIO, dst: BinaryIO,
+                   progress: Progress | None = None, header: Header | None = None) -> Header:
+    """Decapsulate with the user key (or, for multi-authority files, one user's keys from several
+    authorities) and stream the plaintext to dst; return the header.
+
+    On any error some plaintext may already be in `dst`: callers write to a temporary file and
+    keep it only on success (see `abe_health.api`), so no unauthenticated byte is ever kept.
+    """
+    header = header or read_header(src)
+    keys = [user_keys] if isinstance(user_keys, Key) else list(user_keys)
+    if not keys:
+        raise InvalidKey("decryption needs a user key")
+    for key in keys:
+        _check_key(key, header)
+    if isinstance(header.scheme, Scheme):
+        if len(keys) != 1:
+            raise InvalidKey(f"{header.scheme.name} files are decrypted with one user key")
+        gt_key = header.scheme.decapsulate(keys[0].record, header.ciphertext)
+    else:
+        gt_key = header.scheme.decapsulate([k.record for k in keys], header.ciphertext)
     aead, prefix = _derive(gt_key, header.salt)
     size = header.chunk + TAG
     current = _read_exact(src, size)

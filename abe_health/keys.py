@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from .errors import AbeError, BackendUnavailable, InvalidCiphertext, InvalidKey
 from .fileio import write_atomic
-from .schemes import Record, Scheme, decode_record, get_scheme, group_of
+from .schemes import Record, SchemeBase, decode_record, get_scheme, group_of
 
 VERSION = 1
 PROTECTED = "abe-health/protected-key"
@@ -38,7 +38,7 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1
 class Key:
     """A public, master or user key: its scheme (which knows its group) and its record."""
 
-    scheme: Scheme
+    scheme: SchemeBase
     record: Record
 
     @property
@@ -71,12 +71,12 @@ class Key:
         return f"{text} for {subject}" if subject else text
 
 
-def to_map(scheme: Scheme, rec: Record) -> dict[str, Any]:
+def to_map(scheme: SchemeBase, rec: Record) -> dict[str, Any]:
     """The versioned CBOR-ready map of a record."""
     return {"v": VERSION, "type": f"abe-health/{rec.kind}", **scheme.encode(rec)}
 
 
-def from_map(data: Any) -> tuple[Scheme, Record]:
+def from_map(data: Any) -> tuple[SchemeBase, Record]:
     """Validate and decode a record map (any kind)."""
     if not isinstance(data, dict):
         raise InvalidKey("not an abe-health key or ciphertext (expected a CBOR map)")

@@ -65,11 +65,8 @@ def decode_value(group: PairingGroup, spec: Spec, raw: Any, where: str) -> Any:
     return {k: decode_value(group, spec[1], v, f"{where}[{k!r}]") for k, v in raw.items()}
 
 
-class Scheme(ABC):
-    """An ABE scheme as a KEM: encapsulation yields a random GT element and its ciphertext.
-
-    CP schemes take KeyAttributes at keygen and a Policy at encapsulation; KP schemes the reverse.
-    """
+class SchemeBase:
+    """What every scheme has: a group, cached hashing, record layouts and their checks."""
 
     name: ClassVar[str]
     policy_in: ClassVar[Literal["key", "ciphertext"]]
@@ -92,40 +89,9 @@ class Scheme(ABC):
             cached = self._hash_cache[key] = self.group.hash_to_g1(self.DST + tag, msg)
         return cached
 
-    @abstractmethod
-    def setup(self, widths: Mapping[str, int] | None = None) -> tuple[Record, Record]:
-        """A fresh (public key, master key) pair; `widths` fixes numeric attribute bit widths."""
-
-    @abstractmethod
-    def keygen(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> Record:
-        """A user key for attributes (CP) or a policy (KP)."""
-
-    @abstractmethod
-    def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
-        """A random GT key and its ciphertext under a policy (CP) or attributes (KP)."""
-
-    @abstractmethod
-    def decapsulate(self, key: Record, ct: Record) -> Element:
-        """The GT key of `ct` (the user key alone suffices), or PolicyNotSatisfied."""
-
     def hash_attribute(self, label: str) -> Element:
         """H(label) in G1, as the classic schemes hash their attribute universe."""
         return self.hash_g1(b"A", label.encode())
-
-    def key_subject(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> None:
-        """Check keygen's inputs: the authority's records, and attributes (CP) or a policy (KP)."""
-        self.check(pk, "public")
-        self.check(msk, "master")
-        wanted = KeyAttributes if self.policy_in == "ciphertext" else Policy
-        if not isinstance(subject, wanted):
-            raise TypeError(f"{self.name} issues keys for {wanted.__name__}, not {type(subject).__name__}")
-
-    def encap_target(self, pk: Record, target: Policy | KeyAttributes) -> None:
-        """Check encapsulate's inputs: a public key, and a policy (CP) or attributes (KP)."""
-        self.check(pk, "public")
-        wanted = Policy if self.policy_in == "ciphertext" else KeyAttributes
-        if not isinstance(target, wanted):
-            raise TypeError(f"{self.name} encrypts under {wanted.__name__}, not {type(target).__name__}")
 
     # -- records -------------------------------------------------------------------------------
     def record(self, kind: RecordKind, parts: dict[str, Any], **meta: Any) -> Record:
@@ -153,7 +119,45 @@ class Scheme(ABC):
             raise error(f"this {kind} is over group {rec.group.id}, not {self.group.id}")
 
 
-def decode_record(scheme: Scheme, data: Mapping[str, Any]) -> Record:
+class Scheme(SchemeBase, ABC):
+    """An ABE scheme as a KEM: encapsulation yields a random GT element and its ciphertext.
+
+    CP schemes take KeyAttributes at keygen and a Policy at encapsulation; KP schemes the reverse.
+    """
+
+    @abstractmethod
+    def setup(self, widths: Mapping[str, int] | None = None) -> tuple[Record, Record]:
+        """A fresh (public key, master key) pair; `widths` fixes numeric attribute bit widths."""
+
+    @abstractmethod
+    def keygen(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> Record:
+        """A user key for attributes (CP) or a policy (KP)."""
+
+    @abstractmethod
+    def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
+        """A random GT key and its ciphertext under a policy (CP) or attributes (KP)."""
+
+    @abstractmethod
+    def decapsulate(self, key: Record, ct: Record) -> Element:
+        """The GT key of `ct` (the user key alone suffices), or PolicyNotSatisfied."""
+
+    def key_subject(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> None:
+        """Check keygen's inputs: the authority's records, and attributes (CP) or a policy (KP)."""
+        self.check(pk, "public")
+        self.check(msk, "master")
+        wanted = KeyAttributes if self.policy_in == "ciphertext" else Policy
+        if not isinstance(subject, wanted):
+            raise TypeError(f"{self.name} issues keys for {wanted.__name__}, not {type(subject).__name__}")
+
+    def encap_target(self, pk: Record, target: Policy | KeyAttributes) -> None:
+        """Check encapsulate's inputs: a public key, and a policy (CP) or attributes (KP)."""
+        self.check(pk, "public")
+        wanted = Policy if self.policy_in == "ciphertext" else KeyAttributes
+        if not isinstance(target, wanted):
+            raise TypeError(f"{self.name} encrypts under {wanted.__name__}, not {type(target).__name__}")
+
+
+def decode_record(scheme: SchemeBase, data: Mapping[str, Any]) -> Record:
     """Rebuild a record from its map, validating scheme, group, kind and every part."""
     kind = data.get("kind")
     error = InvalidCiphertext if kind == "ciphertext" else InvalidKey

@@ -1,0 +1,42 @@
+"""What every CLI module shares: one-line errors and the mapping of typed errors to exit codes."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from search.errors import SearchError
+
+from .errors import AbeError, PolicySyntaxError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(click.ClickException):
+    """A user-facing failure: printed as one `error:` line, exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def describe(exc: AbeError | SearchError) -> str:
+    """One readable line for a toolkit error."""
+    if isinstance(exc, PolicySyntaxError) and exc.text:
+        return f'policy "{exc.text}": {exc}'
+    return str(exc)
+
+
+def handle_errors(func: F) -> F:
+    """Turn AbeError into CliError so that no traceback reaches the user."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (AbeError, SearchError) as exc:
+            raise CliError(describe(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]

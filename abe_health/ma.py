@@ -1,0 +1,112 @@
+"""Multi-authority recipes (RW15): authorities, their user keys, and encryption across them.
+
+>>> hospital, university = Authority.setup("hospitalA"), Authority.setup("university")
+>>> keys = [hospital.keygen("alice", ["doctor"]), university.keygen("alice", ["researcher"])]
+>>> blob = ma_encrypt(b"cohort", "doctor@hospitalA and researcher@university",
+...                   [hospital.public_key, university.public_key])
+>>> decrypt(blob, keys)
+b'cohort'
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import cbor2
+
+from .api import decrypt
+from .envelope import Progress, seal_stream
+from .errors import InvalidKey
+from .fileio import write_atomic
+from .keys import Key
+from .pairing import get_group, group_from_id
+from .policy import Policy, parse_attributes
+from .schemes import get_scheme
+
+GLOBAL_TYPE = "abe-health/rw15-global"
+
+__all__ = ["Authority", "decrypt", "ma_encrypt", "ma_encrypt_stream", "read_global", "write_global"]
+
+
+@dataclass(frozen=True)
+class Authority:
+    """One authority (a hospital, university, insurer, the patient, the emergency service)."""
+
+    public_key: Key
+    secret_key: Key | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.public_key.record.meta["authority"])
+
+    @classmethod
+    def setup(cls, name: str, backend: str = "mcl", group_id: str | None = None) -> Authority:
+        """A new authority; needs no coordination with any other."""
+        group = group_from_id(group_id) if group_id else get_group(backend)
+        scheme = get_scheme("rw15", group)
+        pk, sk = scheme.authority_setup(name)
+        return cls(Key(scheme, pk), Key(scheme, sk))
+
+    def keygen(self, gid: str, attributes: Iterable[str]) -> Key:
+        """User `gid`'s key for attributes of this authority (`doctor` or `doctor@<name>`)."""
+        if self.secret_key is None:
+            raise InvalidKey(f"issuing keys needs authority {self.name}'s secret key")
+        rec = self.public_key.scheme.keygen(self.public_key.record, self.secret_key.record, gid,
+                                            parse_attributes(attributes))
+        return Key(self.public_key.scheme, rec)
+
+
+def _public_keys(authorities: Iterable[Key]) -> dict[str, Key]:
+    pks: dict[str, Key] = {}
+    for key in authorities:
+        if key.kind != "public" or key.scheme.name != "rw15":
+            raise InvalidKey(f"expected an authority public key (rw15), got a {key.scheme.name} "
+                             f"{key.kind} key")
+        name = str(key.record.meta.get("authority"))
+        if name in pks:
+            raise InvalidKey(f"two public keys for authority {name}")
+        pks[name] = key
+    if not pks:
+        raise InvalidKey("multi-authority encryption needs at least one authority public key")
+    if len({k.scheme.group.id for k in pks.values()}) != 1:
+        raise InvalidKey("the authorities' public keys are over different groups")
+    return pks
+
+
+def ma_encrypt_stream(src: BinaryIO, dst: BinaryIO, policy: str, authorities: Iterable[Key],
+                      progress: Progress | None = None) -> None:
+    """Encrypt a stream under a policy of `name@authority` attributes."""
+    pks = _public_keys(authorities)
+    scheme = next(iter(pks.values())).scheme
+    gt_key, ct = scheme.encapsulate({n: k.record for n, k in pks.items()}, Policy.parse(policy))
+    seal_stream(scheme, ct, gt_key, src, dst, progress=progress)
+
+
+def ma_encrypt(data: bytes, policy: str, authorities: Iterable[Key]) -> bytes:
+    """Encrypt bytes under a multi-authority policy."""
+    out = io.BytesIO()
+    ma_encrypt_stream(io.BytesIO(data), out, policy, authorities)
+    return out.getvalue()
+
+
+def write_global(path: str | os.PathLike[str], group_id: str) -> None:
+    """The global parameters every authority of a deployment shares: just the group (no secret)."""
+    write_atomic(path, cbor2.dumps({"v": 1, "type": GLOBAL_TYPE, "scheme": "rw15", "group": group_id}))
+
+
+def read_global(path: str | os.PathLike[str]) -> str:
+    """The group id recorded in a global parameters file."""
+    try:
+        data = cbor2.loads(open(path, "rb").read())
+    except OSError as exc:
+        raise InvalidKey(f"cannot read global parameters {path}: {exc.strerror}") from None
+    except Exception:  # cbor2 raises several error types for garbage
+        raise InvalidKey(f"{path} is not a global parameters file") from None
+    if not isinstance(data, dict) or data.get("type") != GLOBAL_TYPE \
+            or not isinstance(data.get("group"), str):
+        raise InvalidKey(f"{path} is not a global parameters file")
+    return data["group"]
