@@ -185,3 +185,50 @@ def test_search_cli_with_key_and_with_abe_identity(authority, tmp_path):
     assert result.exit_code == 1 and "empty pattern" in result.output
     result = run("search", tmp_path / "nowhere", "x", "--key", tmp_path / "s.key")
     assert result.exit_code == 1 and "not an index" in result.output
+
+
+def test_multi_authority_and_phr_cli(tmp_path):
+    auth = tmp_path / "auth"
+    for name in ("hospitalA", "university", "ER"):
+        assert run("authority", "setup", name, "-o", auth).exit_code == 0
+    assert (auth / "global.params").exists()
+    assert stat.S_IMODE((auth / "hospitalA.key").stat().st_mode) == 0o600
+    result = run("authority", "setup", "hospitalA", "-o", auth)
+    assert result.exit_code == 1 and result.output.startswith("error: ")
+    for gid, name, attr in (("alice", "hospitalA", "doctor"), ("alice", "university", "researcher"),
+                            ("bob", "university", "researcher")):
+        result = run("authority", "keygen", "-m", auth / f"{name}.key", "--gid", gid, "-a", attr,
+                     "-o", tmp_path / f"{gid}-{name}.key")
+        assert result.exit_code == 0, result.output
+    (tmp_path / "x").write_bytes(b"cohort")
+    result = run("encrypt", "--authority", auth / "hospitalA.pub", "--authority", auth / "university.pub",
+                 "-p", "doctor@hospitalA and researcher@university", "-o", tmp_path / "x.abe", tmp_path / "x")
+    assert result.exit_code == 0, result.output
+    result = run("decrypt", "-i", tmp_path / "alice-hospitalA.key", "-i", tmp_path / "alice-university.key",
+                 "-o", tmp_path / "x.out", tmp_path / "x.abe")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "x.out").read_bytes() == b"cohort"
+    result = run("decrypt", "-i", tmp_path / "alice-hospitalA.key", "-i", tmp_path / "bob-university.key",
+                 tmp_path / "x.abe")
+    assert result.exit_code == 1 and "different users" in result.output
+    result = run("encrypt", "-k", auth / "hospitalA.pub", "--authority", auth / "ER.pub", "-p", "a@ER",
+                 tmp_path / "x")
+    assert result.exit_code == 2
+    (tmp_path / "rec.json").write_text(json.dumps({"profile": {"blood": "A+"}, "billing": "I48"}))
+    (tmp_path / "map.json").write_text(json.dumps({
+        "sections": {"profile": "doctor@hospitalA", "billing": "researcher@university"},
+        "emergency": ["profile"]}))
+    result = run("phr", "encrypt", tmp_path / "rec.json", "--policies", tmp_path / "map.json",
+                 "--authorities", auth, "-o", tmp_path / "rec.phr")
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["phr", "decrypt", str(tmp_path / "rec.phr"),
+                                       "-i", str(tmp_path / "alice-hospitalA.key")])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {"profile": {"blood": "A+"}}
+    assert "not readable: billing" in result.stderr
+    result = run("authority", "keygen", "-m", auth / "ER.key", "--gid", "er1", "-a", "emergency",
+                 "-a", "valid_until = 2000-01-01", "-o", tmp_path / "er-old.key")
+    assert result.exit_code == 0
+    result = run("phr", "decrypt", tmp_path / "rec.phr", "-i", tmp_path / "er-old.key")
+    assert result.exit_code == 1
+    assert "error: none of the 2 sections opens with these keys" in result.output
