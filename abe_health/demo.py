@@ -18,7 +18,9 @@ from search import SearchIndex, SearchKey, keywords
 
 from .api import CPABE, decrypt
 from .errors import PolicyNotSatisfied
+from .ma import Authority
 from .pairing import get_group
+from .phr import PolicyMap, decrypt_record, encrypt_record
 from .policy import Policy, parse_attributes
 
 
@@ -78,6 +80,8 @@ def run_demo(echo: Callable[[str], None]) -> None:
         except PolicyNotSatisfied:
             echo(f"  {who:34} refused: PolicyNotSatisfied")
 
+    _phr_story(echo, today)
+
     echo("\nencrypted search over three records (PASS tree; the index holds no plaintext):")
     docs = {
         "P-17.json": keywords("atrial fibrillation, cardiology consult, warfarin"),
@@ -93,3 +97,37 @@ def run_demo(echo: Callable[[str], None]) -> None:
             hits = index.search(pattern, key).hits
             found = ", ".join(f"{h.doc_id} ({h.match}: {'/'.join(h.keywords)})" for h in hits)
             echo(f"  {pattern:10} -> {found or 'no match'}")
+
+
+def _phr_story(echo: Callable[[str], None], today: dt.date) -> None:
+    """Several authorities, one patient's record, section by section, and break-glass access."""
+    echo("\na personal health record across authorities (RW15 multi-authority ABE):")
+    names = ("hospitalA", "university", "patient", "ER")
+    auth = {name: Authority.setup(name) for name in names}
+    echo(f"  authorities set up independently: {', '.join(names)}")
+    pmap = PolicyMap.from_json({
+        "sections": {
+            "profile": "doctor@hospitalA or family@patient",
+            "medications": "doctor@hospitalA",
+            "lab_results": "doctor@hospitalA or (researcher@university and consent@patient)",
+            "mental_health": "psychiatrist@hospitalA or gp@patient",
+        },
+        "emergency": ["profile", "medications"],
+    })
+    record = {"profile": {"name": "P-17", "blood": "A+"}, "medications": ["warfarin 5 mg"],
+              "lab_results": {"INR": 2.4}, "mental_health": "sleep: improving"}
+    blob = encrypt_record(record, pmap, [a.public_key for a in auth.values()], today)
+    echo(f"  record P-17: {len(record)} sections, each under its own policy ({len(blob)} bytes)")
+    readers = {
+        "Dr. Ada (doctor@hospitalA)": [("hospitalA", ["doctor"])],
+        "Rui (researcher@university + consent@patient)": [("university", ["researcher"]),
+                                                          ("patient", ["consent"])],
+        "Sam (family@patient)": [("patient", ["family"])],
+        "Dee (ER, valid until tomorrow)": [("ER", ["emergency", f"valid_until = {today + dt.timedelta(1)}"])],
+        "Eve (ER, expired yesterday)": [("ER", ["emergency", f"valid_until = {today - dt.timedelta(1)}"])],
+    }
+    for who, grants in readers.items():
+        keys = [auth[a].keygen(who, attrs) for a, attrs in grants]
+        visible, closed = decrypt_record(blob, keys)
+        shown = ", ".join(sorted(visible)) or "nothing"
+        echo(f"  {who:46} reads: {shown}; refused: {len(closed)}")

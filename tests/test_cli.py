@@ -72,3 +72,5 @@ def test_version_and_demo():
     assert result.output.count("refused") == 4
     assert result.output.count("reads it: True") == 3
     assert "card$      -> P-23.json (suffix: postcard)" in result.output
+    assert "Eve (ER, expired yesterday)                    reads: nothing; refused: 4" in result.output
+    assert "Dee (ER, valid until tomorrow)                 reads: medications, profile" in result.output
