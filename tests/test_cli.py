@@ -69,7 +69,7 @@ def test_version_and_demo():
     assert result.exit_code == 0, result.output
     assert "e(g^a, h^b) == e(g, h)^ab: True" in result.output
     assert result.output.count("g^s rebuilt: True") == 3
-    assert result.output.count("refused") == 4
+    assert result.output.count("refused: PolicyNotSatisfied") == 2
     assert result.output.count("reads it: True") == 3
     assert "card$      -> P-23.json (suffix: postcard)" in result.output
     assert "Eve (ER, expired yesterday)                    reads: nothing; refused: 4" in result.output
