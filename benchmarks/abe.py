@@ -55,6 +55,62 @@ def scheme_ops(name: str, shape: str, n: int) -> dict[str, Callable[[], Any]]:
     }
 
 
+def rw15_ops(n: int, authorities: int) -> dict[str, Callable[[], Any]]:
+    """RW15 over `authorities` authorities, an AND of n attributes spread round-robin over them."""
+    scheme = get_scheme("rw15", get_group())
+    auths = {f"auth{j}": scheme.authority_setup(f"auth{j}") for j in range(authorities)}
+    own = {name: [f"attr{i}" for i in range(n) if i % authorities == j]
+           for j, name in enumerate(auths)}
+    policy = Policy.parse(" and ".join(f"{a}@{name}" for name in auths for a in own[name]))
+    pks = {name: pk for name, (pk, _) in auths.items()}
+
+    def keygen() -> list:
+        return [scheme.keygen(pk, sk, "alice", parse_attributes(own[name]))
+                for name, (pk, sk) in auths.items() if own[name]]
+
+    keys = keygen()
+    _, ct = scheme.encapsulate(pks, policy)
+    return {
+        "setup": lambda: scheme.authority_setup("extra"),
+        "keygen": keygen,
+        "encrypt": lambda: scheme.encapsulate(pks, policy),
+        "decrypt": lambda: scheme.decapsulate(keys, ct),
+    }
+
+
+def _row(report: Report, group: Any, costs: dict[str, float], repeat: int, scheme: str, shape: str,
+         n: int, op: str, fn: Callable[[], Any]) -> dict[str, Any]:
+    ms = median_ms(fn, repeat)
+    with count_ops(group) as counts:
+        fn()
+    bound = lower_bound_ms(counts, costs)
+    row = {"scheme": scheme, "policy": shape, "N": n, "op": op, "median_ms": ms,
+           "lower_bound_ms": bound, "ratio_to_bound": ms / bound if bound else 0.0,
+           "counts": dict(counts)}
+    report.add(**row)
+    return row
+
+
+def _rw15(report: Report, quick: bool, ns: list[int], repeat: int, cost_repeat: int) -> None:
+    """RW15 over 2 and 5 authorities, beside Charm's MaabeRW15 (BN254) when installed."""
+    group = get_group()
+    for authorities in (2, 5):
+        costs = measure_costs(group, cost_repeat)
+        shape = f"and/{authorities} authorities"
+        for n in ns:
+            if n < authorities:
+                continue
+            ops = rw15_ops(n, authorities)
+            peer = _measure_peer("maabe_rw15", n, repeat, authorities) if n <= (20 if quick else 50) else None
+            for op in ("setup", "keygen", "encrypt", "decrypt"):
+                if op == "setup" and n != ns[0]:
+                    continue
+                row = _row(report, group, costs, repeat, "rw15", shape, n, op, ops[op])
+                if peer and op in peer:
+                    row["charm_ms"] = peer[op]
+                    row["speedup_vs_charm"] = peer[op] / row["median_ms"]
+
+
 def run(quick: bool) -> Report:
     group = get_group()
     ns = [5, 10, 20, 50] if quick else [5, 10, 20, 50, 100]
@@ -88,6 +144,7 @@ def run(quick: bool) -> Report:
                             row["charm_ms"] = peer_cache[key][op]
                             row["speedup_vs_charm"] = peer_cache[key][op] / ms
                     report.add(**row)
+    _rw15(report, quick, ns, repeat, cost_repeat)
     _published_comparison(report)
     report.extra["costs_ms"] = {group.id: measure_costs(group, cost_repeat)}
     report.extra["envelope"] = envelope_rows(quick)
@@ -102,11 +159,14 @@ def run(quick: bool) -> Report:
         report.plots.append({"title": f"{op}: AND of N attributes (median ms)", "x": "N", "y": "median_ms",
                              "series": "scheme", "where": {"op": op, "policy": "and"},
                              "file": f"abe_{op}.png", "log": "1"})
+        report.plots.append({"title": f"RW15 {op}: AND of N attributes (median ms)", "x": "N",
+                             "y": "median_ms", "series": "policy", "where": {"op": op, "scheme": "rw15"},
+                             "file": f"rw15_{op}.png", "log": "1"})
     return report
 
 
-def _measure_peer(peer: str, n: int, repeat: int) -> dict[str, float] | None:
-    ops = charm_ops(peer, n)
+def _measure_peer(peer: str, n: int, repeat: int, authorities: int = 2) -> dict[str, float] | None:
+    ops = charm_ops(peer, n, authorities)
     if ops is None:
         return None
     return {op: median_ms(fn, repeat) for op, fn in ops.items()}
@@ -116,7 +176,8 @@ def _published_comparison(report: Report) -> None:
     """Ours at N = 50 against the Charm figures in DESIGN.md, for machines without Charm."""
     for row in report.rows:
         peer = PEERS.get(row["scheme"])
-        if peer and row["policy"] == "and" and row["N"] == 50 and row["op"] in PUBLISHED_N50[peer]:
+        if peer and row["policy"] in ("and", "and/2 authorities") and row["N"] == 50 \
+                and row["op"] in PUBLISHED_N50[peer]:
             published = PUBLISHED_N50[peer][row["op"]]
             report.notes.append(
                 f"{row['scheme']} {row['op']} N=50: {row['median_ms']:.1f} ms, "
