@@ -88,7 +88,7 @@ def _row(report: Report, group: Any, costs: dict[str, float], repeat: int, schem
            "lower_bound_ms": bound, "ratio_to_bound": ms / bound if bound else 0.0,
            "counts": dict(counts)}
     report.add(**row)
-    return row
+    return report.rows[-1]
 
 
 def _rw15(report: Report, quick: bool, ns: list[int], repeat: int, cost_repeat: int) -> None:
