@@ -21,7 +21,7 @@ from search import (
     reference_search,
 )
 from search.build import capacity
-from search.client import trapdoor
+from search.client import open_leaf, trapdoor
 from search.prf import positions
 from search.server import traverse
 from search.text import MAX_KEYWORD, collect, parse_pattern
@@ -128,9 +128,11 @@ def test_node_salts_separate_the_same_substring(tmp_path):
     assert len(set(seen)) == len(seen)  # every node maps "cardiac" to its own positions
     zero = np.zeros((1, 16), dtype=np.uint8)
     assert (positions(door, zero, size, 4) == positions(door, zero.copy(), size, 4)).all()
-    # and each segment's tree still leads the exact-word trapdoor to its one "cardiac" leaf
+    # and each segment's tree still leads the exact-word trapdoor to its "cardiac" leaf (a Bloom
+    # false positive may add another leaf, which the client would drop)
     for segment in index.segments:
-        assert len(traverse(segment, trapdoor(KEY, "^cardiac$")).leaves) == 1
+        reached = traverse(segment, trapdoor(KEY, "^cardiac$")).leaves
+        assert "cardiac" in [open_leaf(KEY, segment, leaf, sealed)[0] for leaf, sealed in reached]
 
 
 def test_index_files_hold_no_plaintext(tmp_path):
