@@ -1,13 +1,20 @@
-"""The `.abe` file: an ABE header and a STREAM payload of 64 KiB AES-256-GCM chunks (as in age).
+"""The `.abe` file: an ABE header, a wrapped data key, and a STREAM payload of 64 KiB
+AES-256-GCM chunks (as in age).
 
 ```
-"ABE1" | uint32 header length | header (CBOR) | chunk_0 | chunk_1 | ... | chunk_last
-header  = {"v": 1, "ct": ABE ciphertext record map (scheme, group, policy or attributes, parts),
+"ABE1" | uint32 n | core (n bytes of CBOR) | wrap (48 bytes) | chunk_0 | ... | chunk_last
+core    = {"v": 1, "ct": ABE ciphertext record map (scheme, group, policy or attributes, parts),
            "chunk": 65536, "salt": 32 random bytes}
-key, nonce prefix = HKDF-SHA256(ikm = GT key bytes, salt, info = "abe-health/v1/payload"), 32 + 7 B
+KEK     = HKDF-SHA256(ikm = GT key bytes, salt, info = "abe-health/v1/kek"), 32 bytes
+wrap    = AES-256-GCM(KEK, nonce = 12 zero bytes, DEK, aad = SHA-256("ABE1" | n | core))
+key, nonce prefix = HKDF-SHA256(ikm = DEK, salt, info = "abe-health/v1/payload"), 32 + 7 bytes
 chunk_i = AES-256-GCM(key, nonce = prefix(7) | i (uint32) | last (1 byte), plaintext_i,
-                      aad = SHA-256("ABE1" | length | header))
+                      aad = SHA-256("ABE1" | salt | uint32 chunk))
 ```
+The ABE key encapsulates a random 32-byte data key (DEK) rather than keying the payload itself,
+so that revocation can replace the ABE header (new policy, new GT key, new wrap) while the
+payload bytes stay as they are. The wrap authenticates every byte of the header (a KEK is used
+once, hence the fixed nonce); the payload is bound to its DEK, salt and chunk size.
 Every chunk but the last holds exactly `chunk` plaintext bytes; the last holds 0..chunk bytes and
 is sealed with last = 1. Truncation, reordering, appended data, a changed header or a header
 from another file all fail authentication and raise `InvalidCiphertext`. Both directions stream
@@ -42,6 +49,8 @@ CHUNK = 64 * 1024
 TAG = 16
 MAX_HEADER = 16 * 1024 * 1024
 INFO = b"abe-health/v1/payload"
+KEK_INFO = b"abe-health/v1/kek"
+WRAP = 32 + TAG
 
 Progress = Callable[[int], None]
 
@@ -54,8 +63,10 @@ class Header:
     ciphertext: Record
     chunk: int
     salt: bytes
-    aad: bytes
-    size: int  # bytes of magic + length + header
+    aad: bytes  # of every payload chunk
+    core_digest: bytes  # the wrap's associated data
+    wrap: bytes
+    size: int  # bytes of magic, length, core and wrap: where the payload starts
 
     @property
     def target(self) -> str:
@@ -64,9 +75,29 @@ class Header:
         return meta.get("policy") or ", ".join(meta.get("attributes", []))
 
 
-def _derive(gt_key: Element, salt: bytes) -> tuple[AESGCM, bytes]:
-    okm = HKDF(algorithm=hashes.SHA256(), length=39, salt=salt, info=INFO).derive(gt_key.to_bytes())
+def _derive(dek: bytes, salt: bytes) -> tuple[AESGCM, bytes]:
+    okm = HKDF(algorithm=hashes.SHA256(), length=39, salt=salt, info=INFO).derive(dek)
     return AESGCM(okm[:32]), okm[32:]
+
+
+def _kek(gt_key: Element, salt: bytes) -> AESGCM:
+    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=KEK_INFO)
+                  .derive(gt_key.to_bytes()))
+
+
+def payload_aad(salt: bytes, chunk: int) -> bytes:
+    """What every payload chunk authenticates besides itself: the salt and the chunk size."""
+    return hashlib.sha256(MAGIC + salt + struct.pack(">I", chunk)).digest()
+
+
+def unwrap_dek(header: Header, gt_key: Element) -> bytes:
+    """The data key, if `gt_key` is the header's KEM key and the header is intact."""
+    try:
+        return _kek(gt_key, header.salt).decrypt(bytes(12), header.wrap, header.core_digest)
+    except InvalidTag:
+        raise InvalidCiphertext(
+            "cannot decrypt: the header was altered, or the key does not match this file"
+        ) from None
 
 
 def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
@@ -75,13 +106,13 @@ def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
     return prefix + struct.pack(">IB", counter, 1 if last else 0)
 
 
-def write_header(dst: BinaryIO, scheme: SchemeBase, ct: Record, chunk: int = CHUNK) -> tuple[bytes, bytes]:
-    """Write magic, length and header; return (salt, aad)."""
-    salt = os.urandom(32)
-    header = cbor2.dumps({"v": VERSION, "ct": to_map(scheme, ct), "chunk": chunk, "salt": salt})
-    prefix = MAGIC + struct.pack(">I", len(header))
-    dst.write(prefix + header)
-    return salt, hashlib.sha256(prefix + header).digest()
+def write_header(dst: BinaryIO, scheme: SchemeBase, ct: Record, gt_key: Element, dek: bytes,
+                 salt: bytes, chunk: int = CHUNK) -> None:
+    """Write magic, length, core and the DEK wrapped under the KEM key `gt_key`."""
+    core = cbor2.dumps({"v": VERSION, "ct": to_map(scheme, ct), "chunk": chunk, "salt": salt})
+    prefix = MAGIC + struct.pack(">I", len(core))
+    wrap = _kek(gt_key, salt).encrypt(bytes(12), dek, hashlib.sha256(prefix + core).digest())
+    dst.write(prefix + core + wrap)
 
 
 def read_header(src: BinaryIO) -> Header:
@@ -95,7 +126,8 @@ def read_header(src: BinaryIO) -> Header:
     if length > MAX_HEADER:
         raise InvalidCiphertext(f"header of {length} bytes exceeds the {MAX_HEADER} byte limit")
     raw = _read_exact(src, length)
-    if len(raw) != length:
+    wrap = _read_exact(src, WRAP)
+    if len(raw) != length or len(wrap) != WRAP:
         raise InvalidCiphertext("file truncated inside the header")
     try:
         data: Any = cbor2.loads(raw)
@@ -114,7 +146,8 @@ def read_header(src: BinaryIO) -> Header:
         raise InvalidCiphertext(f"header: {exc}") from None
     if ct.kind != "ciphertext":
         raise InvalidCiphertext("header does not hold an ABE ciphertext")
-    return Header(scheme, ct, chunk, salt, hashlib.sha256(prefix + raw).digest(), 8 + length)
+    return Header(scheme, ct, chunk, salt, payload_aad(salt, chunk),
+                  hashlib.sha256(prefix + raw).digest(), wrap, 8 + length + WRAP)
 
 
 def _read_exact(src: BinaryIO, n: int) -> bytes:
@@ -144,9 +177,11 @@ def encrypt_stream(key: Key, target: Policy | KeyAttributes, src: BinaryIO, dst:
 
 def seal_stream(scheme: SchemeBase, ct: Record, gt_key: Element, src: BinaryIO, dst: BinaryIO,
                 chunk: int = CHUNK, progress: Progress | None = None) -> None:
-    """Write the header holding `ct`, then src as the payload under the key derived from gt_key."""
-    salt, aad = write_header(dst, scheme, ct, chunk)
-    aead, prefix = _derive(gt_key, salt)
+    """Write the header holding `ct` (and a fresh DEK wrapped under gt_key), then src as the payload."""
+    salt, dek = os.urandom(32), os.urandom(32)
+    write_header(dst, scheme, ct, gt_key, dek, salt, chunk)
+    aead, prefix = _derive(dek, salt)
+    aad = payload_aad(salt, chunk)
     current = _read_exact(src, chunk)
     counter = 0
     while True:
@@ -194,7 +229,7 @@ def decrypt_stream(user_keys: Key | Sequence[Key], src: BinaryIO, dst: BinaryIO,
         gt_key = header.scheme.decapsulate(keys[0].record, header.ciphertext)
     else:
         gt_key = header.scheme.decapsulate([k.record for k in keys], header.ciphertext)
-    aead, prefix = _derive(gt_key, header.salt)
+    aead, prefix = _derive(unwrap_dek(header, gt_key), header.salt)
     size = header.chunk + TAG
     current = _read_exact(src, size)
     counter = 0
@@ -206,10 +241,6 @@ def decrypt_stream(user_keys: Key | Sequence[Key], src: BinaryIO, dst: BinaryIO,
         try:
             plain = aead.decrypt(_nonce(prefix, counter, last), current, header.aad)
         except InvalidTag:
-            if counter == 0:
-                raise InvalidCiphertext(
-                    "cannot decrypt: the file was altered or truncated, or the key does not match"
-                ) from None
             raise InvalidCiphertext(f"payload chunk {counter} was altered, reordered or truncated") from None
         dst.write(plain)
         if progress:

@@ -117,13 +117,22 @@ def test_header_edits_are_refused(abe, alice):
 
 
 def test_format_matches_its_specification(abe, alice):
-    """An independent reading of the documented format (HKDF, nonce, AAD) decrypts our file."""
+    """An independent reading of the documented format (KEK, wrap, HKDF, nonce, AAD) decrypts it."""
     blob = encrypt_small(abe, b"hello PHR" * 300)
+    (n,) = struct.unpack(">I", blob[4:8])
+    core, wrap = blob[8 : 8 + n], blob[8 + n : 8 + n + 48]
+    fields = cbor2.loads(core)
+    assert set(fields) == {"v", "ct", "chunk", "salt"} and fields["chunk"] == SMALL
+    salt = fields["salt"]
     header = read_header(io.BytesIO(blob))
+    assert header.size == 8 + n + 48
     gt_key = alice.scheme.decapsulate(alice.record, header.ciphertext)
-    okm = HKDF(algorithm=hashes.SHA256(), length=39, salt=header.salt,
-               info=b"abe-health/v1/payload").derive(gt_key.to_bytes())
-    aad = hashlib.sha256(blob[: header.size]).digest()
+    kek = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt,
+               info=b"abe-health/v1/kek").derive(gt_key.to_bytes())
+    dek = AESGCM(kek).decrypt(bytes(12), wrap, hashlib.sha256(blob[: 8 + n]).digest())
+    okm = HKDF(algorithm=hashes.SHA256(), length=39, salt=salt,
+               info=b"abe-health/v1/payload").derive(dek)
+    aad = hashlib.sha256(b"ABE1" + salt + SMALL.to_bytes(4, "big")).digest()
     out, pos, counter = b"", header.size, 0
     while pos < len(blob):
         chunk = blob[pos : pos + SMALL + 16]
