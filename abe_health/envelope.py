@@ -248,3 +248,20 @@ def decrypt_stream(user_keys: Key | Sequence[Key], src: BinaryIO, dst: BinaryIO,
         if last:
             return header
         current, counter = following, counter + 1
+
+
+def reencapsulate(src: BinaryIO, dst: BinaryIO, open_key: Callable[[Header], Element],
+                  scheme: SchemeBase, ct: Record, gt_key: Element) -> Header:
+    """Replace a file's ABE header by (scheme, ct, gt_key), copying the payload bytes unchanged.
+
+    `open_key(header)` returns the old header's KEM key: only a party able to decrypt the old
+    header (the data owner, or an authority holding a key that satisfies its policy) can do
+    this. The data key, salt and chunk size are kept, so every payload chunk stays valid; the
+    payload is streamed through in constant memory and never decrypted.
+    """
+    header = read_header(src)
+    dek = unwrap_dek(header, open_key(header))
+    write_header(dst, scheme, ct, gt_key, dek, header.salt, header.chunk)
+    while block := src.read(1 << 20):
+        dst.write(block)
+    return header

@@ -220,3 +220,26 @@ def test_armor_tampering(abe, alice):
     ):
         with pytest.raises(InvalidCiphertext):
             decrypt(bad, alice)
+
+
+def test_reencapsulation_keeps_the_payload(abe, alice):
+    from abe_health.envelope import reencapsulate
+
+    data = bytes(range(256)) * 1000
+    blob = abe.encrypt(data, "doctor and cardiology")
+    old = read_header(io.BytesIO(blob))
+    nurse = abe.keygen(["nurse"])
+    new_gt, new_ct = abe.public_key.scheme.encapsulate(abe.public_key.record, abe.policy("nurse"))
+    out = io.BytesIO()
+    reencapsulate(io.BytesIO(blob), out, lambda h: alice.scheme.decapsulate(alice.record, h.ciphertext),
+                  abe.public_key.scheme, new_ct, new_gt)
+    rewrapped = out.getvalue()
+    new = read_header(io.BytesIO(rewrapped))
+    assert rewrapped[new.size :] == blob[old.size :]  # payload bytes untouched
+    assert decrypt(rewrapped, nurse) == data
+    with pytest.raises(PolicyNotSatisfied):
+        decrypt(rewrapped, alice)
+    with pytest.raises(PolicyNotSatisfied):
+        reencapsulate(io.BytesIO(blob), io.BytesIO(),
+                      lambda h: nurse.scheme.decapsulate(nurse.record, h.ciphertext),
+                      abe.public_key.scheme, new_ct, new_gt)
