@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -9,12 +10,14 @@ from pathlib import Path
 
 import click
 
+from .api import ABE
 from .cli_common import CliError
 from .fileio import write_atomic
 from .keys import read_key
 from .ma import Authority, read_global, write_global
 from .pairing import get_group
 from .phr import PolicyMap, decrypt_record, encrypt_record
+from .revocation import renew
 
 
 def _authority_keys(paths: tuple[str, ...], directory: str | None) -> list:
@@ -71,6 +74,28 @@ def register(main: click.Group, handle_errors) -> None:
         key = Authority(public, secret).keygen(gid, attrs)
         key.save(out_path)
         click.echo(f"wrote {out_path}: {key.describe()} (gid {gid})", err=True)
+
+    @main.command("renew")
+    @click.option("-m", "--master", "master_path", required=True, type=click.Path(dir_okay=False),
+                  help="The issuer's master.key (CP) or NAME.key (multi-authority).")
+    @click.option("-i", "--identity", "old_path", required=True, type=click.Path(dir_okay=False),
+                  help="The key to renew.")
+    @click.option("--until", "until", required=True, type=click.DateTime(["%Y-%m-%d"]),
+                  help="New last day of validity (YYYY-MM-DD).")
+    @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False))
+    @handle_errors
+    def renew_cmd(master_path: str, old_path: str, until: dt.datetime, out_path: str) -> None:
+        """Re-issue a key with the same attributes and a new valid_until (expiring access)."""
+        master = read_key(master_path, expect="master")
+        old = read_key(old_path, expect="user")
+        if master.scheme.name == "rw15":
+            issuer: ABE | Authority = Authority(
+                read_key(Path(master_path).with_suffix(".pub"), expect="public"), master)
+        else:
+            issuer = ABE(read_key(Path(master_path).with_name("public.key"), expect="public"), master)
+        key = renew(issuer, old, until.date())
+        key.save(out_path)
+        click.echo(f"wrote {out_path}: {key.describe()}", err=True)
 
     @main.group()
     def phr() -> None:

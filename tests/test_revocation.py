@@ -1,0 +1,62 @@
+"""Expiring access: keys die after valid_until and work on it; renewal restores access."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from click.testing import CliRunner
+
+from abe_health.api import CPABE, decrypt
+from abe_health.cli import main
+from abe_health.errors import InvalidKey, PolicyNotSatisfied
+from abe_health.keys import read_key
+from abe_health.ma import Authority, ma_encrypt
+from abe_health.revocation import renew
+
+TODAY = dt.date.today()
+
+
+def test_expiry_boundary_and_renewal():
+    hospital = CPABE.setup()
+    policy = f"nurse and valid_until >= {TODAY.isoformat()}"
+    blob = hospital.encrypt(b"ward 3 notes", policy)
+    on_the_day = hospital.keygen(["nurse", f"valid_until = {TODAY}"])
+    day_before = hospital.keygen(["nurse", f"valid_until = {TODAY - dt.timedelta(1)}"])
+    assert decrypt(blob, on_the_day) == b"ward 3 notes"
+    with pytest.raises(PolicyNotSatisfied):
+        decrypt(blob, day_before)
+    renewed = renew(hospital, day_before, TODAY + dt.timedelta(7))
+    assert renewed.record.meta["attributes"] == ["nurse", f"valid_until = {TODAY + dt.timedelta(7)}"]
+    assert decrypt(blob, renewed) == b"ward 3 notes"
+    with pytest.raises(InvalidKey, match="in the past"):
+        renew(hospital, day_before, TODAY - dt.timedelta(2))
+
+
+def test_emergency_key_renewal_multi_authority():
+    er = Authority.setup("ER")
+    blob = ma_encrypt(b"allergies", f"emergency@ER and valid_until >= {TODAY}@ER", [er.public_key])
+    old = er.keygen("dr-er", ["emergency", f"valid_until = {TODAY - dt.timedelta(1)}"])
+    with pytest.raises(PolicyNotSatisfied):
+        decrypt(blob, [old])
+    fresh = renew(er, old, TODAY + dt.timedelta(1))
+    assert fresh.record.meta["gid"] == "dr-er"
+    assert decrypt(blob, [fresh]) == b"allergies"
+    other = Authority.setup("other")
+    with pytest.raises(InvalidKey, match="issued by ER"):
+        renew(other, old, TODAY)
+
+
+def test_renew_cli(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(main, ["setup", "-o", str(tmp_path / "h")]).exit_code == 0
+    old_date = (TODAY - dt.timedelta(3)).isoformat()
+    result = runner.invoke(main, ["keygen", "-m", str(tmp_path / "h" / "master.key"), "-a", "nurse",
+                                  "-a", f"valid_until = {old_date}", "-o", str(tmp_path / "old.key")])
+    assert result.exit_code == 0, result.output
+    until = (TODAY + dt.timedelta(30)).isoformat()
+    result = runner.invoke(main, ["renew", "-m", str(tmp_path / "h" / "master.key"),
+                                  "-i", str(tmp_path / "old.key"), "--until", until,
+                                  "-o", str(tmp_path / "new.key")])
+    assert result.exit_code == 0, result.output
+    assert read_key(tmp_path / "new.key").record.meta["attributes"] == ["nurse", f"valid_until = {until}"]
