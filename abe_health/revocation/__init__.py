@@ -8,5 +8,6 @@ policy allows; nothing else is assumed beyond the security of the scheme itself.
 """
 
 from .expiry import renew
+from .vault import RevocationReport, Vault
 
-__all__ = ["renew"]
+__all__ = ["RevocationReport", "Vault", "renew"]

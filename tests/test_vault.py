@@ -1,0 +1,127 @@
+"""Revocation by header re-encapsulation in the vault: eager, lazy, resumable, body untouched."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from abe_health.api import CPABE
+from abe_health.errors import PolicyNotSatisfied
+from abe_health.revocation import Vault
+from abe_health.revocation.versions import apply_versions
+
+POLICY = "(doctor and cardiology) or nurse"
+
+
+@pytest.fixture
+def setting(tmp_path):
+    hospital = CPABE.setup()
+    vault = Vault(tmp_path / "vault", create=True)
+    keys = {
+        "mallory": vault.issue_key(hospital, ["doctor", "cardiology"]),
+        "alice": vault.issue_key(hospital, ["doctor", "cardiology"]),
+        "nina": vault.issue_key(hospital, ["nurse"]),
+    }
+    files = [vault.add(io.BytesIO(f"record {i}".encode() * 500), POLICY, hospital, name=f"r{i}")
+             for i in range(6)]
+    files.append(vault.add(io.BytesIO(b"unrelated"), "nurse", hospital, name="other"))
+    yield hospital, vault, keys, files
+    vault.close()
+
+
+def read(vault, file_id, key, authority=None):
+    out = io.BytesIO()
+    vault.get(file_id, key, out, authority)
+    return out.getvalue()
+
+
+def bodies(vault, files):
+    return {f: (vault.path / "files" / f"{f}.body").read_bytes() for f in files}
+
+
+def test_eager_revocation(setting):
+    hospital, vault, keys, files = setting
+    assert read(vault, files[0], keys["mallory"]).startswith(b"record 0")
+    before = bodies(vault, files)
+    report = vault.revoke("doctor", hospital)
+    assert (report.label, report.version, report.files_updated) == ("doctor", 1, 6)
+    assert bodies(vault, files) == before  # no payload byte was rewritten
+    assert report.bytes_written < sum(len(b) for b in before.values())
+    alice = vault.issue_key(hospital, ["doctor", "cardiology"])  # re-keyed: she keeps the attribute
+    for f in files[:6]:
+        with pytest.raises(PolicyNotSatisfied):
+            read(vault, f, keys["mallory"])
+        assert read(vault, f, alice).startswith(b"record")
+        assert read(vault, f, keys["nina"]).startswith(b"record")  # nurses were not affected
+    new = vault.add(io.BytesIO(b"after"), POLICY, hospital)
+    with pytest.raises(PolicyNotSatisfied):
+        read(vault, new, keys["mallory"])
+    assert read(vault, new, alice) == b"after"
+    assert vault.pending() == []
+
+
+def test_lazy_revocation_applies_at_first_read(setting):
+    hospital, vault, keys, files = setting
+    report = vault.revoke("doctor", hospital, lazy=True)
+    assert report.files_updated == 0 and set(vault.pending()) == set(files[:6])
+    # read through the vault service (which holds the authority): the header is rewritten first
+    with pytest.raises(PolicyNotSatisfied):
+        read(vault, files[0], keys["mallory"], authority=hospital)
+    assert files[0] not in vault.pending()
+    assert len(vault.pending()) == 5
+    assert sorted(vault.update_pending(hospital)) == sorted(files[1:6])
+    assert vault.pending() == []
+
+
+def test_interrupted_revocation_resumes(setting, monkeypatch):
+    hospital, vault, keys, files = setting
+    original = Vault.update_file
+    calls = {"n": 0}
+
+    def flaky(self, file_id, authority):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed between two files")
+        return original(self, file_id, authority)
+
+    monkeypatch.setattr(Vault, "update_file", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        vault.revoke("doctor", hospital)
+    monkeypatch.setattr(Vault, "update_file", original)
+    alice = vault.issue_key(hospital, ["doctor", "cardiology"])
+    for f in files[:6]:  # every file stays readable by someone entitled, old or new version
+        assert read(vault, f, keys["nina"]).startswith(b"record")
+        done = f not in vault.pending()
+        assert read(vault, f, alice if done else keys["alice"]).startswith(b"record")
+    assert 0 < len(vault.pending()) < 6
+    list(vault.update_pending(hospital))
+    assert vault.pending() == []
+    for f in files[:6]:
+        with pytest.raises(PolicyNotSatisfied):
+            read(vault, f, keys["mallory"])
+        assert read(vault, f, alice).startswith(b"record")
+
+
+def test_second_revocation_bumps_again(setting):
+    hospital, vault, _keys, files = setting
+    vault.revoke("doctor", hospital)
+    v1 = vault.issue_key(hospital, ["doctor", "cardiology"])
+    vault.revoke("doctor", hospital)
+    with pytest.raises(PolicyNotSatisfied):
+        read(vault, files[0], v1)
+    v2 = vault.issue_key(hospital, ["doctor", "cardiology"])
+    assert read(vault, files[0], v2).startswith(b"record 0")
+    assert str(apply_versions(hospital.policy(POLICY), vault.versions())) == \
+        "(doctor and doctor.v2 and cardiology) or nurse"
+
+
+def test_vault_errors(tmp_path):
+    from abe_health.errors import InvalidCiphertext
+
+    with pytest.raises(InvalidCiphertext, match="not a vault"):
+        Vault(tmp_path / "nothing")
+    vault = Vault(tmp_path / "v", create=True)
+    hospital = CPABE.setup()
+    with pytest.raises(InvalidCiphertext, match="no file"):
+        read(vault, "missing", hospital.keygen(["x"]))
