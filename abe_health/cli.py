@@ -19,6 +19,7 @@ from .armor import BEGIN, ArmorWriter
 from .cli_common import CliError, handle_errors
 from .cli_ma import register as register_ma
 from .cli_search import register as register_search
+from .cli_vault import register as register_vault
 from .fileio import atomic_output
 from .keys import Key, read_key
 from .ma import ma_encrypt_stream
@@ -284,6 +285,7 @@ def demo() -> None:
 
 register_search(main, handle_errors)
 register_ma(main, handle_errors)
+register_vault(main, handle_errors)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -125,3 +125,35 @@ def test_vault_errors(tmp_path):
     hospital = CPABE.setup()
     with pytest.raises(InvalidCiphertext, match="no file"):
         read(vault, "missing", hospital.keygen(["x"]))
+
+
+def test_vault_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from abe_health.cli import main
+
+    def run(*args):
+        return CliRunner().invoke(main, [str(a) for a in args])
+
+    assert run("setup", "-o", tmp_path / "h").exit_code == 0
+    master = tmp_path / "h" / "master.key"
+    assert run("vault", "init", tmp_path / "v").exit_code == 0
+    for who, attrs in (("mallory", ["doctor"]), ("nina", ["nurse"])):
+        flags = [x for a in attrs for x in ("-a", a)]
+        assert run("vault", "issue", tmp_path / "v", "-m", master, *flags, "-o", tmp_path / f"{who}.key"
+                   ).exit_code == 0
+    (tmp_path / "r.txt").write_bytes(b"ward notes")
+    result = run("vault", "add", tmp_path / "v", tmp_path / "r.txt", "-k", tmp_path / "h" / "public.key",
+                 "-p", "doctor or nurse")
+    assert result.exit_code == 0, result.output
+    file_id = result.output.strip()
+    assert run("vault", "get", tmp_path / "v", file_id, "-i", tmp_path / "mallory.key").output == \
+        "ward notes"
+    result = run("revoke", tmp_path / "v", "--attr", "doctor", "--user", "mallory", "-m", master, "--lazy")
+    assert result.exit_code == 0 and "version 1" in result.output
+    assert f"{file_id}*" in run("vault", "list", tmp_path / "v").output
+    result = run("vault", "get", tmp_path / "v", file_id, "-i", tmp_path / "mallory.key", "-m", master)
+    assert result.exit_code == 1 and "do not satisfy policy" in result.output
+    assert run("vault", "get", tmp_path / "v", file_id, "-i", tmp_path / "nina.key").output == "ward notes"
+    assert run("vault", "update", tmp_path / "v", "-m", master).exit_code == 0
+    assert f"{file_id}*" not in run("vault", "list", tmp_path / "v").output

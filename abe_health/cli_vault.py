@@ -1,0 +1,125 @@
+"""`abe-health vault ...` and `abe-health revoke`: stored files and attribute revocation."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import click
+
+from .api import ABE
+from .cli_common import CliError
+from .fileio import atomic_output
+from .keys import read_key
+from .revocation import Vault
+
+
+def _authority(master_path: str) -> ABE:
+    master = read_key(master_path, expect="master")
+    return ABE(read_key(Path(master_path).with_name("public.key"), expect="public"), master)
+
+
+def register(main: click.Group, handle_errors) -> None:
+    """Add the `vault` group and the `revoke` command to the CLI."""
+
+    @main.group()
+    def vault() -> None:
+        """A directory of stored .abe files with a catalog for revocation."""
+
+    @vault.command("init")
+    @click.argument("path", type=click.Path(file_okay=False))
+    @handle_errors
+    def vault_init(path: str) -> None:
+        """Create an empty vault."""
+        if (Path(path) / "catalog.sqlite").exists():
+            raise CliError(f"{path} is already a vault")
+        Vault(path, create=True).close()
+        click.echo(f"created vault {path}", err=True)
+
+    @vault.command("add")
+    @click.argument("path", type=click.Path(file_okay=False))
+    @click.argument("src", type=click.Path(dir_okay=False))
+    @click.option("-k", "--public", "public_path", required=True, type=click.Path(dir_okay=False))
+    @click.option("-p", "--policy", required=True)
+    @click.option("--name", default=None, help="A name to list the file by (default: its path).")
+    @handle_errors
+    def vault_add(path: str, src: str, public_path: str, policy: str, name: str | None) -> None:
+        """Encrypt SRC under POLICY (at the current attribute versions) into the vault."""
+        store = Vault(path)
+        try:
+            with open(src, "rb") as fin:
+                file_id = store.add(fin, policy, ABE(read_key(public_path, expect="public")), name or src)
+        except OSError as exc:
+            raise CliError(f"cannot read {src}: {exc.strerror}") from None
+        click.echo(file_id)
+
+    @vault.command("list")
+    @click.argument("path", type=click.Path(file_okay=False))
+    @handle_errors
+    def vault_list(path: str) -> None:
+        """Stored files: id, body size, name, policy; pending ones are marked with '*'."""
+        store = Vault(path)
+        pending = set(store.pending())
+        for file_id, name, policy, size in store.list():
+            mark = "*" if file_id in pending else " "
+            click.echo(f"{file_id}{mark} {size:>12,}  {name}  [{policy}]")
+
+    @vault.command("issue")
+    @click.argument("path", type=click.Path(file_okay=False))
+    @click.option("-m", "--master", "master_path", required=True, type=click.Path(dir_okay=False))
+    @click.option("-a", "--attr", "attrs", multiple=True, required=True, metavar="ATTR")
+    @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False))
+    @handle_errors
+    def vault_issue(path: str, master_path: str, attrs: tuple[str, ...], out_path: str) -> None:
+        """Issue a user key at the vault's current attribute versions (after a revocation)."""
+        key = Vault(path).issue_key(_authority(master_path), list(attrs))
+        key.save(out_path)
+        click.echo(f"wrote {out_path}: {key.describe()}", err=True)
+
+    @vault.command("get")
+    @click.argument("path", type=click.Path(file_okay=False))
+    @click.argument("file_id")
+    @click.option("-i", "--identity", "key_path", required=True, type=click.Path(dir_okay=False))
+    @click.option("-m", "--master", "master_path", type=click.Path(dir_okay=False),
+                  help="Apply a pending (lazy) revocation to this file before reading it.")
+    @click.option("-o", "--out", "out_path", default=None, type=click.Path(dir_okay=False))
+    @handle_errors
+    def vault_get(path: str, file_id: str, key_path: str, master_path: str | None,
+                  out_path: str | None) -> None:
+        """Decrypt a stored file (written only if the whole file verifies)."""
+        store = Vault(path)
+        key = read_key(key_path, expect="user")
+        authority = _authority(master_path) if master_path else None
+        if out_path in (None, "-"):
+            buffer = io.BytesIO()
+            store.get(file_id, key, buffer, authority)
+            sys.stdout.buffer.write(buffer.getvalue())
+            return
+        with atomic_output(out_path) as out:
+            store.get(file_id, key, out, authority)
+
+    @vault.command("update")
+    @click.argument("path", type=click.Path(file_okay=False))
+    @click.option("-m", "--master", "master_path", required=True, type=click.Path(dir_okay=False))
+    @handle_errors
+    def vault_update(path: str, master_path: str) -> None:
+        """Rewrite every pending header (finishes a lazy or interrupted revocation)."""
+        done = list(Vault(path).update_pending(_authority(master_path)))
+        click.echo(f"updated {len(done)} headers", err=True)
+
+    @main.command("revoke")
+    @click.argument("path", type=click.Path(file_okay=False))
+    @click.option("--attr", "attr", required=True, help="The attribute to take away.")
+    @click.option("--user", default=None, help="Who loses it (recorded in the message only).")
+    @click.option("-m", "--master", "master_path", required=True, type=click.Path(dir_okay=False))
+    @click.option("--lazy", is_flag=True, help="Mark headers now, rewrite each at its next read.")
+    @handle_errors
+    def revoke(path: str, attr: str, user: str | None, master_path: str, lazy: bool) -> None:
+        """Revoke ATTR: bump its version and re-encapsulate every header that mentions it."""
+        report = Vault(path).revoke(attr, _authority(master_path), lazy=lazy)
+        who = f" from {user}" if user else ""
+        click.echo(f"revoked {report.label}{who}: version {report.version}; "
+                   f"{report.files_updated} headers rewritten ({report.bytes_written:,} bytes) in "
+                   f"{report.seconds:.2f} s{'; the rest at first read' if lazy else ''}. Holders who "
+                   "keep it need keys from `vault issue`.", err=True)
