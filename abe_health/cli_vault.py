@@ -29,12 +29,12 @@ def register(main: click.Group, handle_errors) -> None:
 
     @vault.command("init")
     @click.argument("path", type=click.Path(file_okay=False))
+    @click.option("-m", "--master", "master_path", required=True, type=click.Path(dir_okay=False),
+                  help="The authority whose master key alone will be able to revoke.")
     @handle_errors
-    def vault_init(path: str) -> None:
-        """Create an empty vault."""
-        if (Path(path) / "catalog.sqlite").exists():
-            raise CliError(f"{path} is already a vault")
-        Vault(path, create=True).close()
+    def vault_init(path: str, master_path: str) -> None:
+        """Create an empty vault (escrow.pub lets anyone add; only the authority revokes)."""
+        Vault(path, create_for=_authority(master_path)).close()
         click.echo(f"created vault {path}", err=True)
 
     @vault.command("add")

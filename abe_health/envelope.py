@@ -106,10 +106,12 @@ def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
     return prefix + struct.pack(">IB", counter, 1 if last else 0)
 
 
-def write_header(dst: BinaryIO, scheme: SchemeBase, ct: Record, gt_key: Element, dek: bytes,
-                 salt: bytes, chunk: int = CHUNK) -> None:
-    """Write magic, length, core and the DEK wrapped under the KEM key `gt_key`."""
-    core = cbor2.dumps({"v": VERSION, "ct": to_map(scheme, ct), "chunk": chunk, "salt": salt})
+def write_header(dst: BinaryIO, scheme: SchemeBase, ct: Record | dict[str, Any], gt_key: Element,
+                 dek: bytes, salt: bytes, chunk: int = CHUNK) -> None:
+    """Write magic, length, core and the DEK wrapped under the KEM key `gt_key` (`ct` may be given
+    already encoded by `keys.to_map`, to share one encapsulation between many headers)."""
+    ct_map = ct if isinstance(ct, dict) else to_map(scheme, ct)
+    core = cbor2.dumps({"v": VERSION, "ct": ct_map, "chunk": chunk, "salt": salt})
     prefix = MAGIC + struct.pack(">I", len(core))
     wrap = _kek(gt_key, salt).encrypt(bytes(12), dek, hashlib.sha256(prefix + core).digest())
     dst.write(prefix + core + wrap)
@@ -176,9 +178,11 @@ def encrypt_stream(key: Key, target: Policy | KeyAttributes, src: BinaryIO, dst:
 
 
 def seal_stream(scheme: SchemeBase, ct: Record, gt_key: Element, src: BinaryIO, dst: BinaryIO,
-                chunk: int = CHUNK, progress: Progress | None = None) -> None:
-    """Write the header holding `ct` (and a fresh DEK wrapped under gt_key), then src as the payload."""
-    salt, dek = os.urandom(32), os.urandom(32)
+                chunk: int = CHUNK, progress: Progress | None = None,
+                dek: bytes | None = None, salt: bytes | None = None) -> None:
+    """Write the header holding `ct` (and the DEK, fresh unless given, wrapped under gt_key),
+    then src as the payload."""
+    salt, dek = salt or os.urandom(32), dek or os.urandom(32)
     write_header(dst, scheme, ct, gt_key, dek, salt, chunk)
     aead, prefix = _derive(dek, salt)
     aad = payload_aad(salt, chunk)

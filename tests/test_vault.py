@@ -17,7 +17,7 @@ POLICY = "(doctor and cardiology) or nurse"
 @pytest.fixture
 def setting(tmp_path):
     hospital = CPABE.setup()
-    vault = Vault(tmp_path / "vault", create=True)
+    vault = Vault(tmp_path / "vault", create_for=hospital)
     keys = {
         "mallory": vault.issue_key(hospital, ["doctor", "cardiology"]),
         "alice": vault.issue_key(hospital, ["doctor", "cardiology"]),
@@ -121,8 +121,8 @@ def test_vault_errors(tmp_path):
 
     with pytest.raises(InvalidCiphertext, match="not a vault"):
         Vault(tmp_path / "nothing")
-    vault = Vault(tmp_path / "v", create=True)
     hospital = CPABE.setup()
+    vault = Vault(tmp_path / "v", create_for=hospital)
     with pytest.raises(InvalidCiphertext, match="no file"):
         read(vault, "missing", hospital.keygen(["x"]))
 
@@ -137,7 +137,7 @@ def test_vault_cli(tmp_path):
 
     assert run("setup", "-o", tmp_path / "h").exit_code == 0
     master = tmp_path / "h" / "master.key"
-    assert run("vault", "init", tmp_path / "v").exit_code == 0
+    assert run("vault", "init", tmp_path / "v", "-m", master).exit_code == 0
     for who, attrs in (("mallory", ["doctor"]), ("nina", ["nurse"])):
         flags = [x for a in attrs for x in ("-a", a)]
         assert run("vault", "issue", tmp_path / "v", "-m", master, *flags, "-o", tmp_path / f"{who}.key"

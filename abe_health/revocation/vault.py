@@ -7,12 +7,17 @@ key, so the body (payload) is never read, decrypted or written. Eagerly (`revoke
 (`revoke(lazy=True)`, then each file is rewritten the first time it is read through
 `get(..., authority=...)`, or by `update_pending`).
 
-Who may do it, and trust: rewriting a header needs its data key, which only a key satisfying the
-header's policy opens. The authority (holding the master key) derives such a key for each
-policy, so revocation is run by the authority or by the data owner it delegates to, never by the
-untrusted cloud, which only stores the files and the catalog (a catalog reveals which attributes
-each file's policy mentions, as the headers already do). Holders who keep `a` need keys issued
-after the bump (`issue_key`); the revoked user is simply not given one. A revoked key still opens
+Who may do it, and trust: rewriting a header needs its data key (DEK). At `add`, the DEK is also
+escrowed in the catalog, sealed to the vault's escrow public key (X25519 + HKDF + AES-256-GCM,
+bound to the file id). The escrow private key is derived from the authority's master key, so
+anyone may add files, but only the authority (or the data owner it hands the master key to)
+can rewrite headers; the untrusted cloud stores files, catalog and escrows and opens none of
+them (the catalog reveals which attributes each file's policy mentions, as the headers do).
+Files under the same policy share one new encapsulation per revocation (each keeps its own
+salt, so each header's wrapping key differs): a rewrite costs an X25519 exchange, symmetric work
+and a header write, not pairings, hence a cost independent of file size and small per file.
+Holders who keep `a` need keys issued after the bump (`issue_key`); the revoked user is simply
+not given one. A revoked key still opens
 files whose headers were not rewritten yet (lazy mode) until they are read or updated.
 
 Crash safety: each header is replaced atomically (temporary file, then rename) and its catalog
@@ -24,7 +29,6 @@ was renamed but not yet recorded is harmless: its opener comes from the header i
 from __future__ import annotations
 
 import datetime as dt
-import io
 import os
 import secrets
 import sqlite3
@@ -34,18 +38,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import cbor2
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from ..api import ABE, decrypt_stream_to
-from ..envelope import Header, read_header, reencapsulate
+from ..envelope import CHUNK, WRAP, Header, seal_stream, write_header
 from ..errors import InvalidCiphertext, InvalidKey
-from ..fileio import atomic_output
-from ..keys import Key
+from ..fileio import atomic_output, write_atomic
+from ..keys import Key, to_map
 from ..pairing import Element
-from ..policy import KeyAttributes, Policy
+from ..policy import Policy
 from .versions import apply_versions, mentioned, versioned_key_attributes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (id TEXT PRIMARY KEY, name TEXT NOT NULL, policy TEXT NOT NULL,
-                                  body_bytes INTEGER NOT NULL, added TEXT NOT NULL);
+                                  body_bytes INTEGER NOT NULL, added TEXT NOT NULL,
+                                  salt BLOB NOT NULL, chunk INTEGER NOT NULL, escrow BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS mentions (file_id TEXT NOT NULL, label TEXT NOT NULL,
                                      version INTEGER NOT NULL, PRIMARY KEY (file_id, label));
 CREATE INDEX IF NOT EXISTS mentions_by_label ON mentions (label, version);
@@ -81,18 +93,87 @@ class _Chain:
         return out
 
 
+def escrow_private_key(authority: ABE) -> X25519PrivateKey:
+    """The escrow key pair, derived from the master key: only the authority can open escrows."""
+    if authority.master_key is None:
+        raise InvalidKey("this operation needs the authority's master key")
+    secret = cbor2.dumps(to_map(authority.master_key.scheme, authority.master_key.record)["parts"])
+    return X25519PrivateKey.from_private_bytes(
+        HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+             info=b"abe-health/v1/vault-escrow").derive(secret))
+
+
+def _escrow_aead(shared: bytes, eph: bytes, recipient: bytes) -> AESGCM:
+    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=eph + recipient,
+                       info=b"abe-health/v1/vault-escrow-seal").derive(shared))
+
+
+def seal_escrow(recipient: X25519PublicKey, dek: bytes, file_id: str) -> bytes:
+    """ephemeral public key | nonce | AES-256-GCM(DEK), bound to the file id."""
+    eph = X25519PrivateKey.generate()
+    eph_pub, rcpt = eph.public_key().public_bytes_raw(), recipient.public_bytes_raw()
+    nonce = os.urandom(12)
+    aead = _escrow_aead(eph.exchange(recipient), eph_pub, rcpt)
+    return eph_pub + nonce + aead.encrypt(nonce, dek, file_id.encode())
+
+
+def open_escrow(private: X25519PrivateKey, sealed: bytes, file_id: str) -> bytes:
+    eph_pub, nonce, body = sealed[:32], sealed[32:44], sealed[44:]
+    rcpt = private.public_key().public_bytes_raw()
+    try:
+        shared = private.exchange(X25519PublicKey.from_public_bytes(eph_pub))
+        return _escrow_aead(shared, eph_pub, rcpt).decrypt(nonce, body, file_id.encode())
+    except (InvalidTag, ValueError):
+        raise InvalidKey(f"file {file_id}: the data key escrow does not open with this "
+                         "authority's master key") from None
+
+
+class _HeadSplitter:
+    """Receives an .abe stream: keeps the header bytes, sends the rest (the body) to `body`."""
+
+    def __init__(self, body: BinaryIO) -> None:
+        self.body, self.head, self.body_bytes = body, b"", 0
+        self._need: int | None = None
+
+    def write(self, data: bytes) -> int:
+        if self._need is None or len(self.head) < self._need:
+            self.head += bytes(data)
+            if self._need is None and len(self.head) >= 8:
+                self._need = 8 + int.from_bytes(self.head[4:8], "big") + WRAP
+            if self._need is None or len(self.head) < self._need:
+                return len(data)
+            extra, self.head = self.head[self._need :], self.head[: self._need]
+            data = extra
+        self.body.write(data)
+        self.body_bytes += len(data)
+        return len(data)
+
+
 class Vault:
     """A vault directory: files/<id>.head, files/<id>.body and catalog.sqlite."""
 
-    def __init__(self, path: str | os.PathLike[str], create: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], create_for: ABE | None = None) -> None:
+        """Open a vault; `create_for=authority` (with its master key) creates a new one whose
+        data key escrows only that authority can open."""
         self.path = Path(path)
-        if create:
+        self._escrow: X25519PrivateKey | None = None
+        if create_for is not None:
+            if (self.path / "catalog.sqlite").exists():
+                raise InvalidCiphertext(f"{self.path} is already a vault")
             (self.path / "files").mkdir(parents=True, exist_ok=True)
+            public = escrow_private_key(create_for).public_key().public_bytes_raw()
+            write_atomic(self.path / "escrow.pub", public)
         elif not (self.path / "catalog.sqlite").exists():
             raise InvalidCiphertext(f"{self.path} is not a vault (no catalog.sqlite)")
         self.db = sqlite3.connect(self.path / "catalog.sqlite")
         self.db.executescript(SCHEMA)
-        self._openers: dict[str, Key] = {}
+        self._encaps: dict[str, tuple[Element, dict]] = {}
+
+    def escrow_public_key(self) -> X25519PublicKey:
+        try:
+            return X25519PublicKey.from_public_bytes((self.path / "escrow.pub").read_bytes())
+        except (OSError, ValueError):
+            raise InvalidCiphertext(f"{self.path}: missing or malformed escrow.pub") from None
 
     def close(self) -> None:
         self.db.close()
@@ -118,22 +199,26 @@ class Vault:
         return self.path / "files" / f"{file_id}.body"
 
     def add(self, src: BinaryIO, policy: str, authority: ABE, name: str = "") -> str:
-        """Store a stream encrypted under `policy` (at the current attribute versions)."""
+        """Store a stream encrypted under `policy` (at the current attribute versions); the body
+        streams to disk in constant memory."""
         base = authority.policy(policy)
         versions = self.versions()
         file_id = secrets.token_hex(8)
-        blob = io.BytesIO()
-        authority.encrypt_stream(src, blob, policy=str(apply_versions(base, versions)))
-        data = blob.getbuffer()
-        head_size = read_header(io.BytesIO(data)).size
-        with atomic_output(self._body(file_id)) as out:
-            out.write(data[head_size:])
+        scheme = authority.public_key.scheme
+        gt_key, ct = scheme.encapsulate(authority.public_key.record, apply_versions(base, versions))
+        dek, salt = os.urandom(32), os.urandom(32)
+        with atomic_output(self._body(file_id)) as body:
+            tee = _HeadSplitter(body)
+            seal_stream(scheme, ct, gt_key, src, tee, dek=dek, salt=salt)
+            size = tee.body_bytes
         with atomic_output(self._head(file_id)) as out:
-            out.write(data[:head_size])
+            out.write(tee.head)
+        sealed = seal_escrow(self.escrow_public_key(), dek, file_id)
         with self.db:
-            self.db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?)",
-                            (file_id, name or file_id, str(base), len(data) - head_size,
-                             dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")))
+            self.db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (file_id, name or file_id, str(base), size,
+                             dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                             salt, CHUNK, sealed))
             self.db.executemany("INSERT INTO mentions VALUES (?, ?, ?)",
                                 [(file_id, label, versions.get(label, 0)) for label in mentioned(base)])
         return file_id
@@ -162,35 +247,29 @@ class Vault:
             raise InvalidCiphertext(f"no file {file_id!r} in {self.path}") from None
 
     # -- revocation ----------------------------------------------------------------------------
-    def _opener(self, authority: ABE, header: Header) -> Key:
-        """A key for exactly the labels of the header's policy (cached per policy text)."""
-        text = str(header.ciphertext.meta.get("policy"))
-        if text not in self._openers:
-            labels = Policy.parse(text, authority.widths).attributes
-            rec = authority.public_key.scheme.keygen(
-                authority.public_key.record, authority.master_key.record,
-                KeyAttributes.of_labels(labels))
-            self._openers[text] = Key(authority.public_key.scheme, rec)
-        return self._openers[text]
-
     def update_file(self, file_id: str, authority: ABE) -> int:
         """Rewrite one header at the current versions; returns the bytes written."""
         if authority.master_key is None:
             raise InvalidKey("re-encapsulating headers needs the authority's master key")
-        row = self.db.execute("SELECT policy FROM files WHERE id = ?", (file_id,)).fetchone()
+        row = self.db.execute("SELECT policy, salt, chunk, escrow FROM files WHERE id = ?",
+                              (file_id,)).fetchone()
         if row is None:
             raise InvalidCiphertext(f"no file {file_id!r} in {self.path}")
+        text, salt, chunk, sealed = row
         versions = self.versions()
-        base = authority.policy(row[0])
+        base = authority.policy(text)
+        target = str(apply_versions(base, versions))
         scheme = authority.public_key.scheme
-        gt_key, ct = scheme.encapsulate(authority.public_key.record, apply_versions(base, versions))
-
-        def open_key(header: Header) -> Element:
-            opener = self._opener(authority, header)
-            return opener.scheme.decapsulate(opener.record, header.ciphertext)
-
-        with open(self._head(file_id), "rb") as old, atomic_output(self._head(file_id)) as new:
-            reencapsulate(old, new, open_key, scheme, ct, gt_key)
+        if target not in self._encaps:  # one encapsulation per policy and revocation run
+            policy = Policy.parse(target, authority.widths)
+            gt_key, ct = scheme.encapsulate(authority.public_key.record, policy)
+            self._encaps[target] = (gt_key, to_map(scheme, ct))
+        gt_key, ct_map = self._encaps[target]
+        if self._escrow is None:
+            self._escrow = escrow_private_key(authority)
+        dek = open_escrow(self._escrow, sealed, file_id)
+        with atomic_output(self._head(file_id)) as new:
+            write_header(new, scheme, ct_map, gt_key, dek, salt, chunk)
             written = new.tell()
         with self.db:
             self.db.executemany("UPDATE mentions SET version = ? WHERE file_id = ? AND label = ?",
@@ -203,6 +282,7 @@ class Vault:
             raise InvalidKey("revocation needs the authority's master key")
         label = str(authority.attributes([label]).attributes[0].label)
         start = time.perf_counter()
+        self._encaps.clear()  # a revocation never reuses an encapsulation from before it
         with self.db:
             current = self.versions().get(label, 0)
             self.db.execute("INSERT OR REPLACE INTO versions VALUES (?, ?)", (label, current + 1))
