@@ -11,7 +11,8 @@ from pathlib import Path
 from .report import to_markdown, write
 
 #: suite name -> module with a `run(quick: bool) -> Report`
-SUITES = {"primitives": "benchmarks.primitives", "abe": "benchmarks.abe", "search": "benchmarks.search"}
+SUITES = {"primitives": "benchmarks.primitives", "abe": "benchmarks.abe", "search": "benchmarks.search",
+          "revocation": "benchmarks.revocation"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,3 +55,12 @@ def test_search_quick(tmp_path):
         assert row["unsalted_query_median_ms"] > 0 and row["plaintext_scan_median_ms"] > 0
     for build in data["builds"]:
         assert build["bytes_per_keyword"] < 2048 and build["keywords_per_s"] > 0
+
+
+def test_revocation_quick(tmp_path):
+    assert main(["revocation", "--quick", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "revocation" / "results.json").read_text())
+    ours = [r for r in data["rows"] if r["method"] == "header re-encapsulation"]
+    assert ours and all(r["bytes_ratio"] > 1 for r in ours)
+    big = [r for r in ours if r["file_bytes"] == 1 << 20]
+    assert all(r["bytes_ratio"] > 100 for r in big)  # headers only, never the 1 MiB bodies

@@ -75,8 +75,10 @@ def test_lazy_revocation_applies_at_first_read(setting):
 
 
 def test_interrupted_revocation_resumes(setting, monkeypatch):
+    from abe_health.revocation import vault as vault_module
+
     hospital, vault, keys, files = setting
-    original = Vault.update_file
+    original = Vault._new_head
     calls = {"n": 0}
 
     def flaky(self, file_id, authority):
@@ -85,10 +87,12 @@ def test_interrupted_revocation_resumes(setting, monkeypatch):
             raise KeyboardInterrupt("killed between two files")
         return original(self, file_id, authority)
 
-    monkeypatch.setattr(Vault, "update_file", flaky)
+    monkeypatch.setattr(vault_module, "BATCH", 2)
+    monkeypatch.setattr(Vault, "_new_head", flaky)
     with pytest.raises(KeyboardInterrupt):
         vault.revoke("doctor", hospital)
-    monkeypatch.setattr(Vault, "update_file", original)
+    monkeypatch.setattr(Vault, "_new_head", original)
+    assert not list((vault.path / "files").glob(".*.tmp"))  # no temporary file left behind
     alice = vault.issue_key(hospital, ["doctor", "cardiology"])
     for f in files[:6]:  # every file stays readable by someone entitled, old or new version
         assert read(vault, f, keys["nina"]).startswith(b"record")

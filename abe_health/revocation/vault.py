@@ -29,6 +29,7 @@ was renamed but not yet recorded is harmless: its opener comes from the header i
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import secrets
 import sqlite3
@@ -63,6 +64,8 @@ CREATE TABLE IF NOT EXISTS mentions (file_id TEXT NOT NULL, label TEXT NOT NULL,
 CREATE INDEX IF NOT EXISTS mentions_by_label ON mentions (label, version);
 CREATE TABLE IF NOT EXISTS versions (label TEXT PRIMARY KEY, version INTEGER NOT NULL);
 """
+#: headers rewritten per disk sync
+BATCH = 256
 _PENDING = ("SELECT DISTINCT m.file_id FROM mentions m JOIN versions v ON m.label = v.label "
             "WHERE m.version < v.version")
 
@@ -249,6 +252,35 @@ class Vault:
     # -- revocation ----------------------------------------------------------------------------
     def update_file(self, file_id: str, authority: ABE) -> int:
         """Rewrite one header at the current versions; returns the bytes written."""
+        return self._update(authority, [file_id])
+
+    def _update(self, authority: ABE, file_ids: list[str]) -> int:
+        """Rewrite headers in batches: write every temporary file of a batch, flush them to disk
+        with one sync, then rename each over its header and record the batch in one transaction.
+        (One sync per batch instead of one fsync per header: the per-file cost that dominated.)"""
+        written = 0
+        for start in range(0, len(file_ids), BATCH):
+            batch = [(f, *self._new_head(f, authority)) for f in file_ids[start : start + BATCH]]
+            temps = []
+            try:
+                for file_id, head, _ in batch:
+                    tmp = self._head(file_id).with_name(f".{file_id}.head.tmp")
+                    tmp.write_bytes(head)
+                    temps.append(tmp)
+                os.sync()
+                for (file_id, head, _), tmp in zip(batch, temps, strict=True):
+                    os.replace(tmp, self._head(file_id))
+                    written += len(head)
+            finally:
+                for tmp in temps:
+                    tmp.unlink(missing_ok=True)
+            with self.db:
+                self.db.executemany("UPDATE mentions SET version = ? WHERE file_id = ? AND label = ?",
+                                    [row for _, _, rows in batch for row in rows])
+        return written
+
+    def _new_head(self, file_id: str, authority: ABE) -> tuple[bytes, list[tuple[int, str, str]]]:
+        """A file's header at the current versions, and its catalog rows to record."""
         if authority.master_key is None:
             raise InvalidKey("re-encapsulating headers needs the authority's master key")
         row = self.db.execute("SELECT policy, salt, chunk, escrow FROM files WHERE id = ?",
@@ -268,13 +300,9 @@ class Vault:
         if self._escrow is None:
             self._escrow = escrow_private_key(authority)
         dek = open_escrow(self._escrow, sealed, file_id)
-        with atomic_output(self._head(file_id)) as new:
-            write_header(new, scheme, ct_map, gt_key, dek, salt, chunk)
-            written = new.tell()
-        with self.db:
-            self.db.executemany("UPDATE mentions SET version = ? WHERE file_id = ? AND label = ?",
-                                [(versions.get(label, 0), file_id, label) for label in mentioned(base)])
-        return written
+        head = io.BytesIO()
+        write_header(head, scheme, ct_map, gt_key, dek, salt, chunk)
+        return head.getvalue(), [(versions.get(label, 0), file_id, label) for label in mentioned(base)]
 
     def revoke(self, label: str, authority: ABE, lazy: bool = False) -> RevocationReport:
         """Bump `label`'s version; rewrite (or, lazily, mark) every header that mentions it."""
@@ -287,11 +315,13 @@ class Vault:
             current = self.versions().get(label, 0)
             self.db.execute("INSERT OR REPLACE INTO versions VALUES (?, ?)", (label, current + 1))
         files = [] if lazy else self.pending(label)
-        written = sum(self.update_file(f, authority) for f in files)
+        written = self._update(authority, files)
         return RevocationReport(label, current + 1, len(files), written, time.perf_counter() - start)
 
     def update_pending(self, authority: ABE) -> Iterator[str]:
         """Rewrite every header behind the current versions (resumes an interrupted revocation)."""
-        for file_id in self.pending():
-            self.update_file(file_id, authority)
-            yield file_id
+        pending = self.pending()
+        for start in range(0, len(pending), BATCH):
+            batch = pending[start : start + BATCH]
+            self._update(authority, batch)
+            yield from batch

@@ -1,0 +1,118 @@
+"""Suite `revocation`: the cost of revoking one attribute from one user, as affected files,
+file size and holders grow; header re-encapsulation in the vault beside the naive baseline
+(decrypt and re-encrypt every affected file in full), and expiry renewal per period.
+
+Both methods re-key the holders who keep the attribute (one key each), so holders are measured
+once and reported for both; what differs is the work on stored files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+
+from abe_health.api import CPABE, decrypt_stream_to
+from abe_health.fileio import atomic_output
+from abe_health.policy import KeyAttributes, Policy
+from abe_health.revocation import Vault
+from abe_health.revocation.vault import _Chain, _HeadSplitter
+from abe_health.revocation.versions import apply_versions
+
+from .envelope import PatternReader
+from .report import Report
+
+POLICY = "(doctor and cardiology) or nurse"
+
+
+def naive_revoke(vault: Vault, ids: list[str], authority: CPABE) -> tuple[float, int]:
+    """The baseline: decrypt every affected file and encrypt it again under the new policy."""
+    start, written = time.perf_counter(), 0
+    versions = vault.versions()
+    openers: dict[str, object] = {}
+    for file_id in ids:
+        text = vault.db.execute("SELECT policy FROM files WHERE id = ?", (file_id,)).fetchone()[0]
+        target = str(apply_versions(authority.policy(text), versions))
+        head, body = vault.path / "files" / f"{file_id}.head", vault.path / "files" / f"{file_id}.body"
+        with open(head, "rb") as h:
+            from abe_health.envelope import read_header
+
+            old_policy = read_header(h).ciphertext.meta["policy"]
+        if old_policy not in openers:  # a key for the old header, derived by the authority
+            labels = Policy.parse(old_policy).attributes
+            openers[old_policy] = authority.public_key.scheme.keygen(
+                authority.public_key.record, authority.master_key.record, KeyAttributes.of_labels(labels))
+        from abe_health.keys import Key
+
+        opener = Key(authority.public_key.scheme, openers[old_policy])
+        with tempfile.SpooledTemporaryFile(max_size=64 << 20) as plain:
+            with open(head, "rb") as h, open(body, "rb") as b:
+                decrypt_stream_to(opener, _Chain(h, b), plain)
+            plain.seek(0)
+            with atomic_output(body) as out:
+                tee = _HeadSplitter(out)
+                authority.encrypt_stream(plain, tee, policy=target)
+                written += tee.body_bytes
+            with atomic_output(head) as out:
+                out.write(tee.head)
+                written += len(tee.head)
+    return time.perf_counter() - start, written
+
+
+def _vault(root: Path, name: str, authority: CPABE, files: int, size: int) -> tuple[Vault, list[str]]:
+    vault = Vault(root / name, create_for=authority)
+    ids = [vault.add(PatternReader(size), POLICY, authority) for _ in range(files)]
+    return vault, ids
+
+
+def run(quick: bool) -> Report:
+    report = Report("revocation", ["experiment", "files", "file_bytes", "holders", "method",
+                                   "seconds", "bytes_written", "per_file_ms", "speedup", "bytes_ratio"])
+    authority = CPABE.setup()
+    file_counts = [10, 100] if quick else [10, 100, 1000, 10000]
+    sizes = [1 << 10, 1 << 20] if quick else [1 << 10, 1 << 20, 100 << 20]
+    holders = [10, 100] if quick else [10, 100, 1000, 10000]
+    users = [10, 100] if quick else [10, 100, 1000]
+    with tempfile.TemporaryDirectory(prefix="revocation-bench-") as tmp:
+        root = Path(tmp)
+        sweeps = [("affected files", f, 1 << 20) for f in file_counts] + \
+                 [("file size", 10, s) for s in sizes]
+        for n, (experiment, files, size) in enumerate(sweeps):
+            vault, ids = _vault(root, f"v{n}", authority, files, size)
+            ours = vault.revoke("doctor", authority)
+            vault.revoke("doctor", authority, lazy=True)  # the naive run re-encrypts for the same bump
+            naive_s, naive_bytes = naive_revoke(vault, ids, authority)
+            report.add(experiment=experiment, files=files, file_bytes=size, method="header re-encapsulation",
+                       seconds=ours.seconds, bytes_written=ours.bytes_written,
+                       per_file_ms=1e3 * ours.seconds / files, speedup=naive_s / ours.seconds,
+                       bytes_ratio=naive_bytes / max(1, ours.bytes_written))
+            report.add(experiment=experiment, files=files, file_bytes=size, method="naive re-encryption",
+                       seconds=naive_s, bytes_written=naive_bytes, per_file_ms=1e3 * naive_s / files)
+            vault.close()
+            for name in ("files",):
+                for f in (root / f"v{n}" / name).iterdir():
+                    f.unlink()
+        for h in holders:  # re-keying the holders who keep the attribute (both methods)
+            start = time.perf_counter()
+            for _ in range(h - 1):
+                authority.keygen(["doctor", "cardiology", "ward = 3", "staff", "hospitalA"])
+            report.add(experiment="holders re-keyed", holders=h, method="both",
+                       seconds=time.perf_counter() - start)
+        until = (dt.date.today() + dt.timedelta(30)).isoformat()
+        for u in users:  # expiry: renewing U users' keys for the next period
+            start = time.perf_counter()
+            for _ in range(u):
+                authority.keygen(["nurse", "ward = 3", f"valid_until = {until}"])
+            report.add(experiment="expiry renewal per period", holders=u, method="renew",
+                       seconds=time.perf_counter() - start)
+    report.plots.append({"title": "revocation time vs affected files (1 MiB each)", "x": "files",
+                         "y": "seconds", "series": "method", "where": {"experiment": "affected files"},
+                         "file": "revocation_files.png", "log": "1"})
+    report.plots.append({"title": "bytes written vs affected files", "x": "files", "y": "bytes_written",
+                         "series": "method", "where": {"experiment": "affected files"},
+                         "file": "revocation_bytes.png", "log": "1"})
+    report.plots.append({"title": "revocation time vs file size (10 files)", "x": "file_bytes",
+                         "y": "seconds", "series": "method", "where": {"experiment": "file size"},
+                         "file": "revocation_size.png", "log": "1"})
+    return report
