@@ -54,15 +54,30 @@ def register(main: click.Group, handle_errors) -> None:
             raise CliError(f"cannot read {src}: {exc.strerror}") from None
         click.echo(file_id)
 
+    @vault.command("put")
+    @click.argument("path", type=click.Path(file_okay=False))
+    @click.argument("file_id")
+    @click.argument("src", type=click.Path(dir_okay=False))
+    @click.option("-k", "--public", "public_path", required=True, type=click.Path(dir_okay=False))
+    @handle_errors
+    def vault_put(path: str, file_id: str, src: str, public_path: str) -> None:
+        """Replace a stored file's content (same policy, fresh data key)."""
+        try:
+            with open(src, "rb") as fin:
+                Vault(path).put(file_id, fin, ABE(read_key(public_path, expect="public")))
+        except OSError as exc:
+            raise CliError(f"cannot read {src}: {exc.strerror}") from None
+
     @vault.command("list")
     @click.argument("path", type=click.Path(file_okay=False))
     @handle_errors
     def vault_list(path: str) -> None:
-        """Stored files: id, body size, name, policy; pending ones are marked with '*'."""
+        """Stored files: id, body size, name, policy; '*' marks a header awaiting a lazy update,
+        'R' a data key to rotate at the next `vault put`."""
         store = Vault(path)
-        pending = set(store.pending())
+        pending, rotations = set(store.pending()), set(store.rotations())
         for file_id, name, policy, size in store.list():
-            mark = "*" if file_id in pending else " "
+            mark = ("*" if file_id in pending else " ") + ("R" if file_id in rotations else " ")
             click.echo(f"{file_id}{mark} {size:>12,}  {name}  [{policy}]")
 
     @vault.command("issue")
@@ -114,10 +129,13 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--user", default=None, help="Who loses it (recorded in the message only).")
     @click.option("-m", "--master", "master_path", required=True, type=click.Path(dir_okay=False))
     @click.option("--lazy", is_flag=True, help="Mark headers now, rewrite each at its next read.")
+    @click.option("--rotate", is_flag=True,
+                  help="Also give each affected file a fresh data key the next time it is written.")
     @handle_errors
-    def revoke(path: str, attr: str, user: str | None, master_path: str, lazy: bool) -> None:
+    def revoke(path: str, attr: str, user: str | None, master_path: str, lazy: bool,
+               rotate: bool) -> None:
         """Revoke ATTR: bump its version and re-encapsulate every header that mentions it."""
-        report = Vault(path).revoke(attr, _authority(master_path), lazy=lazy)
+        report = Vault(path).revoke(attr, _authority(master_path), lazy=lazy, rotate=rotate)
         who = f" from {user}" if user else ""
         click.echo(f"revoked {report.label}{who}: version {report.version}; "
                    f"{report.files_updated} headers rewritten ({report.bytes_written:,} bytes) in "

@@ -38,7 +38,7 @@ def naive_revoke(vault: Vault, ids: list[str], authority: CPABE) -> tuple[float,
     for file_id in ids:
         text = vault.db.execute("SELECT policy FROM files WHERE id = ?", (file_id,)).fetchone()[0]
         target = str(apply_versions(authority.policy(text), versions))
-        head, body = vault.path / "files" / f"{file_id}.head", vault.path / "files" / f"{file_id}.body"
+        head, body = vault._head(file_id), vault._body(file_id)
         with open(head, "rb") as h:
             from abe_health.envelope import read_header
 

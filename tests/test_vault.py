@@ -37,7 +37,7 @@ def read(vault, file_id, key, authority=None):
 
 
 def bodies(vault, files):
-    return {f: (vault.path / "files" / f"{f}.body").read_bytes() for f in files}
+    return {f: vault._body(f).read_bytes() for f in files}
 
 
 def test_eager_revocation(setting):
@@ -161,3 +161,30 @@ def test_vault_cli(tmp_path):
     assert run("vault", "get", tmp_path / "v", file_id, "-i", tmp_path / "nina.key").output == "ward notes"
     assert run("vault", "update", tmp_path / "v", "-m", master).exit_code == 0
     assert f"{file_id}*" not in run("vault", "list", tmp_path / "v").output
+    assert run("revoke", tmp_path / "v", "--attr", "nurse", "-m", master, "--rotate").exit_code == 0
+    assert f"{file_id} R" in run("vault", "list", tmp_path / "v").output
+    (tmp_path / "r2.txt").write_bytes(b"rewritten")
+    assert run("vault", "put", tmp_path / "v", file_id, tmp_path / "r2.txt", "-k",
+               tmp_path / "h" / "public.key").exit_code == 0
+    assert f"{file_id} R" not in run("vault", "list", tmp_path / "v").output
+    nurse = tmp_path / "nurse2.key"
+    assert run("vault", "issue", tmp_path / "v", "-m", master, "-a", "nurse", "-o", nurse).exit_code == 0
+    assert run("vault", "get", tmp_path / "v", file_id, "-i", nurse).output == "rewritten"
+
+
+def test_rotate_replaces_the_data_key_at_the_next_write(setting):
+    hospital, vault, keys, files = setting
+    vault.revoke("doctor", hospital, rotate=True)
+    assert vault.rotations() == sorted(files[:6])
+    old_body = vault._body(files[0]).read_bytes()
+    vault.put(files[0], io.BytesIO(b"new content"), CPABE(hospital.public_key))  # writers need no master
+    assert vault._gen(files[0]) == 1 and not list(vault.path.glob("files/" + files[0] + ".0.*"))
+    assert vault._body(files[0]).read_bytes() != old_body
+    assert files[0] not in vault.rotations() and len(vault.rotations()) == 5
+    alice = vault.issue_key(hospital, ["doctor", "cardiology"])
+    assert read(vault, files[0], alice) == b"new content"
+    with pytest.raises(PolicyNotSatisfied):
+        read(vault, files[0], keys["mallory"])
+    vault.revoke("doctor", hospital)  # later revocations still rewrite the new generation's header
+    with pytest.raises(PolicyNotSatisfied):
+        read(vault, files[0], alice)

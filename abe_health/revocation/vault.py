@@ -1,5 +1,6 @@
-"""The vault: stored `.abe` files split into header and body, a SQLite catalog of which header
-mentions which attribute at which version, and revocation by header re-encapsulation.
+"""The vault: stored `.abe` files split into header and body (files/<id>.<generation>.head and
+.body), a SQLite catalog of which header mentions which attribute at which version, and
+revocation by header re-encapsulation. One writer at a time (the authority's service).
 
 Revoking attribute `a` bumps its version N (see versions.py): every header whose policy mentions
 `a` is rewritten under the same policy with `a` replaced by `(a and a.vN)`, with the same data
@@ -58,7 +59,8 @@ from .versions import apply_versions, mentioned, versioned_key_attributes
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (id TEXT PRIMARY KEY, name TEXT NOT NULL, policy TEXT NOT NULL,
                                   body_bytes INTEGER NOT NULL, added TEXT NOT NULL,
-                                  salt BLOB NOT NULL, chunk INTEGER NOT NULL, escrow BLOB NOT NULL);
+                                  salt BLOB NOT NULL, chunk INTEGER NOT NULL, escrow BLOB NOT NULL,
+                                  gen INTEGER NOT NULL DEFAULT 0, rotate INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS mentions (file_id TEXT NOT NULL, label TEXT NOT NULL,
                                      version INTEGER NOT NULL, PRIMARY KEY (file_id, label));
 CREATE INDEX IF NOT EXISTS mentions_by_label ON mentions (label, version);
@@ -195,11 +197,32 @@ class Vault:
         return Key(authority.public_key.scheme, rec)
 
     # -- files ---------------------------------------------------------------------------------
-    def _head(self, file_id: str) -> Path:
-        return self.path / "files" / f"{file_id}.head"
+    def _gen(self, file_id: str) -> int:
+        row = self.db.execute("SELECT gen FROM files WHERE id = ?", (file_id,)).fetchone()
+        if row is None:
+            raise InvalidCiphertext(f"no file {file_id!r} in {self.path}")
+        return int(row[0])
 
-    def _body(self, file_id: str) -> Path:
-        return self.path / "files" / f"{file_id}.body"
+    def _head(self, file_id: str, gen: int | None = None) -> Path:
+        gen = self._gen(file_id) if gen is None else gen
+        return self.path / "files" / f"{file_id}.{gen}.head"
+
+    def _body(self, file_id: str, gen: int | None = None) -> Path:
+        gen = self._gen(file_id) if gen is None else gen
+        return self.path / "files" / f"{file_id}.{gen}.body"
+
+    def _write(self, file_id: str, gen: int, src: BinaryIO, policy: Policy, authority: ABE
+               ) -> tuple[int, bytes, bytes]:
+        """Encrypt src as generation `gen` of a file (fresh DEK and salt): (body bytes, salt, escrow)."""
+        scheme = authority.public_key.scheme
+        gt_key, ct = scheme.encapsulate(authority.public_key.record, policy)
+        dek, salt = os.urandom(32), os.urandom(32)
+        with atomic_output(self._body(file_id, gen)) as body:
+            tee = _HeadSplitter(body)
+            seal_stream(scheme, ct, gt_key, src, tee, dek=dek, salt=salt)
+        with atomic_output(self._head(file_id, gen)) as out:
+            out.write(tee.head)
+        return tee.body_bytes, salt, seal_escrow(self.escrow_public_key(), dek, file_id)
 
     def add(self, src: BinaryIO, policy: str, authority: ABE, name: str = "") -> str:
         """Store a stream encrypted under `policy` (at the current attribute versions); the body
@@ -207,24 +230,38 @@ class Vault:
         base = authority.policy(policy)
         versions = self.versions()
         file_id = secrets.token_hex(8)
-        scheme = authority.public_key.scheme
-        gt_key, ct = scheme.encapsulate(authority.public_key.record, apply_versions(base, versions))
-        dek, salt = os.urandom(32), os.urandom(32)
-        with atomic_output(self._body(file_id)) as body:
-            tee = _HeadSplitter(body)
-            seal_stream(scheme, ct, gt_key, src, tee, dek=dek, salt=salt)
-            size = tee.body_bytes
-        with atomic_output(self._head(file_id)) as out:
-            out.write(tee.head)
-        sealed = seal_escrow(self.escrow_public_key(), dek, file_id)
+        size, salt, sealed = self._write(file_id, 0, src, apply_versions(base, versions), authority)
         with self.db:
-            self.db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            self.db.execute("INSERT INTO files (id, name, policy, body_bytes, added, salt, chunk, escrow)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                             (file_id, name or file_id, str(base), size,
                              dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                              salt, CHUNK, sealed))
             self.db.executemany("INSERT INTO mentions VALUES (?, ?, ?)",
                                 [(file_id, label, versions.get(label, 0)) for label in mentioned(base)])
         return file_id
+
+    def put(self, file_id: str, src: BinaryIO, authority: ABE) -> None:
+        """Replace a file's content (same policy) with a fresh data key: the next generation is
+        written beside the current one and becomes current in one catalog transaction, so a crash
+        leaves the old content in place. This is when `revoke(rotate=True)` takes effect."""
+        row = self.db.execute("SELECT policy, gen FROM files WHERE id = ?", (file_id,)).fetchone()
+        if row is None:
+            raise InvalidCiphertext(f"no file {file_id!r} in {self.path}")
+        base, gen = authority.policy(row[0]), int(row[1])
+        versions = self.versions()
+        size, salt, sealed = self._write(file_id, gen + 1, src, apply_versions(base, versions), authority)
+        with self.db:
+            self.db.execute("UPDATE files SET gen = ?, body_bytes = ?, salt = ?, chunk = ?, escrow = ?, "
+                            "rotate = 0 WHERE id = ?", (gen + 1, size, salt, CHUNK, sealed, file_id))
+            self.db.executemany("UPDATE mentions SET version = ? WHERE file_id = ? AND label = ?",
+                                [(versions.get(label, 0), file_id, label) for label in mentioned(base)])
+        self._head(file_id, gen).unlink(missing_ok=True)
+        self._body(file_id, gen).unlink(missing_ok=True)
+
+    def rotations(self) -> list[str]:
+        """Files whose data key is to be replaced at their next write (`revoke(rotate=True)`)."""
+        return [r[0] for r in self.db.execute("SELECT id FROM files WHERE rotate = 1 ORDER BY id")]
 
     def list(self) -> list[tuple[str, str, str, int]]:
         """(id, name, policy as written, body bytes) of every file."""
@@ -243,8 +280,9 @@ class Vault:
         """Decrypt a stored file into dst; with `authority`, a pending header is rewritten first."""
         if authority is not None and file_id in self.pending():
             self.update_file(file_id, authority)
+        gen = self._gen(file_id)
         try:
-            with open(self._head(file_id), "rb") as head, open(self._body(file_id), "rb") as body:
+            with open(self._head(file_id, gen), "rb") as head, open(self._body(file_id, gen), "rb") as body:
                 return decrypt_stream_to(key, _Chain(head, body), dst)
         except FileNotFoundError:
             raise InvalidCiphertext(f"no file {file_id!r} in {self.path}") from None
@@ -263,13 +301,14 @@ class Vault:
             batch = [(f, *self._new_head(f, authority)) for f in file_ids[start : start + BATCH]]
             temps = []
             try:
-                for file_id, head, _ in batch:
-                    tmp = self._head(file_id).with_name(f".{file_id}.head.tmp")
+                targets = [self._head(file_id) for file_id, _, _ in batch]
+                for target, (_, head, _) in zip(targets, batch, strict=True):
+                    tmp = target.with_name(f".{target.name}.tmp")
                     tmp.write_bytes(head)
                     temps.append(tmp)
                 os.sync()
-                for (file_id, head, _), tmp in zip(batch, temps, strict=True):
-                    os.replace(tmp, self._head(file_id))
+                for target, (_, head, _), tmp in zip(targets, batch, temps, strict=True):
+                    os.replace(tmp, target)
                     written += len(head)
             finally:
                 for tmp in temps:
@@ -304,8 +343,10 @@ class Vault:
         write_header(head, scheme, ct_map, gt_key, dek, salt, chunk)
         return head.getvalue(), [(versions.get(label, 0), file_id, label) for label in mentioned(base)]
 
-    def revoke(self, label: str, authority: ABE, lazy: bool = False) -> RevocationReport:
-        """Bump `label`'s version; rewrite (or, lazily, mark) every header that mentions it."""
+    def revoke(self, label: str, authority: ABE, lazy: bool = False, rotate: bool = False
+               ) -> RevocationReport:
+        """Bump `label`'s version; rewrite (or, lazily, mark) every header that mentions it.
+        With `rotate`, the affected files also get a fresh data key at their next `put`."""
         if authority.master_key is None:
             raise InvalidKey("revocation needs the authority's master key")
         label = str(authority.attributes([label]).attributes[0].label)
@@ -314,6 +355,10 @@ class Vault:
         with self.db:
             current = self.versions().get(label, 0)
             self.db.execute("INSERT OR REPLACE INTO versions VALUES (?, ?)", (label, current + 1))
+        if rotate:
+            with self.db:
+                self.db.executemany("UPDATE files SET rotate = 1 WHERE id = ?",
+                                    [(f,) for f in self.pending(label)])
         files = [] if lazy else self.pending(label)
         written = self._update(authority, files)
         return RevocationReport(label, current + 1, len(files), written, time.perf_counter() - start)
