@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 
 from abe_health.api import CPABE, decrypt_stream_to
+from abe_health.envelope import read_header
 from abe_health.fileio import atomic_output
+from abe_health.keys import Key
 from abe_health.policy import KeyAttributes, Policy
 from abe_health.revocation import Vault
 from abe_health.revocation.vault import _Chain, _HeadSplitter
@@ -40,15 +42,11 @@ def naive_revoke(vault: Vault, ids: list[str], authority: CPABE) -> tuple[float,
         target = str(apply_versions(authority.policy(text), versions))
         head, body = vault._head(file_id), vault._body(file_id)
         with open(head, "rb") as h:
-            from abe_health.envelope import read_header
-
             old_policy = read_header(h).ciphertext.meta["policy"]
         if old_policy not in openers:  # a key for the old header, derived by the authority
             labels = Policy.parse(old_policy).attributes
             openers[old_policy] = authority.public_key.scheme.keygen(
                 authority.public_key.record, authority.master_key.record, KeyAttributes.of_labels(labels))
-        from abe_health.keys import Key
-
         opener = Key(authority.public_key.scheme, openers[old_policy])
         with tempfile.SpooledTemporaryFile(max_size=64 << 20) as plain:
             with open(head, "rb") as h, open(body, "rb") as b:
