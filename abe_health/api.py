@@ -29,7 +29,7 @@ from .fileio import atomic_output
 from .keys import Key, to_map
 from .pairing import get_group
 from .policy import KeyAttributes, Policy, parse_attributes
-from .schemes import DEFAULT_SCHEME, get_scheme
+from .schemes import DEFAULT_SCHEME, Scheme, get_scheme
 
 
 def fingerprint(public_key: Key) -> str:
@@ -46,6 +46,9 @@ class ABE:
     def __init__(self, public_key: Key, master_key: Key | None = None) -> None:
         if public_key.kind != "public":
             raise InvalidKey(f"expected a public key, got a {public_key.kind} key")
+        if not isinstance(public_key.scheme, Scheme):
+            raise InvalidKey(f"this is a {public_key.scheme.name} (multi-authority) key: use "
+                             "--authority NAME.pub to encrypt and `authority keygen` to issue keys")
         if master_key is not None and (master_key.kind != "master"
                                        or master_key.scheme is not public_key.scheme):
             raise InvalidKey("the master key does not belong to this public key's scheme")

@@ -232,3 +232,12 @@ def test_multi_authority_and_phr_cli(tmp_path):
     result = run("phr", "decrypt", tmp_path / "rec.phr", "-i", tmp_path / "er-old.key")
     assert result.exit_code == 1
     assert "error: none of the 2 sections opens with these keys" in result.output
+
+
+def test_multi_authority_keys_are_refused_where_single_authority_keys_go(tmp_path):
+    assert run("authority", "setup", "hospitalA", "-o", tmp_path / "auth").exit_code == 0
+    (tmp_path / "x").write_bytes(b"x")
+    result = run("encrypt", "-k", tmp_path / "auth" / "hospitalA.pub", "-p", "doctor@hospitalA",
+                 tmp_path / "x")
+    assert result.exit_code == 1 and "use --authority" in result.output
+    assert "Traceback" not in result.output
