@@ -188,3 +188,13 @@ def test_rotate_replaces_the_data_key_at_the_next_write(setting):
     vault.revoke("doctor", hospital)  # later revocations still rewrite the new generation's header
     with pytest.raises(PolicyNotSatisfied):
         read(vault, files[0], alice)
+
+
+def test_vault_refuses_kp_schemes(tmp_path):
+    from abe_health.api import KPABE
+    from abe_health.errors import InvalidKey
+
+    cp = CPABE.setup()
+    vault = Vault(tmp_path / "v", create_for=cp)
+    with pytest.raises(InvalidKey, match="KP-ABE"):
+        vault.add(io.BytesIO(b"x"), "doctor", KPABE.setup())

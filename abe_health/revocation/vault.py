@@ -215,6 +215,8 @@ class Vault:
                ) -> tuple[int, bytes, bytes]:
         """Encrypt src as generation `gen` of a file (fresh DEK and salt): (body bytes, salt, escrow)."""
         scheme = authority.public_key.scheme
+        if scheme.policy_in != "ciphertext":
+            raise InvalidKey(f"the vault stores files under policies (CP-ABE); {scheme.name} is KP-ABE")
         gt_key, ct = scheme.encapsulate(authority.public_key.record, policy)
         dek, salt = os.urandom(32), os.urandom(32)
         with atomic_output(self._body(file_id, gen)) as body:
