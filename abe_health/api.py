@@ -10,7 +10,6 @@ b'{"bp": "120/80"}'
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import os
 import shutil
@@ -20,22 +19,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import cbor2
-
 from .armor import ArmorReader, ArmorWriter, open_maybe_armored
+from .derived import check_pair, complete_setup, fingerprint
 from .envelope import Header, Progress, decrypt_stream, encrypt_stream, read_header
 from .errors import InvalidCiphertext, InvalidKey
 from .fileio import atomic_output
-from .keys import Key, to_map
+from .keys import Key
 from .pairing import get_group
 from .policy import KeyAttributes, Policy, parse_attributes
 from .schemes import DEFAULT_SCHEME, Scheme, get_scheme
-
-
-def fingerprint(public_key: Key) -> str:
-    """A short id of a public key, stored in user keys and file headers to name mismatches."""
-    digest = hashlib.sha256(cbor2.dumps(to_map(public_key.scheme, public_key.record)["parts"]))
-    return digest.hexdigest()[:16]
 
 
 class ABE:
@@ -49,9 +41,8 @@ class ABE:
         if not isinstance(public_key.scheme, Scheme):
             raise InvalidKey(f"this is a {public_key.scheme.name} (multi-authority) key: use "
                              "--authority NAME.pub to encrypt and `authority keygen` to issue keys")
-        if master_key is not None and (master_key.kind != "master"
-                                       or master_key.scheme is not public_key.scheme):
-            raise InvalidKey("the master key does not belong to this public key's scheme")
+        if master_key is not None:
+            check_pair(public_key, master_key)
         if self.policy_in and public_key.scheme.policy_in != self.policy_in:
             raise InvalidKey(f"{type(self).__name__} cannot use scheme {public_key.scheme.name}")
         self.public_key = public_key
@@ -64,7 +55,7 @@ class ABE:
         name = scheme or ("fame-kp" if cls.policy_in == "key" else DEFAULT_SCHEME)
         impl = get_scheme(name, get_group(backend))
         pk, msk = impl.setup(widths)
-        return cls(Key(impl, pk), Key(impl, msk))
+        return cls(*complete_setup(Key(impl, pk), Key(impl, msk)))
 
     @property
     def scheme(self) -> str:

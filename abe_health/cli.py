@@ -245,7 +245,7 @@ def inspect(path: str, as_json: bool) -> None:
     _open_input(path).close()
     with open(path, "rb") as handle:
         head = handle.read(len(BEGIN))
-    if head.startswith(b"ABE1") or head == BEGIN:
+    if head[:3] == b"ABE" or head == BEGIN:
         info = inspect_file(path)
     else:
         key = read_key(path)

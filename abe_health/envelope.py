@@ -1,24 +1,28 @@
-"""The `.abe` file: an ABE header, a wrapped data key, and a STREAM payload of 64 KiB
-AES-256-GCM chunks (as in age).
+"""The `.abe` file (version 2): an ABE header, a wrapped data key, and a STREAM payload of 64 KiB
+AES-256-GCM chunks (as in age). The byte layout is specified in docs/formats.md.
 
 ```
-"ABE1" | uint32 n | core (n bytes of CBOR) | wrap (48 bytes) | chunk_0 | ... | chunk_last
-core    = {"v": 1, "ct": ABE ciphertext record map (scheme, group, policy or attributes, parts),
-           "chunk": 65536, "salt": 32 random bytes}
-KEK     = HKDF-SHA256(ikm = GT key bytes, salt, info = "abe-health/v1/kek"), 32 bytes
-wrap    = AES-256-GCM(KEK, nonce = 12 zero bytes, DEK, aad = SHA-256("ABE1" | n | core))
-key, nonce prefix = HKDF-SHA256(ikm = DEK, salt, info = "abe-health/v1/payload"), 32 + 7 bytes
+"ABE2" | uint32 n | core (n bytes of CBOR) | wrap (92 bytes) | chunk_0 | ... | chunk_last
+core    = {"v": 2, "ct": ABE ciphertext record map, "chunk": 65536, "salt": 32 random bytes}
+wrap    = wsalt (32 random bytes) | nonce (12 random bytes) | AES-256-GCM(KEK, nonce, DEK, aad)
+KEK     = HKDF-SHA256(ikm = GT key bytes, salt = wsalt, info = "abe-health/v2/kek" | lp(context))
+aad     = SHA-256("ABE2" | n | core)
+key, nonce prefix = HKDF-SHA256(ikm = DEK, salt, info = "abe-health/v2/payload"), 32 + 7 bytes
 chunk_i = AES-256-GCM(key, nonce = prefix(7) | i (uint32) | last (1 byte), plaintext_i,
-                      aad = SHA-256("ABE1" | salt | uint32 chunk))
+                      aad = SHA-256("ABE2" | salt | uint32 chunk))
 ```
 The ABE key encapsulates a random 32-byte data key (DEK) rather than keying the payload itself,
 so that revocation can replace the ABE header (new policy, new GT key, new wrap) while the
-payload bytes stay as they are. The wrap authenticates every byte of the header (a KEK is used
-once, hence the fixed nonce); the payload is bound to its DEK, salt and chunk size.
+payload bytes stay as they are. Each wrap has its own random salt and nonce, so a GT key shared
+by many headers (one encapsulation per policy in a revocation run) still gives every header an
+independent KEK; `context` (lp = uint32 length prefix) binds the header to where it belongs (a
+vault file id and generation, a PHR record and section): a header moved elsewhere does not open.
+The wrap authenticates every header byte; the payload is bound to its DEK, salt and chunk size.
 Every chunk but the last holds exactly `chunk` plaintext bytes; the last holds 0..chunk bytes and
 is sealed with last = 1. Truncation, reordering, appended data, a changed header or a header
 from another file all fail authentication and raise `InvalidCiphertext`. Both directions stream
-in constant memory (two chunks at a time).
+in constant memory (two chunks at a time). Version 1 files ("ABE1": zero nonce, KEK without
+salt or context) are refused with a message that says how to migrate.
 """
 
 from __future__ import annotations
@@ -43,14 +47,19 @@ from .pairing import Element
 from .policy import KeyAttributes, Policy
 from .schemes import Record, Scheme, SchemeBase
 
-MAGIC = b"ABE1"
-VERSION = 1
+MAGIC = b"ABE2"
+VERSION = 2
 CHUNK = 64 * 1024
 TAG = 16
 MAX_HEADER = 16 * 1024 * 1024
-INFO = b"abe-health/v1/payload"
-KEK_INFO = b"abe-health/v1/kek"
-WRAP = 32 + TAG
+INFO = b"abe-health/v2/payload"
+KEK_INFO = b"abe-health/v2/kek"
+WSALT = 32
+NONCE = 12
+WRAP = WSALT + NONCE + 32 + TAG
+#: what an `.abe` file of version 1 gets told
+V1_MESSAGE = ("this is a version-1 .abe file (abe-health 0.1), whose key wrap is no longer accepted "
+              "(see docs/security.md); decrypt it with abe-health 0.1 and encrypt it again")
 
 Progress = Callable[[int], None]
 
@@ -80,8 +89,9 @@ def _derive(dek: bytes, salt: bytes) -> tuple[AESGCM, bytes]:
     return AESGCM(okm[:32]), okm[32:]
 
 
-def _kek(gt_key: Element, salt: bytes) -> AESGCM:
-    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=KEK_INFO)
+def _kek(gt_key: Element, wsalt: bytes, context: bytes) -> AESGCM:
+    info = KEK_INFO + struct.pack(">I", len(context)) + context
+    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=wsalt, info=info)
                   .derive(gt_key.to_bytes()))
 
 
@@ -90,13 +100,16 @@ def payload_aad(salt: bytes, chunk: int) -> bytes:
     return hashlib.sha256(MAGIC + salt + struct.pack(">I", chunk)).digest()
 
 
-def unwrap_dek(header: Header, gt_key: Element) -> bytes:
-    """The data key, if `gt_key` is the header's KEM key and the header is intact."""
+def unwrap_dek(header: Header, gt_key: Element, context: bytes = b"") -> bytes:
+    """The data key, if `gt_key` is the header's KEM key, the header is intact and it was written
+    for `context`."""
+    wsalt, nonce, sealed = header.wrap[:WSALT], header.wrap[WSALT:WSALT + NONCE], header.wrap[WSALT + NONCE:]
     try:
-        return _kek(gt_key, header.salt).decrypt(bytes(12), header.wrap, header.core_digest)
+        return _kek(gt_key, wsalt, context).decrypt(nonce, sealed, header.core_digest)
     except InvalidTag:
         raise InvalidCiphertext(
-            "cannot decrypt: the header was altered, or the key does not match this file"
+            "cannot decrypt: the header was altered, belongs to another file, "
+            "or the key does not match this file"
         ) from None
 
 
@@ -107,20 +120,24 @@ def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
 
 
 def write_header(dst: BinaryIO, scheme: SchemeBase, ct: Record | dict[str, Any], gt_key: Element,
-                 dek: bytes, salt: bytes, chunk: int = CHUNK) -> None:
-    """Write magic, length, core and the DEK wrapped under the KEM key `gt_key` (`ct` may be given
-    already encoded by `keys.to_map`, to share one encapsulation between many headers)."""
+                 dek: bytes, salt: bytes, chunk: int = CHUNK, context: bytes = b"") -> None:
+    """Write magic, length, core and the DEK wrapped under the KEM key `gt_key` with a fresh wrap
+    salt and nonce (`ct` may be given already encoded by `keys.to_map`, to share one
+    encapsulation between many headers: each header still gets its own KEK)."""
     ct_map = ct if isinstance(ct, dict) else to_map(scheme, ct)
     core = cbor2.dumps({"v": VERSION, "ct": ct_map, "chunk": chunk, "salt": salt})
     prefix = MAGIC + struct.pack(">I", len(core))
-    wrap = _kek(gt_key, salt).encrypt(bytes(12), dek, hashlib.sha256(prefix + core).digest())
-    dst.write(prefix + core + wrap)
+    wsalt, nonce = os.urandom(WSALT), os.urandom(NONCE)
+    sealed = _kek(gt_key, wsalt, context).encrypt(nonce, dek, hashlib.sha256(prefix + core).digest())
+    dst.write(prefix + core + wsalt + nonce + sealed)
 
 
 def read_header(src: BinaryIO) -> Header:
     """Parse and validate the header; the payload is left unread."""
     prefix = _read_exact(src, 8)
     if len(prefix) < 8 or prefix[:4] != MAGIC:
+        if prefix[:4] == b"ABE1":
+            raise InvalidCiphertext(V1_MESSAGE)
         if prefix[:3] == MAGIC[:3]:
             raise InvalidCiphertext(f"unsupported .abe version {prefix[3:4]!r}")
         raise InvalidCiphertext("not an .abe file (bad magic)")
@@ -166,24 +183,25 @@ def _read_exact(src: BinaryIO, n: int) -> bytes:
 
 def encrypt_stream(key: Key, target: Policy | KeyAttributes, src: BinaryIO, dst: BinaryIO,
                    chunk: int = CHUNK, progress: Progress | None = None,
-                   meta: Mapping[str, Any] | None = None) -> None:
+                   meta: Mapping[str, Any] | None = None, context: bytes = b"") -> None:
     """Encapsulate under `target` with public key `key` and stream src -> dst as an `.abe` file;
-    `meta` adds fields to the header's ciphertext record (e.g. the public-key fingerprint)."""
+    `meta` adds fields to the header's ciphertext record (e.g. the public-key fingerprint);
+    `context` binds the header to where it belongs (decryption must give the same)."""
     if key.kind != "public":
         raise InvalidKey(f"encryption needs a public key, got a {key.kind} key")
     gt_key, ct = key.scheme.encapsulate(key.record, target)
     if meta:
         ct = dataclasses.replace(ct, meta={**ct.meta, **meta})
-    seal_stream(key.scheme, ct, gt_key, src, dst, chunk, progress)
+    seal_stream(key.scheme, ct, gt_key, src, dst, chunk, progress, context=context)
 
 
 def seal_stream(scheme: SchemeBase, ct: Record, gt_key: Element, src: BinaryIO, dst: BinaryIO,
                 chunk: int = CHUNK, progress: Progress | None = None,
-                dek: bytes | None = None, salt: bytes | None = None) -> None:
+                dek: bytes | None = None, salt: bytes | None = None, context: bytes = b"") -> None:
     """Write the header holding `ct` (and the DEK, fresh unless given, wrapped under gt_key),
     then src as the payload."""
     salt, dek = salt or os.urandom(32), dek or os.urandom(32)
-    write_header(dst, scheme, ct, gt_key, dek, salt, chunk)
+    write_header(dst, scheme, ct, gt_key, dek, salt, chunk, context)
     aead, prefix = _derive(dek, salt)
     aad = payload_aad(salt, chunk)
     current = _read_exact(src, chunk)
@@ -214,7 +232,8 @@ def _check_key(user_key: Key, header: Header) -> None:
 
 
 def decrypt_stream(user_keys: Key | Sequence[Key], src: BinaryIO, dst: BinaryIO,
-                   progress: Progress | None = None, header: Header | None = None) -> Header:
+                   progress: Progress | None = None, header: Header | None = None,
+                   context: bytes = b"") -> Header:
     """Decapsulate with the user key (or, for multi-authority files, one user's keys from several
     authorities) and stream the plaintext to dst; return the header.
 
@@ -233,7 +252,13 @@ def decrypt_stream(user_keys: Key | Sequence[Key], src: BinaryIO, dst: BinaryIO,
         gt_key = header.scheme.decapsulate(keys[0].record, header.ciphertext)
     else:
         gt_key = header.scheme.decapsulate([k.record for k in keys], header.ciphertext)
-    aead, prefix = _derive(unwrap_dek(header, gt_key), header.salt)
+    return open_payload(header, unwrap_dek(header, gt_key, context), src, dst, progress)
+
+
+def open_payload(header: Header, dek: bytes, src: BinaryIO, dst: BinaryIO,
+                 progress: Progress | None = None) -> Header:
+    """Stream the payload that follows `header` in src, decrypted with `dek`, into dst."""
+    aead, prefix = _derive(dek, header.salt)
     size = header.chunk + TAG
     current = _read_exact(src, size)
     counter = 0
@@ -255,7 +280,7 @@ def decrypt_stream(user_keys: Key | Sequence[Key], src: BinaryIO, dst: BinaryIO,
 
 
 def reencapsulate(src: BinaryIO, dst: BinaryIO, open_key: Callable[[Header], Element],
-                  scheme: SchemeBase, ct: Record, gt_key: Element) -> Header:
+                  scheme: SchemeBase, ct: Record, gt_key: Element, context: bytes = b"") -> Header:
     """Replace a file's ABE header by (scheme, ct, gt_key), copying the payload bytes unchanged.
 
     `open_key(header)` returns the old header's KEM key: only a party able to decrypt the old
@@ -264,8 +289,8 @@ def reencapsulate(src: BinaryIO, dst: BinaryIO, open_key: Callable[[Header], Ele
     payload is streamed through in constant memory and never decrypted.
     """
     header = read_header(src)
-    dek = unwrap_dek(header, open_key(header))
-    write_header(dst, scheme, ct, gt_key, dek, header.salt, header.chunk)
+    dek = unwrap_dek(header, open_key(header), context)
+    write_header(dst, scheme, ct, gt_key, dek, header.salt, header.chunk, context)
     while block := src.read(1 << 20):
         dst.write(block)
     return header

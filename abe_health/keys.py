@@ -25,7 +25,11 @@ from .errors import AbeError, BackendUnavailable, InvalidCiphertext, InvalidKey
 from .fileio import write_atomic
 from .schemes import Record, SchemeBase, decode_record, get_scheme, group_of
 
-VERSION = 1
+VERSION = 2
+#: what a version-1 key (abe-health 0.1) gets told
+V1_MESSAGE = ("this is a version-1 key (abe-health 0.1); version 2 changed numeric attributes, "
+              "issuance records and authority keys (see docs/security.md): authorities run setup "
+              "again and re-issue user keys")
 PROTECTED = "abe-health/protected-key"
 KIND_LABELS = {"public": "PUBLIC KEY", "master": "MASTER KEY", "user": "USER KEY",
                "ciphertext": "CIPHERTEXT"}
@@ -82,6 +86,8 @@ def from_map(data: Any) -> tuple[SchemeBase, Record]:
         raise InvalidKey("not an abe-health key or ciphertext (expected a CBOR map)")
     if data.get("type") == PROTECTED:
         raise InvalidKey("this key is protected by a passphrase; give the passphrase to load it")
+    if data.get("v") == 1 and data.get("type") != PROTECTED:
+        raise InvalidKey(V1_MESSAGE)
     if data.get("v") != VERSION:
         raise InvalidKey(f"unsupported format version {data.get('v')!r} (this is version {VERSION})")
     if data.get("type") != f"abe-health/{data.get('kind')}":

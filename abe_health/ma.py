@@ -19,6 +19,7 @@ from typing import BinaryIO
 import cbor2
 
 from .api import decrypt
+from .derived import check_pair, complete_setup
 from .envelope import Progress, seal_stream
 from .errors import InvalidKey
 from .fileio import write_atomic
@@ -49,7 +50,11 @@ class Authority:
         group = group_from_id(group_id) if group_id else get_group(backend)
         scheme = get_scheme("rw15", group)
         pk, sk = scheme.authority_setup(name)
-        return cls(Key(scheme, pk), Key(scheme, sk))
+        return cls(*complete_setup(Key(scheme, pk), Key(scheme, sk)))
+
+    def __post_init__(self) -> None:
+        if self.secret_key is not None:
+            check_pair(self.public_key, self.secret_key)
 
     def keygen(self, gid: str, attributes: Iterable[str]) -> Key:
         """User `gid`'s key for attributes of this authority (`doctor` or `doctor@<name>`)."""

@@ -61,7 +61,7 @@ def test_stdin_stdout(authority, tmp_path):
     enc = CliRunner().invoke(main, ["encrypt", "-k", str(authority / "public.key"), "-p", "doctor"],
                              input=b"from stdin")
     assert enc.exit_code == 0
-    assert enc.stdout_bytes.startswith(b"ABE1")
+    assert enc.stdout_bytes.startswith(b"ABE2")
     dec = CliRunner().invoke(main, ["decrypt", "-i", str(alice), "-"], input=enc.stdout_bytes)
     assert dec.exit_code == 0
     assert dec.stdout_bytes == b"from stdin"

@@ -103,7 +103,7 @@ def test_header_edits_are_refused(abe, alice):
 
     def rebuild(h):
         raw = cbor2.dumps(h)
-        return b"ABE1" + struct.pack(">I", len(raw)) + raw + payload
+        return b"ABE2" + struct.pack(">I", len(raw)) + raw + payload
 
     h = dict(header, chunk=2048)
     with pytest.raises(InvalidCiphertext):
@@ -111,28 +111,35 @@ def test_header_edits_are_refused(abe, alice):
     h = dict(header, ct=dict(header["ct"], meta=dict(header["ct"]["meta"], policy="doctor or nurse")))
     with pytest.raises((InvalidCiphertext, PolicyNotSatisfied)):
         _decrypt_small(rebuild(h), alice)
-    for bad in (b"ABE2" + blob[4:], b"XYZ1" + blob[4:], b"", b"ABE1", b"ABE1\xff\xff\xff\xff"):
+    for bad in (b"ABE3" + blob[4:], b"XYZ1" + blob[4:], b"", b"ABE2", b"ABE2\xff\xff\xff\xff"):
         with pytest.raises(InvalidCiphertext):
             _decrypt_small(bad, alice)
+
+
+def test_version_1_files_are_refused_with_a_migration_message(abe, alice):
+    blob = encrypt_small(abe, b"payload")
+    with pytest.raises(InvalidCiphertext, match="version-1 .abe file.*abe-health 0.1"):
+        _decrypt_small(b"ABE1" + blob[4:], alice)
 
 
 def test_format_matches_its_specification(abe, alice):
     """An independent reading of the documented format (KEK, wrap, HKDF, nonce, AAD) decrypts it."""
     blob = encrypt_small(abe, b"hello PHR" * 300)
     (n,) = struct.unpack(">I", blob[4:8])
-    core, wrap = blob[8 : 8 + n], blob[8 + n : 8 + n + 48]
+    core, wrap = blob[8 : 8 + n], blob[8 + n : 8 + n + 92]
     fields = cbor2.loads(core)
     assert set(fields) == {"v", "ct", "chunk", "salt"} and fields["chunk"] == SMALL
     salt = fields["salt"]
     header = read_header(io.BytesIO(blob))
-    assert header.size == 8 + n + 48
+    assert header.size == 8 + n + 92
     gt_key = alice.scheme.decapsulate(alice.record, header.ciphertext)
-    kek = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt,
-               info=b"abe-health/v1/kek").derive(gt_key.to_bytes())
-    dek = AESGCM(kek).decrypt(bytes(12), wrap, hashlib.sha256(blob[: 8 + n]).digest())
+    wsalt, nonce, sealed = wrap[:32], wrap[32:44], wrap[44:]
+    kek = HKDF(algorithm=hashes.SHA256(), length=32, salt=wsalt,
+               info=b"abe-health/v2/kek" + bytes(4)).derive(gt_key.to_bytes())
+    dek = AESGCM(kek).decrypt(nonce, sealed, hashlib.sha256(blob[: 8 + n]).digest())
     okm = HKDF(algorithm=hashes.SHA256(), length=39, salt=salt,
-               info=b"abe-health/v1/payload").derive(dek)
-    aad = hashlib.sha256(b"ABE1" + salt + SMALL.to_bytes(4, "big")).digest()
+               info=b"abe-health/v2/payload").derive(dek)
+    aad = hashlib.sha256(b"ABE2" + salt + SMALL.to_bytes(4, "big")).digest()
     out, pos, counter = b"", header.size, 0
     while pos < len(blob):
         chunk = blob[pos : pos + SMALL + 16]
@@ -243,3 +250,35 @@ def test_reencapsulation_keeps_the_payload(abe, alice):
         reencapsulate(io.BytesIO(blob), io.BytesIO(),
                       lambda h: nurse.scheme.decapsulate(nurse.record, h.ciphertext),
                       abe.public_key.scheme, new_ct, new_gt)
+
+
+def test_context_binds_a_header_to_its_place(abe, alice):
+    """A header written for one context (vault file id and generation, PHR section) does not
+    open under another, so a stored file moved to another id or section is refused."""
+    out = io.BytesIO()
+    encrypt_stream(abe.public_key, abe.policy("doctor"), io.BytesIO(b"f1"), out, chunk=SMALL,
+                   context=b"file-1")
+    blob = out.getvalue()
+    assert decrypt_stream(alice, io.BytesIO(blob), io.BytesIO(), context=b"file-1")
+    for other in (b"", b"file-2", b"file-1\x00"):
+        with pytest.raises(InvalidCiphertext, match="belongs to another file"):
+            decrypt_stream(alice, io.BytesIO(blob), io.BytesIO(), context=other)
+
+
+def test_headers_sharing_one_encapsulation_have_independent_wraps(abe, alice):
+    """The v1 break: one GT key for many headers and a zero nonce let wrap(victim) xor
+    wrap(planted) xor planted DEK give the victim's DEK. Each v2 wrap has its own salt and nonce."""
+    from abe_health.envelope import WRAP, unwrap_dek, write_header
+
+    gt_key, ct = abe.public_key.scheme.encapsulate(abe.public_key.record, abe.policy("doctor"))
+    salt, victim_dek, planted_dek = bytes(32), b"V" * 32, b"P" * 32
+    heads = []
+    for dek in (victim_dek, planted_dek):
+        out = io.BytesIO()
+        write_header(out, abe.public_key.scheme, ct, gt_key, dek, salt, SMALL)  # same salt, same GT key
+        heads.append(out.getvalue())
+    wraps = [h[-WRAP:] for h in heads]
+    assert wraps[0][:44] != wraps[1][:44]  # fresh wrap salt and nonce
+    forged = bytes(a ^ b ^ c for a, b, c in zip(wraps[0][44:76], wraps[1][44:76], planted_dek))
+    assert forged != victim_dek
+    assert unwrap_dek(read_header(io.BytesIO(heads[0])), gt_key) == victim_dek

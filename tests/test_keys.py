@@ -38,7 +38,7 @@ def test_round_trip_binary_and_armor(abe):
 
 def test_self_describing_cbor(abe):
     data = cbor2.loads(abe.public_key.to_bytes())
-    assert data["v"] == 1 and data["type"] == "abe-health/public"
+    assert data["v"] == 2 and data["type"] == "abe-health/public"
     assert data["scheme"] == "fame" and data["group"] == "mcl:BLS12-381"
     assert set(data["parts"]) == {"H", "T"}
 
@@ -92,8 +92,11 @@ def test_expected_kind_and_garbage(abe, tmp_path):
         with pytest.raises(InvalidKey):
             load_key(data[:cut])
     future = cbor2.loads(data)
-    future["v"] = 2
-    with pytest.raises(InvalidKey, match="unsupported format version 2"):
+    future["v"] = 3
+    with pytest.raises(InvalidKey, match="unsupported format version 3"):
+        load_key(cbor2.dumps(future))
+    future["v"] = 1
+    with pytest.raises(InvalidKey, match="version-1 key .*re-issue"):
         load_key(cbor2.dumps(future))
     with pytest.raises(InvalidKey, match="cannot read key file"):
         read_key(tmp_path / "missing.key")
@@ -120,3 +123,27 @@ def test_master_key_of_another_scheme_is_refused(abe):
         CPABE(abe.public_key).keygen(["doctor"])
     with pytest.raises(InvalidKey, match="attributes"):
         abe.keygen(policy="doctor")
+
+
+def test_mismatched_master_and_public_key_is_refused(tmp_path):
+    """keygen -m A/master.key -k B/public.key once wrote a useless key; now it is refused."""
+    from click.testing import CliRunner
+
+    from abe_health.api import ABE
+    from abe_health.cli import main
+    from abe_health.ma import Authority
+
+    a, b = CPABE.setup(), CPABE.setup()
+    with pytest.raises(InvalidKey, match="does not belong to public key"):
+        ABE(b.public_key, a.master_key)
+    x, y = Authority.setup("X"), Authority.setup("X")
+    with pytest.raises(InvalidKey, match="does not belong to public key"):
+        Authority(y.public_key, x.secret_key)
+    runner = CliRunner()
+    for name in ("A", "B"):
+        assert runner.invoke(main, ["setup", "-o", str(tmp_path / name)]).exit_code == 0
+    result = runner.invoke(main, ["keygen", "-m", str(tmp_path / "A" / "master.key"), "-k",
+                                  str(tmp_path / "B" / "public.key"), "-a", "doctor",
+                                  "-o", str(tmp_path / "u.key")])
+    assert result.exit_code == 1 and "does not belong to public key" in result.output
+    assert not (tmp_path / "u.key").exists()
