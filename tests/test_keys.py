@@ -96,7 +96,7 @@ def test_expected_kind_and_garbage(abe, tmp_path):
     with pytest.raises(InvalidKey, match="unsupported format version 3"):
         load_key(cbor2.dumps(future))
     future["v"] = 1
-    with pytest.raises(InvalidKey, match="version-1 key .*re-issue"):
+    with pytest.raises(InvalidKey, match=r"version-1 key .*re-issue"):
         load_key(cbor2.dumps(future))
     with pytest.raises(InvalidKey, match="cannot read key file"):
         read_key(tmp_path / "missing.key")
