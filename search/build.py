@@ -9,7 +9,10 @@ its PRF value and the node's fresh 16-byte salt (see prf.py). A node holding c s
 sized and padded with random dummy insertions up to the next capacity bucket (steps of 2^(1/4)),
 so its size and fill reveal only that bucket, not how similar its subtree's keywords are. Leaves
 carry an AES-GCM payload (the keyword and its postings: segment-local document index and term
-frequency), padded to 32-byte multiples; the document id table is encrypted as one more payload.
+frequency), padded to 32-byte multiples. The document id table is sealed as one more payload,
+padded the way nodes are: to DOC_SLOT bytes times the capacity bucket of the document count (or
+of its encoded length in DOC_SLOT units, if ids average more than that), so its length shows
+only that bucket.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import cbor2
 import numpy as np
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .format import SEGMENT_FORMAT, write_segment
+from .format import SEGMENT_FORMAT, VERSION, write_segment
 from .keys import SearchKey
 from .prf import FIXED_KEY, encode, positions
 from .text import MAX_KEYWORD
@@ -35,6 +38,10 @@ from .text import MAX_KEYWORD
 K_HASHES = 4
 BITS_PER_ELEMENT = 10  # with k = 4: a false-positive rate of about 1.2% per node
 PAD_TO = 32
+#: bytes of sealed document table per document slot (a slot holds an id of up to ~60 bytes)
+DOC_SLOT = 64
+#: bytes a seal adds to its padded body: the 12-byte nonce and the 16-byte GCM tag
+SEAL_OVERHEAD = 28
 #: the tree is stored from the leaves up to the first level of at most this many nodes; the
 #: server starts every query by testing all of them (near the root every filter would hold
 #: almost every substring: a quarter of the work and size for no pruning)
@@ -64,12 +71,26 @@ def capacity(counts: np.ndarray) -> np.ndarray:
     return np.ceil(2.0 ** (np.ceil(4 * np.log2(c) - 1e-9) / 4)).astype(np.int64)
 
 
-def seal(aead: AESGCM, plaintext: bytes, aad: bytes, nonce: bytes | None = None) -> bytes:
-    """nonce | AES-256-GCM(length | plaintext | zeros to a multiple of 32 bytes)."""
+def seal(aead: AESGCM, plaintext: bytes, aad: bytes, nonce: bytes | None = None,
+         size: int | None = None) -> bytes:
+    """nonce | AES-256-GCM(length | plaintext | zeros): the body padded to a multiple of 32 bytes,
+    or to exactly `size` bytes when given (so the sealed length is size + SEAL_OVERHEAD)."""
     body = len(plaintext).to_bytes(4, "big") + plaintext
-    body += bytes(-len(body) % PAD_TO)
+    target = len(body) + (-len(body) % PAD_TO) if size is None else size
+    if target < len(body):
+        raise ValueError(f"payload of {len(body)} bytes does not fit in {target}")
+    body += bytes(target - len(body))
     nonce = nonce or os.urandom(12)
     return nonce + aead.encrypt(nonce, body, aad)
+
+
+def document_table_size(n_docs: int, encoded: int) -> int:
+    """Body bytes of a sealed document table of `n_docs` ids whose CBOR takes `encoded` bytes.
+
+    DOC_SLOT x capacity(max(n_docs, slots the encoding needs)): the same capacity buckets as tree
+    nodes (steps of 2^(1/4), at least 8), so the length reveals that bucket and nothing finer."""
+    units = max(n_docs, -(-(4 + encoded) // DOC_SLOT))
+    return int(capacity(np.array([units]))[0]) * DOC_SLOT
 
 
 def _leaf_order(words: list[str], key: SearchKey) -> list[str]:
@@ -227,9 +248,11 @@ def build_segment(docs: Mapping[str, Mapping[str, int]], key: SearchKey, out: Pa
             sizes_all.append(sizes)
             packed_all.append(packed)
             bit_base += 8 * len(packed)
-    doc_table = seal(key.aead, cbor2.dumps(doc_ids), segment_id + b"documents")
+    table = cbor2.dumps(doc_ids)
+    doc_table = seal(key.aead, table, segment_id + b"documents",
+                     size=document_table_size(len(doc_ids), len(table)))
     meta = {
-        "v": 1, "format": SEGMENT_FORMAT, "id": segment_id, "k": K_HASHES,
+        "v": VERSION, "format": SEGMENT_FORMAT, "id": segment_id, "k": K_HASHES,
         "bits_per_element": BITS_PER_ELEMENT, "levels": levels, "fixed_key": FIXED_KEY,
         "key_check": key.check_value(segment_id), "documents": doc_table,
     }

@@ -8,6 +8,7 @@ matches, so results equal a plaintext substring scan exactly.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 import cbor2
@@ -25,7 +26,9 @@ def trapdoor(key: SearchKey, pattern: str) -> bytes:
     body, start, end = parse_pattern(pattern)
     codes = encode(body, start, end)
     if len(codes) > key.prf.max_len:
-        return bytes(16)  # longer than any indexed keyword: matches nothing
+        # longer than any indexed keyword, so it matches nothing; a keyed value (not a constant)
+        # keeps the server from telling such patterns apart from others
+        return hmac.new(key.long_pattern_key, codes.astype("<u4").tobytes(), hashlib.sha256).digest()[:16]
     return key.prf.one(codes)
 
 

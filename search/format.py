@@ -1,22 +1,29 @@
 """On-disk layout of an index: a directory of segments, each loaded with memory mapping.
 
 ```
-INDEX/manifest.cbor      {"v": 1, "format": "abe-health/pass-index", "segments": ["seg-0001", ...]}
-INDEX/seg-0001/meta.cbor {"v": 1, "format": "abe-health/pass-segment", "id", "k",
+INDEX/manifest.cbor      {"v": 2, "format": "abe-health/pass-index", "index": 16 random bytes,
+                          "segments": ["seg-0001", ...]}
+INDEX/seg-0001/meta.cbor {"v": 2, "format": "abe-health/pass-segment", "id", "k",
                           "bits_per_element", "levels": [n_0 leaves, n_1, ..., n_top], "fixed_key",
                           "key_check", "documents": sealed document id table}
               filters.bin  every node's Bloom filter, level by level (bit offsets in node_off)
               node_off.npy node_m.npy salts.npy   uint64 bit offset, uint64 size, 16-byte salt
               leaves.bin leaf_off.npy             sealed leaf payloads and their byte offsets
 ```
-Nothing in it is a plaintext keyword, document id or count beyond the tree's shape. Loading
-checks versions, shapes and offsets, so a damaged index raises `IndexCorrupt`, not garbage.
+The index id is fixed when the index is created and kept by every later manifest: the owner's
+signature over the search key names it (see `abe_health.owner`), so a key signed for one index
+is refused for another. Version 2 added it and pads the document table to a capacity bucket
+(version 1 padded it to 32 bytes only, which showed the document count); version-1 indexes are
+refused with a request to rebuild. Nothing in an index is a plaintext keyword, document id or
+count beyond what `docs/leakage.md` lists. Loading checks versions, shapes and offsets, so a
+damaged index raises `IndexCorrupt`, not garbage.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +36,10 @@ from .errors import IndexCorrupt
 
 INDEX_FORMAT = "abe-health/pass-index"
 SEGMENT_FORMAT = "abe-health/pass-segment"
+#: manifest and segment layout version (2: index id in the manifest, bucketed document table)
+VERSION = 2
+INDEX_ID_BYTES = 16
+_REBUILD = "rebuild it with `abe-health index build` (older indexes show their document count)"
 
 
 def write_segment(out: Path, meta: dict[str, Any], filters: np.ndarray, node_off: np.ndarray,
@@ -75,6 +86,12 @@ class Segment:
         return self.leaves[int(self.leaf_off[leaf]) : int(self.leaf_off[leaf + 1])].tobytes()
 
 
+def _version(decoded: dict[Any, Any]) -> str:
+    """The "v" field for an error message (only a small integer is echoed back)."""
+    v = decoded.get("v")
+    return str(v) if isinstance(v, int) and 0 <= v < 1000 else "unknown"
+
+
 def _corrupt(path: Path, why: str) -> IndexCorrupt:
     return IndexCorrupt(f"{path}: {why}")
 
@@ -87,8 +104,11 @@ def load_segment(path: Path) -> Segment:
         raise _corrupt(path, "missing meta.cbor") from None
     except Exception:  # cbor2 raises several error types for garbage
         raise _corrupt(path, "meta.cbor is not valid CBOR") from None
-    if not isinstance(meta, dict) or meta.get("format") != SEGMENT_FORMAT or meta.get("v") != 1:
-        raise _corrupt(path, "not a version-1 PASS segment")
+    if not isinstance(meta, dict) or meta.get("format") != SEGMENT_FORMAT:
+        raise _corrupt(path, "not a PASS segment")
+    if meta.get("v") != VERSION:
+        raise _corrupt(path, f"a version-{_version(meta)} segment; this version reads version "
+                             f"{VERSION} only: {_REBUILD}")
     levels = meta.get("levels")
     if (not isinstance(levels, list) or not levels
             or any(not isinstance(n, int) or n < 1 for n in levels)
@@ -127,27 +147,53 @@ def load_segment(path: Path) -> Segment:
         filters, node_off, node_m, salts, leaves, leaf_off)))
 
 
-def read_manifest(index: Path) -> list[str]:
-    """Segment names of an index directory."""
+@dataclass(frozen=True)
+class Manifest:
+    """What manifest.cbor says: the index's stable random id and its segment names, in order."""
+
+    index_id: bytes
+    segments: list[str]
+
+
+def read_manifest(index: Path) -> Manifest:
+    """The manifest of an index directory, validated (a version-1 index is refused: rebuild it)."""
     try:
         manifest = cbor2.loads((index / "manifest.cbor").read_bytes())
     except FileNotFoundError:
         raise IndexCorrupt(f"{index}: not an index (no manifest.cbor)") from None
     except Exception:  # cbor2 raises several error types for garbage
         raise IndexCorrupt(f"{index}: manifest.cbor is not valid CBOR") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT or manifest.get("v") != 1:
-        raise IndexCorrupt(f"{index}: not a version-1 abe-health search index")
+    if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT:
+        raise IndexCorrupt(f"{index}: not an abe-health search index")
+    if manifest.get("v") != VERSION:
+        raise IndexCorrupt(f"{index}: a version-{_version(manifest)} search index; this version reads "
+                           f"version {VERSION} only: {_REBUILD}")
+    index_id = manifest.get("index")
+    if not isinstance(index_id, bytes) or len(index_id) != INDEX_ID_BYTES:
+        raise IndexCorrupt(f"{index}: manifest has no valid index id")
     segments = manifest.get("segments")
     if not isinstance(segments, list) or not all(
             isinstance(s, str) and s.startswith("seg-") and "/" not in s for s in segments):
         raise IndexCorrupt(f"{index}: malformed segment list")
-    return segments
+    return Manifest(index_id, segments)
 
 
-def write_manifest(index: Path, segments: list[str]) -> None:
-    """Replace the manifest atomically (the switch that makes new segments visible)."""
+def new_index_id() -> bytes:
+    """A fresh random index id (16 bytes from the OS CSPRNG)."""
+    return secrets.token_bytes(INDEX_ID_BYTES)
+
+
+def write_manifest(index: Path, segments: list[str], index_id: bytes | None = None) -> None:
+    """Replace the manifest atomically (the switch that makes new segments visible).
+
+    `index_id` is the index's id; None (only when creating an index) draws a fresh one."""
+    if index_id is None:
+        index_id = new_index_id()
+    if len(index_id) != INDEX_ID_BYTES:
+        raise ValueError(f"an index id has {INDEX_ID_BYTES} bytes")
     tmp = index / "manifest.cbor.tmp"
-    tmp.write_bytes(cbor2.dumps({"v": 1, "format": INDEX_FORMAT, "segments": segments}))
+    tmp.write_bytes(cbor2.dumps({"v": VERSION, "format": INDEX_FORMAT, "index": index_id,
+                                 "segments": segments}))
     os.replace(tmp, index / "manifest.cbor")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from .build import BuildStats, Progress, build_segment
 from .client import documents, key_matches, open_leaf, trapdoor
 from .errors import IndexCorrupt, InvalidSearchKey
-from .format import Segment, load_segment, read_manifest, remove_segments, write_manifest
+from .format import Segment, load_segment, new_index_id, read_manifest, remove_segments, write_manifest
 from .keys import SearchKey
 from .rank import Hit, rank
 from .server import traverse
@@ -41,11 +41,16 @@ class SearchResult:
 
 
 class SearchIndex:
-    """An index directory (a manifest and memory-mapped segments)."""
+    """An index directory (a manifest and memory-mapped segments).
+
+    `index_id` is the 16 random bytes the index got at creation; every later manifest keeps it,
+    and the owner's signature over a search key names it (see `abe_health.owner`)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.segment_names = read_manifest(self.path)
+        manifest = read_manifest(self.path)
+        self.index_id: bytes = manifest.index_id
+        self.segment_names = manifest.segments
         self.segments: list[Segment] = [load_segment(self.path / n) for n in self.segment_names]
         self._tables: dict[tuple[bytes, bytes], list[str]] = {}
 
@@ -65,7 +70,7 @@ class SearchIndex:
             raise IndexCorrupt(f"{path} exists and is not empty; refusing to overwrite it")
         path.mkdir(parents=True, exist_ok=True)
         stats = build_segment(docs, key, path / "seg-0001", progress)
-        write_manifest(path, ["seg-0001"])
+        write_manifest(path, ["seg-0001"], new_index_id())
         return cls(path), stats
 
     def key_matches(self, key: SearchKey) -> bool:
@@ -90,7 +95,7 @@ class SearchIndex:
         name = f"seg-{number:04d}"
         stats = build_segment(docs, key, self.path / name, progress)
         names = [*self.segment_names, name]
-        write_manifest(self.path, names)
+        write_manifest(self.path, names, self.index_id)
         segments = [*self.segments, load_segment(self.path / name)]
         while len(segments) >= 2 and 2 * segments[-1].levels[0] >= segments[-2].levels[0]:
             merged_docs = self._decrypt_all(key, segments[-2:])
@@ -99,7 +104,7 @@ class SearchIndex:
             build_segment(merged_docs, key, self.path / merged, progress)
             old = names[-2:]
             names = [*names[:-2], merged]
-            write_manifest(self.path, names)
+            write_manifest(self.path, names, self.index_id)
             remove_segments(self.path, old)
             segments = [*segments[:-2], load_segment(self.path / merged)]
         self.segment_names, self.segments = names, segments

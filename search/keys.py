@@ -1,8 +1,12 @@
 """The secret search key: 32 random bytes, from which every working key is derived by HKDF.
 
 Derived keys: the four polynomial points and AES key of the substring PRF (trapdoors), the
-leaf-payload AEAD key, the keyed leaf order, and a key-check value that lets a client tell a wrong
-key from an empty result. Key files are CBOR, written atomically with mode 0600.
+leaf-payload AEAD key, the keyed leaf order, the trapdoor key of patterns too long to be indexed,
+a key-check value that lets a client tell a wrong key from an empty result, and a public
+fingerprint that the owner signs (`abe_health.owner`) so that readers can tell the owner's key
+from one a server sealed itself. Every derivation is HKDF-SHA256 with its own label, so publishing
+the fingerprint or a key check reveals nothing about the other keys. Key files are CBOR, written
+atomically with mode 0600.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ def _derive(master: bytes, label: str, length: int) -> bytes:
                 info=f"abe-health/pass/v1/{label}".encode()).derive(master)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SearchKey:
     """A PASS-tree search key (owner and authorized clients hold it; the server never does)."""
 
@@ -60,6 +64,18 @@ class SearchKey:
     @cached_property
     def order_key(self) -> bytes:
         return _derive(self.secret, "leaf-order", 32)
+
+    @cached_property
+    def long_pattern_key(self) -> bytes:
+        return _derive(self.secret, "long-pattern", 32)
+
+    @cached_property
+    def fingerprint(self) -> bytes:
+        """32 public bytes that name this key (HKDF output under its own label, not the secret)."""
+        return _derive(self.secret, "key-fingerprint", 32)
+
+    def __repr__(self) -> str:
+        return f"SearchKey(fingerprint={self.fingerprint[:8].hex()})"
 
     def check_value(self, index_id: bytes) -> bytes:
         """A MAC of the index id: equal only for the key the index was built with."""
