@@ -1,14 +1,16 @@
-"""Numeric and date comparisons through bag-of-bits attributes, checked at every boundary."""
+"""Numeric and date comparisons through dyadic prefix labels, checked at every boundary."""
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import operator
 
 import pytest
 
-from abe_health.errors import PolicySyntaxError
-from abe_health.policy import Policy, parse_attributes
+from abe_health.errors import InvalidKey, PolicySyntaxError
+from abe_health.policy import Attribute, Comparison, Or, Policy, comparison_tree, expand, parse_attributes
+from abe_health.policy.numeric import dyadic_cover
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 TOP32 = 2**32 - 1
@@ -90,3 +92,50 @@ def test_one_value_cannot_satisfy_two_disjoint_ranges():
     policy = Policy.parse("age < 18 and age > 65")
     for x in (0, 17, 18, 40, 65, 66, TOP32):
         assert not policy.lsss.satisfied_by(parse_attributes([f"age = {x}"]).labels)
+
+
+def test_prefix_labels_of_a_key():
+    """A value v of width w gives the labels `n#pL=(v >> L)` for L = 0..w, no more."""
+    key = parse_attributes(["age = 42@A"], {"age": 6})
+    assert key.labels == {"age=42@A", "age#p0=42@A", "age#p1=21@A", "age#p2=10@A", "age#p3=5@A",
+                          "age#p4=2@A", "age#p5=1@A", "age#p6=0@A"}
+
+
+def test_comparison_compiles_to_the_minimal_dyadic_cover():
+    w = {"age": 6}
+    assert expand(Policy.parse("age == 42", w).tree) == Attribute("age#p0", "42")
+    assert comparison_tree(Comparison("age", ">=", 0, width=6)) == Attribute("age#p6", "0")
+    assert comparison_tree(Comparison("age", "<=", 63, width=6)) == Attribute("age#p6", "0")
+    # [18, 63] = [18, 19] + [20, 23] + [24, 31] + [32, 63]
+    assert expand(Policy.parse("age >= 18", w).tree) == Or((
+        Attribute("age#p1", "9"), Attribute("age#p2", "5"), Attribute("age#p3", "3"),
+        Attribute("age#p5", "1")))
+    assert Policy.parse("age < 18@A", w).lsss.rho == ("age#p4=0@A", "age#p1=8@A")
+    assert Policy.parse('"x ray" > 0', {"x ray": 2}).lsss.rho == ('"x ray#p0"=1', '"x ray#p1"=1')
+
+
+@pytest.mark.parametrize("width", [1, 2, 5, 8])
+def test_dyadic_cover_is_a_minimal_partition(width):
+    top = 2**width - 1
+    for lo in range(top + 1):
+        for hi in range(lo, top + 1):
+            cover = dyadic_cover(lo, hi, width)
+            covered = [x for level, p in cover for x in range(p << level, (p + 1) << level)]
+            assert covered == list(range(lo, hi + 1))
+            assert len(cover) <= 2 * width
+            # minimal: no two neighbours merge into one aligned block
+            for (l1, p1), (l2, p2) in itertools.pairwise(cover):
+                assert not (l1 == l2 and p1 % 2 == 0 and p2 == p1 + 1)
+
+
+def test_cover_sizes_at_width_64():
+    assert len(Policy.parse("n >= 1", {"n": 64}).lsss.rho) == 64
+    assert len(Policy.parse("n < 18446744073709551615", {"n": 64}).lsss.rho) == 64
+
+
+def test_widths_are_bounded():
+    for bad in (0, 65, 10**6, "8", True):
+        with pytest.raises(PolicySyntaxError, match=r"must be 1\.\.64 bits"):
+            Policy.parse("n > 1", {"n": bad})  # type: ignore[dict-item]
+        with pytest.raises(InvalidKey, match=r"must be 1\.\.64 bits"):
+            parse_attributes(["n = 1"], {"n": bad})  # type: ignore[dict-item]

@@ -1,4 +1,4 @@
-"""The policy language: text -> tree -> (comparisons expanded to bits) -> LSSS.
+"""The policy language: text -> tree -> (comparisons expanded to prefix labels) -> LSSS.
 
 >>> p = Policy.parse("(doctor and cardiology) or (nurse and ward = 3)")
 >>> str(p)
@@ -51,19 +51,19 @@ __all__ = [
 
 @dataclass(frozen=True)
 class KeyAttributes:
-    """The attributes of a key (CP-ABE) or ciphertext (KP-ABE), with their bit-attribute labels."""
+    """The attributes of a key (CP-ABE) or ciphertext (KP-ABE), with their labels (prefix labels included)."""
 
     attributes: tuple[Attribute, ...]
     widths: Mapping[str, int] = field(default_factory=dict, compare=False)
 
     @cached_property
     def labels(self) -> frozenset[str]:
-        """Every label held, bit attributes of numeric values included."""
+        """Every label held, the prefix labels of numeric values included."""
         return key_labels(self.attributes, self.widths)
 
     @classmethod
     def of_labels(cls, labels: Iterable[str]) -> KeyAttributes:
-        """A subject holding exactly these labels, bit labels included: how an authority derives
+        """A subject holding exactly these labels, prefix labels included: how an authority derives
         a key that opens a given policy (e.g. to re-encapsulate a header), bypassing the rule
         that a user holds one value per numeric attribute."""
         subject = cls(())
@@ -92,7 +92,7 @@ def parse_attributes(
 
 @dataclass(frozen=True)
 class Policy:
-    """A parsed policy: its tree, canonical text, bit-expanded tree and LSSS (computed once)."""
+    """A parsed policy: its tree, canonical text, expanded tree and LSSS (computed once)."""
 
     tree: Node
 
@@ -106,7 +106,7 @@ class Policy:
 
     @cached_property
     def expanded(self) -> Node:
-        """The tree with comparisons replaced by bit-attribute trees."""
+        """The tree with comparisons replaced by ORs of prefix labels (see numeric.py)."""
         return expand(self.tree)
 
     @cached_property
@@ -125,5 +125,5 @@ class Policy:
         return frozenset(leaf.authority for leaf in leaves(self.tree) if leaf.authority is not None)
 
     def is_satisfied_by(self, key: KeyAttributes) -> bool:
-        """Plain boolean evaluation (comparisons evaluated numerically, not through bits)."""
+        """Plain boolean evaluation (comparisons evaluated numerically, not through prefix labels)."""
         return evaluate(self.tree, key.labels, key.numbers)

@@ -15,9 +15,22 @@ KEYWORDS = frozenset({"and", "or", "of", "not"})
 COMPARISON_OPS = ("<", "<=", ">", ">=", "==")
 EPOCH = _dt.date(1970, 1, 1)
 DEFAULT_WIDTH = 32
-#: separator of bit attributes (`age#5=1`); refused in user-written names so labels stay injective
+#: widest numeric attribute: a key holds MAX_WIDTH + 1 prefix labels per value and a comparison
+#: expands to at most 2 * MAX_WIDTH of them
+MAX_WIDTH = 64
+#: separator of internal names (`age#p3`, prefix labels); refused in user-written names so labels
+#: stay injective
 BIT_MARK = "#"
+#: tag of prefix labels: `age#p3=5` means "age >> 3 == 5"
+PREFIX_TAG = "p"
 
+
+def check_width(name: str, width: object) -> int:
+    """The bit width of numeric attribute `name`, refusing anything but an int in 1..MAX_WIDTH."""
+    if type(width) is not int or not 1 <= width <= MAX_WIDTH:
+        raise ValueError(f"width of numeric attribute {quote(name)} must be 1..{MAX_WIDTH} bits, "
+                         f"got {width!r}")
+    return width
 
 
 def is_word_char(ch: str) -> bool:
@@ -46,6 +59,17 @@ def quote(text: str, *, name: bool = True) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _label_name(name: str) -> str:
+    """A name in a label: bare when a plain word (internal names keep their `#` bare), else quoted."""
+    bare = (
+        name != ""
+        and all(is_word_char(c) or c == BIT_MARK for c in name)
+        and is_name_start(name[0])
+        and name.lower() not in KEYWORDS
+    )
+    return name if bare else quote(name)
+
+
 def days_to_date(days: int) -> str:
     """ISO date of a day count since 1970-01-01."""
     return (EPOCH + _dt.timedelta(days=days)).isoformat()
@@ -62,7 +86,7 @@ class Attribute:
     @property
     def label(self) -> str:
         """The string schemes hash: `name[=value][@authority]`, with quoting where needed."""
-        text = self.name if BIT_MARK in self.name else quote(self.name)
+        text = _label_name(self.name)
         if self.value is not None:
             text += "=" + quote(self.value, name=False)
         if self.authority is not None:
@@ -70,7 +94,7 @@ class Attribute:
         return text
 
     def __str__(self) -> str:
-        text = quote(self.name) if BIT_MARK not in self.name else self.name
+        text = _label_name(self.name)
         if self.value is not None:
             text += " = " + quote(self.value, name=False)
         if self.authority is not None:
@@ -110,6 +134,14 @@ class Comparison:
         if self.authority is not None:
             text += "@" + quote(self.authority)
         return text
+
+
+def prefix_attribute(name: str, level: int, prefix: int, authority: str | None) -> Attribute:
+    """The attribute meaning "value >> level == prefix" of numeric attribute `name`.
+
+    Its label is `name#p{level}={prefix}[@authority]` (e.g. `age#p3=5`: age is in [40, 48)).
+    """
+    return Attribute(f"{name}{BIT_MARK}{PREFIX_TAG}{level}", str(prefix), authority)
 
 
 def numeric_subject(name: str, authority: str | None) -> str:

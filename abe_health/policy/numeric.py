@@ -1,9 +1,19 @@
-"""Numeric comparisons as bag-of-bits attributes (Bethencourt-Sahai-Waters, S&P 2007, section 4.3).
+"""Numeric comparisons as dyadic prefixes (range attributes).
 
-A key holding `age = 42` (width w) also holds one attribute per bit, `age#i=b` for i < w; a
-comparison `age >= 18` becomes an AND/OR tree over those bit attributes that is satisfied exactly
-by the values that satisfy the comparison. Dates count days since 1970-01-01. A key holds at most
-one value per numeric attribute: two values would give both bits and satisfy any comparison.
+A key holding `age = 42` with width w holds, for every level L = 0..w, the prefix label
+`age#pL=P` with P = 42 >> L (`age#p0=42`, `age#p1=21`, ..., `age#p{w}=0`): "the value lies in the
+dyadic interval [P * 2^L, (P + 1) * 2^L)". A comparison becomes the OR of the prefix labels of the
+minimal dyadic cover of the values in [0, 2^w) that satisfy it: at most 2w labels (a one-sided
+range needs at most w), `==` is the single level-0 label, and a comparison every value satisfies
+is the level-w label `age#p{w}=0` ("holds some value"); one no value satisfies is refused.
+
+Each label of a cover names an interval inside the satisfying range, so labels pooled from
+several keys satisfy a comparison only if one of those keys' values does. The bag-of-bits
+encoding this replaces (one label per bit, BSW07 section 4.3) lacked that: the bits of 17 and 46,
+held by an old and a renewed key of one user whose components combine by design (RW15 keys of one
+GID), include every bit of 63. A key still holds at most one value per numeric attribute.
+Dates count days since 1970-01-01. The authority suffix `@A` of a numeric attribute carries over
+to its prefix labels (`age#p3=5@A`).
 """
 
 from __future__ import annotations
@@ -14,68 +24,73 @@ from ..errors import InvalidKey, PolicySyntaxError
 from .ast import (
     BIT_MARK,
     DEFAULT_WIDTH,
-    And,
     Attribute,
     Comparison,
     Node,
     Or,
     Threshold,
+    check_width,
     numeric_subject,
+    prefix_attribute,
 )
 from .parser import _DATE, _INT, parse_date
 
+__all__ = [
+    "comparison_range",
+    "comparison_tree",
+    "dyadic_cover",
+    "expand",
+    "key_labels",
+    "key_numbers",
+    "numeric_value",
+    "prefix_attribute",
+]
 
-def bit_attribute(name: str, index: int, bit: int, authority: str | None) -> Attribute:
-    """The attribute meaning "bit `index` of numeric attribute `name` is `bit`"."""
-    return Attribute(f"{name}{BIT_MARK}{index}", str(bit), authority)
+
+def comparison_range(cmp: Comparison) -> tuple[int, int] | None:
+    """The values [lo, hi] in [0, 2^width) that satisfy `cmp`, or None when none does."""
+    top = (1 << cmp.width) - 1
+    c = cmp.value
+    lo, hi = {
+        "<": (0, c - 1),
+        "<=": (0, c),
+        ">": (c + 1, top),
+        ">=": (c, top),
+        "==": (c, c),
+    }[cmp.op]
+    lo, hi = max(lo, 0), min(hi, top)
+    return (lo, hi) if lo <= hi else None
+
+
+def dyadic_cover(lo: int, hi: int, width: int) -> list[tuple[int, int]]:
+    """The minimal list of (level, prefix) whose intervals [prefix << level, (prefix + 1) << level)
+    partition [lo, hi] (0 <= lo <= hi < 2^width): greedily the largest aligned block at lo."""
+    cover = []
+    while lo <= hi:
+        aligned = (lo & -lo).bit_length() - 1 if lo else width  # trailing zero bits of lo
+        level = min(aligned, width, (hi - lo + 1).bit_length() - 1)
+        cover.append((level, lo >> level))
+        lo += 1 << level
+    return cover
 
 
 def comparison_tree(cmp: Comparison) -> Node:
-    """An AND/OR tree over bit attributes equivalent to `cmp` for values in [0, 2^width).
-
-    Walking from the most significant bit, `x >= c` is `x_i=1 or rest` where c_i = 0 and
-    `x_i=1 and rest` where c_i = 1 (the rest compares the lower bits); the base case is true for
-    the non-strict and false for the strict operators; `<`/`<=` mirror it with x_i=0.
-    """
-
-    def bit(i: int, b: int) -> Attribute:
-        return bit_attribute(cmp.name, i, b, cmp.authority)
-
-    if cmp.op == "==":
-        return And(tuple(bit(i, (cmp.value >> i) & 1) for i in reversed(range(cmp.width))))
-    greater = cmp.op in (">", ">=")
-    node: Node | bool = cmp.op in (">=", "<=")
-    for i in range(cmp.width):  # from the least significant bit up
-        c_i = (cmp.value >> i) & 1
-        x_wins = bit(i, 1 if greater else 0)  # the bit of x that beats c at position i
-        joins_with_or = (c_i == 0) if greater else (c_i == 1)
-        node = _combine(x_wins, node, joins_with_or)
-    if node is True:
-        # every value satisfies the comparison: require only that the key holds some value
-        return Or((bit(0, 0), bit(0, 1)))
-    if node is False:
+    """The OR of the prefix labels covering the values that satisfy `cmp` (one label alone when
+    the cover is a single interval); PolicySyntaxError when no value satisfies it."""
+    try:
+        width = check_width(cmp.name, cmp.width)
+    except ValueError as exc:
+        raise PolicySyntaxError(str(exc)) from None
+    bounds = comparison_range(cmp) if 0 <= cmp.value < (1 << width) else None
+    if bounds is None:
         raise PolicySyntaxError(f"'{cmp}' can never be satisfied")
-    return node
-
-
-def _combine(leaf: Attribute, rest: Node | bool, use_or: bool) -> Node | bool:
-    if use_or:
-        if rest is True:
-            return True
-        if rest is False:
-            return leaf
-        children = rest.children if isinstance(rest, Or) else (rest,)
-        return Or((leaf, *children))
-    if rest is False:
-        return False
-    if rest is True:
-        return leaf
-    children = rest.children if isinstance(rest, And) else (rest,)
-    return And((leaf, *children))
+    labels = [prefix_attribute(cmp.name, level, prefix, cmp.authority)
+              for level, prefix in dyadic_cover(*bounds, width)]
+    return labels[0] if len(labels) == 1 else Or(tuple(labels))
 
 
 def expand(node: Node) -> Node:
-    """Replace every comparison by its bit-attribute tree; other nodes are rebuilt unchanged."""
+    """Replace every comparison by its prefix-label tree; other nodes are rebuilt unchanged."""
     if isinstance(node, Attribute):
         return node
     if isinstance(node, Comparison):
@@ -96,10 +111,12 @@ def numeric_value(value: str) -> int | None:
 
 
 def key_numbers(attributes: Iterable[Attribute]) -> dict[str, int]:
-    """Numeric values of key attributes by subject (`name[@authority]`), refusing two values for one."""
+    """Numeric values of key attributes by subject (`name[@authority]`), refusing two values for one.
+
+    Internal attributes (names with `#`, e.g. revocation epochs) are not numeric attributes."""
     numbers: dict[str, int] = {}
     for attr in attributes:
-        if attr.value is None:
+        if attr.value is None or BIT_MARK in attr.name:
             continue
         x = numeric_value(attr.value)
         if x is None:
@@ -117,17 +134,23 @@ def key_numbers(attributes: Iterable[Attribute]) -> dict[str, int]:
 def key_labels(
     attributes: Iterable[Attribute], widths: Mapping[str, int] | None = None
 ) -> frozenset[str]:
-    """All labels a key with these attributes holds: their own plus bit attributes of numeric values."""
+    """All labels a key with these attributes holds: their own, plus the width + 1 prefix labels
+    `name#pL=(x >> L)[@authority]` (L = 0..width) of each numeric value x."""
     attributes = list(attributes)
     widths = widths or {}
     labels = {attr.label for attr in attributes}
-    numeric = {numeric_subject(a.name, a.authority): a for a in attributes if a.value is not None}
+    numeric = {numeric_subject(a.name, a.authority): a for a in attributes
+               if a.value is not None and BIT_MARK not in a.name}
     for subject, x in key_numbers(attributes).items():
         attr = numeric[subject]
-        width = widths.get(attr.name, DEFAULT_WIDTH)
+        try:
+            width = check_width(attr.name, widths.get(attr.name, DEFAULT_WIDTH))
+        except ValueError as exc:
+            raise InvalidKey(str(exc)) from None
         if x >> width:
             raise InvalidKey(f"value {attr.value} of {subject} does not fit in {width} bits")
         labels.update(
-            bit_attribute(attr.name, i, (x >> i) & 1, attr.authority).label for i in range(width)
+            prefix_attribute(attr.name, level, x >> level, attr.authority).label
+            for level in range(width + 1)
         )
     return frozenset(labels)

@@ -34,6 +34,7 @@ from .ast import (
     Node,
     Or,
     Threshold,
+    check_width,
     is_name_start,
     is_word_char,
 )
@@ -246,7 +247,10 @@ class _Parser:
             )
         is_date = bool(_DATE.match(tok.text))
         value = parse_date(tok.text, self.text, tok.column) if is_date else int(tok.text)
-        width = self.widths.get(name, DEFAULT_WIDTH)
+        try:
+            width = check_width(name, self.widths.get(name, DEFAULT_WIDTH))
+        except ValueError as exc:
+            raise PolicySyntaxError(str(exc), self.text, op.column) from None
         top = (1 << width) - 1
         if value > top:
             raise PolicySyntaxError(f"constant {tok.text} does not fit in {width} bits",
@@ -284,7 +288,8 @@ def read_value(tok: Token, text: str) -> str:
 
 
 def parse(text: str, widths: Mapping[str, int] | None = None) -> Node:
-    """Parse policy text into a tree; `widths` maps numeric attribute names to bit widths (default 32)."""
+    """Parse policy text into a tree; `widths` maps numeric attribute names to bit widths
+    (1..64, default 32)."""
     if not isinstance(text, str):
         raise PolicySyntaxError(f"policy must be text, got {type(text).__name__}")
     text = unicodedata.normalize("NFC", text)
