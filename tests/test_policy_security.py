@@ -2,16 +2,37 @@
 
 1. Numeric values are dyadic prefixes: the labels of two keys (e.g. an old and a renewed key of
    one user, whose components combine by design) satisfy a comparison only if one key does.
+2. Internal labels (prefix labels, revocation epochs) live in a namespace (`#`) that user-written
+   text cannot reach, and labels are injective across both namespaces.
 """
 
 from __future__ import annotations
 
 import operator
+import unicodedata
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from abe_health.policy import Policy, parse_attributes
+from abe_health.errors import InvalidCiphertext, InvalidKey, PolicySyntaxError
+from abe_health.policy import (
+    And,
+    Attribute,
+    KeyAttributes,
+    Or,
+    Policy,
+    Threshold,
+    internal_attribute,
+    is_internal,
+    parse,
+    parse_attribute,
+    parse_attributes,
+)
+from abe_health.policy.ast import prefix_attribute
+from abe_health.schemes import get_scheme
+from abe_health.schemes.base import Record
+from abe_health.schemes.common import policy_of
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 
@@ -77,3 +98,164 @@ def test_renewed_key_does_not_widen_an_old_one():
     old, new = parse_attributes(["age = 17"], widths), parse_attributes(["age = 46"], widths)
     assert not policy.lsss.satisfied_by(old.labels | new.labels)
     assert not Policy.parse("age > 50", widths).lsss.satisfied_by(old.labels | new.labels)
+
+
+# -- 2. the internal namespace ---------------------------------------------------------------
+
+
+def test_internal_attribute_shape():
+    nurse = Attribute("nurse", None, "A")
+    epoch = internal_attribute(nurse, "v3")
+    assert epoch == Attribute("nurse#v3", None, "A")
+    assert epoch.label == "nurse#v3@A" and str(epoch) == "nurse#v3@A"
+    assert is_internal(epoch) and not is_internal(nurse)
+    ward = internal_attribute(Attribute("ward", "3"), "v1")
+    assert ward.label == "ward#v1=3"
+    spaced = internal_attribute(Attribute("x ray"), "v2")
+    assert spaced.label == '"x ray#v2"' and str(spaced) == '"x ray#v2"'
+    assert is_internal(prefix_attribute("age", 3, 5, None))
+
+
+@pytest.mark.parametrize("tag", ["", "3", "v#1", "v 1", "p3", "p0", "é"])
+def test_internal_attribute_refuses_bad_or_reserved_tags(tag):
+    with pytest.raises(ValueError):
+        internal_attribute(Attribute("nurse"), tag)
+
+
+def test_internal_attribute_refuses_internal_bases():
+    with pytest.raises(ValueError):
+        internal_attribute(Attribute("nurse#v1"), "v2")
+
+
+@pytest.mark.parametrize("text", ["nurse#v3", '"nurse#v3"', "nurse and nurse#v3", 'ward#v1 = 3',
+                                  "age#p3 = 5", '"x#y" = 1'])
+def test_user_parsing_refuses_internal_names(text):
+    with pytest.raises(PolicySyntaxError, match="#"):
+        parse(text)
+    with pytest.raises(PolicySyntaxError, match="#"):
+        Policy.parse(text)
+    with pytest.raises(PolicySyntaxError, match="#"):
+        parse_attribute(text)
+
+
+def test_internal_parsing_reads_what_the_toolkit_writes():
+    epoch = internal_attribute(Attribute("nurse", None, "A"), "v3")
+    spaced = internal_attribute(Attribute("x ray", "2"), "v1")
+    tree = Or((And((Attribute("doctor"), epoch)), spaced, prefix_attribute("age", 3, 5, "B")))
+    text = str(Policy(tree))
+    assert text == '(doctor and nurse#v3@A) or "x ray#v1" = 2 or age#p3 = 5@B'
+    assert parse(text, internal=True) == tree
+    assert Policy.parse(text, internal=True).tree == tree
+    assert parse('"nurse#v3"@A', internal=True) == epoch
+    assert parse_attribute("nurse#v3@A", internal=True) == epoch
+    assert parse_attributes(["nurse#v3@A"], internal=True).labels == {"nurse#v3@A"}
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("a#", "tag"), ("a#3", "tag"), ("a#v1#v2", "tag"), ('"#v1"', "empty base"),
+    ("#v1", "expected an attribute name"), ("a#v1 >= 3", "comparisons take a user attribute"),
+])
+def test_internal_parsing_still_checks_internal_names(text, fragment):
+    with pytest.raises(PolicySyntaxError, match=fragment):
+        parse(text, internal=True)
+
+
+# label injectivity: names, values and authorities drawn from the characters that delimit labels
+_TRICKY = st.text(alphabet='ab#p0v1=@" \\-.é', min_size=1, max_size=6)
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@st.composite
+def user_attributes(draw) -> Attribute | None:
+    """Whatever the user-facing parser accepts, from texts built of tricky pieces."""
+    text = _quoted(draw(_TRICKY))
+    if draw(st.booleans()):
+        text += " = " + draw(st.one_of(_TRICKY.map(_quoted), st.integers(0, 99).map(str)))
+    if draw(st.booleans()):
+        text += "@" + _quoted(draw(_TRICKY))
+    try:
+        return parse_attribute(text)
+    except PolicySyntaxError:
+        return None
+
+
+@st.composite
+def any_attributes(draw) -> Attribute | None:
+    base = draw(user_attributes())
+    if base is None:
+        return None
+    kind = draw(st.sampled_from(["user", "internal", "prefix"]))
+    if kind == "internal":
+        return internal_attribute(base, draw(st.sampled_from(["v1", "v12", "v", "p", "x_1"])))
+    if kind == "prefix":
+        level = draw(st.integers(0, 64))
+        return prefix_attribute(base.name, level, draw(st.integers(0, 2**8)), base.authority)
+    return base
+
+
+@settings(max_examples=1500)
+@given(a=any_attributes(), b=any_attributes())
+def test_labels_are_injective_across_namespaces(a, b):
+    if a is None or b is None:
+        return
+    assert (a.label == b.label) is (a == b), (a, b)
+    if not is_internal(a):  # what a user can write never reaches the internal namespace
+        assert "#" not in a.name
+
+
+@settings(max_examples=300)
+@given(a=user_attributes(), tag=st.sampled_from(["v1", "v2"]), level=st.integers(0, 64),
+       prefix=st.integers(0, 300))
+def test_no_user_attribute_has_an_internal_or_prefix_label(a, tag, level, prefix):
+    """Brute force over the user attributes that read back from the internal labels' own text."""
+    if a is None:
+        return
+    for internal in (internal_attribute(Attribute(a.name), tag),
+                     prefix_attribute(a.name, level, prefix, a.authority)):
+        assert internal.label != a.label
+        for text in (internal.label, str(internal)):
+            try:
+                user = parse_attribute(unicodedata.normalize("NFC", text))
+            except PolicySyntaxError:
+                continue
+            assert user.label != internal.label
+
+
+def _record(kind: str, **meta) -> Record:
+    return Record("fame", None, kind, {}, meta)  # type: ignore[arg-type]
+
+
+def test_policy_of_reads_header_policies_with_internal_names():
+    key = _record("user", widths={"age": 8})
+    policy = policy_of(key, _record("ciphertext", policy="doctor and doctor#v2 and age >= 3"))
+    assert Attribute("doctor#v2") in policy.tree.children  # type: ignore[union-attr]
+    with pytest.raises(InvalidCiphertext, match="malformed policy"):
+        policy_of(key, _record("ciphertext", policy="doctor#"))
+
+
+@pytest.mark.parametrize("widths", [[1], {"age": "8"}, {"age": 0}, {"age": 65}, {"age": [8]},
+                                    {"age": True}])
+def test_policy_of_refuses_edited_widths(widths):
+    with pytest.raises(InvalidKey, match="widths"):
+        policy_of(_record("user", widths=widths), _record("ciphertext", policy="age >= 3"))
+
+
+def test_epoch_attribute_decrypts_end_to_end(mcl_group):
+    scheme = get_scheme("fame", mcl_group)
+    pk, msk = scheme.setup()
+    nurse = Attribute("nurse")
+    policy = Policy(And((nurse, internal_attribute(nurse, "v2"))))
+    gt_key, ct = scheme.encapsulate(pk, policy)
+    current = scheme.keygen(pk, msk, KeyAttributes((nurse, internal_attribute(nurse, "v2"))))
+    assert scheme.decapsulate(current, ct) == gt_key
+    stale = scheme.keygen(pk, msk, KeyAttributes((nurse, internal_attribute(nurse, "v1"))))
+    with pytest.raises(Exception, match="do not satisfy"):
+        scheme.decapsulate(stale, ct)
+
+
+def test_threshold_of_internal_names_round_trips():
+    tree = Threshold(2, (Attribute("a#v1"), Attribute("b#v1"), Attribute("c")))
+    assert parse(str(tree), internal=True) == tree

@@ -23,6 +23,8 @@ from .ast import (
     Or,
     Threshold,
     evaluate,
+    internal_attribute,
+    is_internal,
     leaves,
 )
 from .lsss import LSSS, compile_lsss
@@ -42,6 +44,10 @@ __all__ = [
     "comparison_tree",
     "compile_lsss",
     "expand",
+    "internal_attribute",
+    "is_internal",
+    "key_labels",
+    "key_numbers",
     "parse",
     "parse_attribute",
     "parse_attributes",
@@ -80,10 +86,12 @@ class KeyAttributes:
 
 
 def parse_attributes(
-    texts: Iterable[str | Attribute], widths: Mapping[str, int] | None = None
+    texts: Iterable[str | Attribute], widths: Mapping[str, int] | None = None, *, internal: bool = False
 ) -> KeyAttributes:
-    """Parse key attributes such as `doctor`, `ward = 3`, `valid_until = 2026-12-31`, `doctor@A`."""
-    attrs = tuple(t if isinstance(t, Attribute) else parse_attribute(t) for t in texts)
+    """Parse key attributes such as `doctor`, `ward = 3`, `valid_until = 2026-12-31`, `doctor@A`
+    (`internal=True`: also internal ones such as `nurse#v3`, as a key file lists them)."""
+    attrs = tuple(t if isinstance(t, Attribute) else parse_attribute(t, internal=internal)
+                  for t in texts)
     unique = tuple(dict.fromkeys(attrs))
     result = KeyAttributes(unique, dict(widths or {}))
     _ = result.labels  # validates numeric values (one per attribute, in range) now, not later
@@ -97,9 +105,12 @@ class Policy:
     tree: Node
 
     @classmethod
-    def parse(cls, text: str, widths: Mapping[str, int] | None = None) -> Policy:
-        """Parse policy text; raises PolicySyntaxError with the column of the first problem."""
-        return cls(parse(text, widths))
+    def parse(cls, text: str, widths: Mapping[str, int] | None = None, *,
+              internal: bool = False) -> Policy:
+        """Parse policy text; raises PolicySyntaxError with the column of the first problem.
+        `internal=True` accepts internal names (`nurse#v3`): for text the toolkit wrote, never
+        for text a user typed."""
+        return cls(parse(text, widths, internal=internal))
 
     def __str__(self) -> str:
         return str(self.tree)

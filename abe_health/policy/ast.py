@@ -9,6 +9,7 @@ their format is fixed, so keys and ciphertexts stay compatible across versions.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from dataclasses import dataclass
 
 KEYWORDS = frozenset({"and", "or", "of", "not"})
@@ -18,11 +19,14 @@ DEFAULT_WIDTH = 32
 #: widest numeric attribute: a key holds MAX_WIDTH + 1 prefix labels per value and a comparison
 #: expands to at most 2 * MAX_WIDTH of them
 MAX_WIDTH = 64
-#: separator of internal names (`age#p3`, prefix labels); refused in user-written names so labels
-#: stay injective
+#: separator of internal names `base#tag` (prefix labels `age#p3`, revocation epochs `nurse#v3`):
+#: user-facing parsing refuses it in names, so no user-writable attribute has an internal label
 BIT_MARK = "#"
-#: tag of prefix labels: `age#p3=5` means "age >> 3 == 5"
+INTERNAL_MARK = BIT_MARK
+#: tag of prefix labels: `age#p3=5` means "age >> 3 == 5"; reserved to numeric.py
 PREFIX_TAG = "p"
+_TAG = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+_PREFIX_TAG = re.compile(PREFIX_TAG + r"[0-9]+\Z")
 
 
 def check_width(name: str, width: object) -> int:
@@ -134,6 +138,38 @@ class Comparison:
         if self.authority is not None:
             text += "@" + quote(self.authority)
         return text
+
+
+def internal_name_error(name: str) -> str | None:
+    """Why `name` is not a well-formed internal name `base#tag`, or None when it is one: exactly
+    one `#`, a non-empty base, and a tag of ASCII letters, digits and `_` starting with a letter."""
+    base, mark, tag = name.partition(BIT_MARK)
+    if not mark:
+        return f"internal name {name!r} has no '{BIT_MARK}'"
+    if base == "":
+        return f"internal name {name!r} has an empty base name"
+    if not _TAG.match(tag):
+        return f"internal name {name!r} needs a tag of letters, digits and '_' after one '{BIT_MARK}'"
+    return None
+
+
+def internal_attribute(base: Attribute, tag: str) -> Attribute:
+    """The internal attribute `base.name#tag` (same value and authority), e.g. the revocation
+    epoch `nurse#v3` of `nurse`: a name in a namespace user-written policies and key attributes
+    cannot reach (only `parse(..., internal=True)` reads it), so its label is no user's label.
+    Tags `p<digits>` are reserved for the prefix labels of numeric attributes."""
+    if not isinstance(base, Attribute) or BIT_MARK in base.name or base.name == "":
+        raise ValueError(f"internal attributes derive from a user attribute, got {base!r}")
+    if not isinstance(tag, str) or not _TAG.match(tag):
+        raise ValueError(f"tag must be ASCII letters, digits and '_' starting with a letter, got {tag!r}")
+    if _PREFIX_TAG.match(tag):
+        raise ValueError(f"tag {tag!r} is reserved for prefix labels of numeric attributes")
+    return Attribute(f"{base.name}{BIT_MARK}{tag}", base.value, base.authority)
+
+
+def is_internal(attr: Attribute | Comparison) -> bool:
+    """Whether a leaf is internal (its name has `#`): a prefix label or e.g. a revocation epoch."""
+    return BIT_MARK in attr.name
 
 
 def prefix_attribute(name: str, level: int, prefix: int, authority: str | None) -> Attribute:

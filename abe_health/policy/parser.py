@@ -12,6 +12,11 @@ attribute := NAME ["=" VALUE] ["@" AUTHORITY]
 Keywords are case-insensitive; names, values and authorities are case-sensitive and NFC-normalized,
 and may be double-quoted ("x ray", "and"). Every error is a `PolicySyntaxError` with the 1-based
 column of the offending token and what was expected there.
+
+Names may not contain `#`: it marks internal names `base#tag` (prefix labels `age#p3`, revocation
+epochs `nurse#v3`) that only the toolkit writes, so no user-written attribute shares a label with
+them. `parse(..., internal=True)` also reads internal names, bare or quoted, for text the toolkit
+itself wrote (a header's policy after revocation); comparisons still take user names only.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from .ast import (
     Or,
     Threshold,
     check_width,
+    internal_name_error,
     is_name_start,
     is_word_char,
 )
@@ -63,8 +69,13 @@ class Token:
         return word is None or self.text.lower() == word
 
 
-def tokenize(text: str) -> list[Token]:
-    """Split policy text into tokens, refusing characters the language does not have."""
+def tokenize(text: str, *, internal: bool = False) -> list[Token]:
+    """Split policy text into tokens, refusing characters the language does not have (`#`, which
+    internal names contain, is a word character only when `internal`)."""
+
+    def word_char(c: str) -> bool:
+        return is_word_char(c) or (internal and c == BIT_MARK)
+
     tokens: list[Token] = []
     i, n = 0, len(text)
     while i < n:
@@ -94,14 +105,15 @@ def tokenize(text: str) -> list[Token]:
                 raise PolicySyntaxError("unterminated quoted string", text, col)
             tokens.append(Token("STRING", "".join(out), col))
             i = j + 1
-        elif is_word_char(ch):
+        elif word_char(ch):
             j = i
-            while j < n and is_word_char(text[j]):
+            while j < n and word_char(text[j]):
                 j += 1
             tokens.append(Token("WORD", text[i:j], col))
             i = j
         else:
-            hint = {"&": "; write 'and'", "|": "; write 'or'"}.get(ch, "")
+            hint = {"&": "; write 'and'", "|": "; write 'or'",
+                    BIT_MARK: "; it is reserved for internal names"}.get(ch, "")
             raise PolicySyntaxError(f"unexpected character {ch!r}{hint}", text, col)
     tokens.append(Token("EOF", "", n + 1))
     return tokens
@@ -122,9 +134,10 @@ def parse_date(token_text: str, text: str = "", column: int = 0) -> int:
 
 
 class _Parser:
-    def __init__(self, text: str, widths: Mapping[str, int]) -> None:
+    def __init__(self, text: str, widths: Mapping[str, int], internal: bool = False) -> None:
         self.text = text
-        self.tokens = tokenize(text)
+        self.internal = internal
+        self.tokens = tokenize(text, internal=internal)
         self.pos = 0
         self.depth = 0
         self.widths = widths
@@ -218,9 +231,12 @@ class _Parser:
 
     def atom(self) -> Node:
         name_tok = self.advance()
-        name = check_name(name_tok, self.text)
+        name = check_name(name_tok, self.text, internal=self.internal)
         nxt = self.peek()
         if nxt.kind == "OP":
+            if BIT_MARK in name:
+                raise self.error(f"comparisons take a user attribute name, not the internal {name!r}",
+                                 name_tok)
             return self.comparison(name, self.advance())
         value = None
         if nxt.kind == "=":
@@ -261,18 +277,22 @@ class _Parser:
         return Comparison(name, op.text, value, is_date, self.authority(), width)
 
 
-def check_name(tok: Token, text: str) -> str:
-    """Validate an attribute name token (bare word starting with a letter, or a quoted string)."""
+def check_name(tok: Token, text: str, *, internal: bool = False) -> str:
+    """Validate an attribute name token (bare word starting with a letter, or a quoted string);
+    `#` only in a well-formed internal name `base#tag`, and only when `internal`."""
     name = tok.text
     if tok.kind == "WORD" and not is_name_start(name[0]):
         raise PolicySyntaxError(f"expected an attribute name, got '{name}'", text, tok.column)
     if name == "":
         raise PolicySyntaxError("empty attribute name", text, tok.column)
-    if BIT_MARK in name or any(unicodedata.category(c)[0] == "C" for c in name):
+    if (BIT_MARK in name and not internal) or any(unicodedata.category(c)[0] == "C" for c in name):
         raise PolicySyntaxError(
             f"attribute name {tok.describe()} may not contain '{BIT_MARK}' or control characters",
             text, tok.column,
         )
+    problem = internal_name_error(name) if BIT_MARK in name else None
+    if problem:
+        raise PolicySyntaxError(problem, text, tok.column)
     return name
 
 
@@ -287,13 +307,14 @@ def read_value(tok: Token, text: str) -> str:
     return tok.text
 
 
-def parse(text: str, widths: Mapping[str, int] | None = None) -> Node:
+def parse(text: str, widths: Mapping[str, int] | None = None, *, internal: bool = False) -> Node:
     """Parse policy text into a tree; `widths` maps numeric attribute names to bit widths
-    (1..64, default 32)."""
+    (1..64, default 32). `internal=True` also accepts internal names (`nurse#v3`), for policy
+    text the toolkit wrote, such as the policy a ciphertext header carries."""
     if not isinstance(text, str):
         raise PolicySyntaxError(f"policy must be text, got {type(text).__name__}")
     text = unicodedata.normalize("NFC", text)
-    parser = _Parser(text, widths or {})
+    parser = _Parser(text, widths or {}, internal)
     if parser.peek().kind == "EOF":
         raise PolicySyntaxError("empty policy", text, 1)
     node = parser.policy()
@@ -305,12 +326,13 @@ def parse(text: str, widths: Mapping[str, int] | None = None) -> Node:
     return node
 
 
-def parse_attribute(text: str) -> Attribute:
-    """Parse one key attribute `name [= value] [@authority]` (e.g. `age = 42`, `doctor@hospitalA`)."""
+def parse_attribute(text: str, *, internal: bool = False) -> Attribute:
+    """Parse one key attribute `name [= value] [@authority]` (e.g. `age = 42`, `doctor@hospitalA`);
+    `internal=True` also accepts internal names, as in the attributes a key file lists."""
     if not isinstance(text, str):
         raise PolicySyntaxError(f"attribute must be text, got {type(text).__name__}")
     text = unicodedata.normalize("NFC", text)
-    parser = _Parser(text, {})
+    parser = _Parser(text, {}, internal)
     tok = parser.peek()
     if tok.kind not in ("WORD", "STRING") or tok.is_keyword():
         raise parser.error(f"expected an attribute name, got {tok.describe()}")

@@ -30,18 +30,24 @@ def row_product(elements: Sequence[Element], weights: Sequence[int]) -> Element:
 
 @lru_cache(maxsize=1024)
 def _parse(text: str, widths: tuple[tuple[str, int], ...]) -> Policy:
-    return Policy.parse(text, dict(widths))
+    return Policy.parse(text, dict(widths), internal=True)
 
 
 def policy_of(key: Record, rec: Record) -> Policy:
     """The policy a ciphertext (CP) or user key (KP) carries, parsed with the widths that the
-    user key copied from the public key at keygen (so decryption needs no public key)."""
+    user key copied from the public key at keygen (so decryption needs no public key).
+
+    The text was written by the toolkit (possibly rewritten by revocation), so it is read with
+    `internal=True`: internal names such as epochs `nurse#v3` are accepted. It may also have been
+    planted by whoever stores it; the parser's limits bound the work it can cause."""
     text = rec.meta.get("policy")
     error = InvalidCiphertext if rec.kind == "ciphertext" else InvalidKey
     if not isinstance(text, str):
         raise error(f"{rec.kind} carries no policy")
     widths = key.meta.get("widths", {})
-    if not isinstance(widths, dict):
+    if not isinstance(widths, dict) or not all(
+        isinstance(name, str) and type(bits) is int and 1 <= bits <= 64 for name, bits in widths.items()
+    ):
         raise InvalidKey("key carries malformed numeric widths")
     try:
         return _parse(text, tuple(sorted(widths.items())))
