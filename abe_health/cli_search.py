@@ -1,14 +1,19 @@
-"""`abe-health index ...` and `abe-health search ...`: the PASS-tree index from a terminal.
+"""`abe-health owner ...`, `abe-health index ...` and `abe-health search ...` from a terminal.
 
-With `--policy ... -k public.key` at build time the search key is also sealed in an `.abe`
-envelope next to the index (INDEX/search.key.abe), so `search -i USER.key` works for anyone
-whose ABE attributes satisfy the policy (authorized search) and fails clearly for others.
+`owner keygen -o DIR` makes the data owner's Ed25519 signing key (DIR/owner.key, mode 0600) and
+its public half (DIR/owner.pub), which readers pin. With `--policy P -k public.key --owner-key
+owner.key` at build time the search key is also sealed in an `.abe` envelope next to the index
+(INDEX/search.key.abe) and signed for this index (INDEX/search.key.sig), so `search -i USER.key
+--owner owner.pub` works for anyone whose ABE attributes satisfy the policy and refuses, before
+making any trapdoor, a sealed key the pinned owner did not sign for this index (a server could
+otherwise seal a key of its own and read every query). `--key SEARCH.key` (the owner's own key)
+needs no signature.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,12 +23,13 @@ from search import SearchIndex, SearchKey
 from search.errors import InvalidSearchKey
 from search.text import collect, document_keywords
 
-from .api import ABE, decrypt_stream_to
+from .api import ABE
 from .cli_common import CliError
-from .fileio import write_atomic
+from .errors import AbeError
 from .keys import read_key
+from .owner import SEALED_KEY, OwnerKey, OwnerPublicKey, open_search_key, seal_search_key
 
-WRAPPED_KEY = "search.key.abe"
+WRAPPED_KEY = SEALED_KEY
 
 
 def _collect(paths: tuple[str, ...]) -> dict:
@@ -48,23 +54,67 @@ def _status(stage: str, n: int) -> None:
         click.echo(f"\r{stage}: {n:>10,}", err=True, nl=False)
 
 
-def _search_key(index: Path, key_path: str | None, identity: str | None) -> SearchKey:
+def _check_key_options(key_path: str | None, identity: str | None, owner_path: str | None) -> None:
+    """Usage errors of `search`'s key options, raised before any file is read."""
     if bool(key_path) == bool(identity):
         raise click.UsageError("give exactly one of --key SEARCH.key or -i USER.key")
     if key_path:
+        if owner_path:
+            raise click.UsageError("--owner checks the sealed key that -i opens; --key needs no "
+                                   "signature")
+        return
+    if not owner_path:
+        raise click.UsageError("-i needs --owner OWNER.pub: the owner's public key, to check that "
+                               "the owner (not the server) sealed the index's search key")
+
+
+def _search_key(index: SearchIndex, key_path: str | None, identity: str | None,
+                owner_path: str | None) -> SearchKey:
+    """The owner's own key (--key), or the sealed key opened with -i and checked against --owner."""
+    _check_key_options(key_path, identity, owner_path)
+    if key_path:
         return SearchKey.load(key_path)
-    wrapped = index / WRAPPED_KEY
-    if not wrapped.exists():
-        raise InvalidSearchKey(f"{index} has no ABE-wrapped search key; use --key")
-    user = read_key(identity, expect="user")  # type: ignore[arg-type]
-    out = io.BytesIO()
-    with open(wrapped, "rb") as fin:
-        decrypt_stream_to(user, fin, out)
-    return SearchKey.from_bytes(out.getvalue())
+    assert identity is not None and owner_path is not None  # checked above
+    owner = OwnerPublicKey.load(owner_path)
+    user = read_key(identity, expect="user")
+    return open_search_key(index, user, owner)
 
 
 def register(main: click.Group, handle_errors) -> None:
-    """Add the `index` group and the `search` command to the CLI."""
+    """Add the `owner` and `index` groups and the `search` command to the CLI."""
+
+    @main.group()
+    def owner() -> None:
+        """The data owner's signing key, which vouches for sealed search keys."""
+
+    @owner.command("keygen")
+    @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+                  help="Directory for owner.key (secret, mode 0600) and owner.pub.")
+    @click.option("--force", is_flag=True, help="Overwrite an existing owner key.")
+    @handle_errors
+    def owner_keygen(out_dir: str, force: bool) -> None:
+        """A new Ed25519 owner key: OUT/owner.key (mode 0600) and OUT/owner.pub for readers."""
+        secret, public = os.path.join(out_dir, "owner.key"), os.path.join(out_dir, "owner.pub")
+        for path in (secret, public):
+            if os.path.exists(path) and not force:
+                raise CliError(f"{path} exists; use --force to replace it (signatures made with "
+                               "the old key stop verifying under the new one)")
+        os.makedirs(out_dir, exist_ok=True)
+        key = OwnerKey.generate()
+        key.save(secret)
+        key.public_key.save(public)
+        click.echo(f"wrote {secret} (keep it secret) and {public}; fingerprint {key.fingerprint}",
+                   err=True)
+
+    @owner.command("fingerprint")
+    @click.argument("path", type=click.Path(dir_okay=False))
+    @handle_errors
+    def owner_fingerprint(path: str) -> None:
+        """Print the fingerprint of owner.pub or owner.key (to compare out of band)."""
+        try:
+            click.echo(OwnerPublicKey.load(path).fingerprint)
+        except AbeError:
+            click.echo(OwnerKey.load(path).fingerprint)
 
     @main.group()
     def index() -> None:
@@ -85,18 +135,26 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--policy", default=None, help="Also seal the search key under this ABE policy.")
     @click.option("-k", "--public", "public_path", type=click.Path(dir_okay=False),
                   help="The ABE public key for --policy.")
+    @click.option("--owner-key", "owner_path", type=click.Path(dir_okay=False),
+                  help="The owner's owner.key, to sign the sealed key for this index (with --policy).")
     @handle_errors
     def index_build(docs: tuple[str, ...], key_path: str, out_dir: str, policy: str | None,
-                    public_path: str | None) -> None:
+                    public_path: str | None, owner_path: str | None) -> None:
         """Index DOC_OR_DIR ... (JSON string values or plain text) into a new index directory."""
         if (policy is None) != (public_path is None):
             raise click.UsageError("--policy and -k/--public go together")
+        if policy is not None and owner_path is None:
+            raise click.UsageError("--policy needs --owner-key OWNER.key: readers accept a sealed "
+                                   "search key only with the owner's signature")
+        if policy is None and owner_path is not None:
+            raise click.UsageError("--owner-key signs the key that --policy seals; give both")
         key = SearchKey.load(key_path)
         authority = ABE(read_key(public_path, expect="public")) if public_path else None
+        owner_key = OwnerKey.load(owner_path) if owner_path else None
         found = _collect(docs)
-        _idx, stats = SearchIndex.create(out_dir, found, key, _status)
-        if authority is not None:
-            write_atomic(Path(out_dir) / WRAPPED_KEY, authority.encrypt(key.to_bytes(), policy))
+        idx, stats = SearchIndex.create(out_dir, found, key, _status)
+        if authority is not None and owner_key is not None and policy is not None:
+            seal_search_key(idx, key, authority, policy, owner_key)
         if sys.stderr.isatty():
             click.echo("", err=True)
         click.echo(f"indexed {stats.documents} documents, {stats.keywords} keywords into {out_dir} "
@@ -122,14 +180,17 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--key", "key_path", type=click.Path(dir_okay=False), help="The search key.")
     @click.option("-i", "--identity", type=click.Path(dir_okay=False),
                   help="An ABE user key that may open INDEX/search.key.abe.")
+    @click.option("--owner", "owner_path", type=click.Path(dir_okay=False),
+                  help="The owner's owner.pub (with -i): the sealed key must carry its signature.")
     @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1))
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     @handle_errors
     def search_cmd(index_dir: str, pattern: str, key_path: str | None, identity: str | None,
-                   top: int, as_json: bool) -> None:
+                   owner_path: str | None, top: int, as_json: bool) -> None:
         """Ranked documents whose keywords contain PATTERN (`card`, `^card`, `itis$`, `^heart$`)."""
+        _check_key_options(key_path, identity, owner_path)
         idx = SearchIndex(index_dir)
-        key = _search_key(Path(index_dir), key_path, identity)
+        key = _search_key(idx, key_path, identity, owner_path)
         if not idx.key_matches(key):
             raise InvalidSearchKey(f"this search key did not build {index_dir}")
         result = idx.search(pattern, key, top)
