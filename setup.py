@@ -16,7 +16,7 @@ setup(
     package_data={"abe_health": ["py.typed"], "search": ["py.typed"]},
     install_requires=[
         "pymcl>=1.0.2",
-        "cryptography>=42",
+        "cryptography>=47",
         "cbor2>=5.6",
         "click>=8.1",
         "numpy>=1.26",

@@ -13,11 +13,28 @@ from .cli_common import CliError
 from .fileio import atomic_output
 from .keys import read_key
 from .revocation import Vault
+from .revocation.manifest import AuthorityState
 
 
 def _authority(master_path: str) -> ABE:
     master = read_key(master_path, expect="master")
     return ABE(read_key(Path(master_path).with_name("public.key"), expect="public"), master)
+
+
+def _authority_vault(path: str, master_path: str) -> tuple[Vault, ABE]:
+    """The vault opened by its authority, with the authority's own state (beside its master
+    key) that refuses replayed manifests."""
+    authority = _authority(master_path)
+    return Vault(path, state=AuthorityState(Path(master_path).with_name("register.sqlite"))), authority
+
+
+def _report_failures(failed: list[tuple[str, str]]) -> None:
+    """Name each file that could not be rewritten; the others were."""
+    for file_id, why in failed:
+        click.echo(f"error: file {file_id}: {why}", err=True)
+    if failed:
+        raise CliError(f"{len(failed)} file(s) could not be rewritten (listed above); "
+                       "the others were")
 
 
 def register(main: click.Group, handle_errors) -> None:
@@ -34,7 +51,9 @@ def register(main: click.Group, handle_errors) -> None:
     @handle_errors
     def vault_init(path: str, master_path: str) -> None:
         """Create an empty vault (escrow.pub lets anyone add; only the authority revokes)."""
-        Vault(path, create_for=_authority(master_path)).close()
+        authority = _authority(master_path)
+        Vault(path, create_for=authority,
+              state=AuthorityState(Path(master_path).with_name("register.sqlite"))).close()
         click.echo(f"created vault {path}", err=True)
 
     @vault.command("add")
@@ -58,26 +77,30 @@ def register(main: click.Group, handle_errors) -> None:
     @click.argument("path", type=click.Path(file_okay=False))
     @click.argument("file_id")
     @click.argument("src", type=click.Path(dir_okay=False))
-    @click.option("-k", "--public", "public_path", required=True, type=click.Path(dir_okay=False))
+    @click.option("-k", "--public", "public_path", required=True, type=click.Path(dir_okay=False),
+                  help="The authority's public key (pinned: the vault manifest must verify under it).")
+    @click.option("-p", "--policy", required=True,
+                  help="The policy of the new content (never taken from the untrusted catalog).")
     @handle_errors
-    def vault_put(path: str, file_id: str, src: str, public_path: str) -> None:
-        """Replace a stored file's content (same policy, fresh data key)."""
+    def vault_put(path: str, file_id: str, src: str, public_path: str, policy: str) -> None:
+        """Replace a stored file's content under POLICY with a fresh data key."""
         try:
             with open(src, "rb") as fin:
-                Vault(path).put(file_id, fin, ABE(read_key(public_path, expect="public")))
+                Vault(path).put(file_id, fin, ABE(read_key(public_path, expect="public")), policy)
         except OSError as exc:
             raise CliError(f"cannot read {src}: {exc.strerror}") from None
 
     @vault.command("list")
     @click.argument("path", type=click.Path(file_okay=False))
+    @click.option("-k", "--public", "public_path", type=click.Path(dir_okay=False),
+                  help="The authority's public key: also mark (*) headers awaiting a lazy update.")
     @handle_errors
-    def vault_list(path: str) -> None:
-        """Stored files: id, body size, name, policy; '*' marks a header awaiting a lazy update,
-        'R' a data key to rotate at the next `vault put`."""
+    def vault_list(path: str, public_path: str | None) -> None:
+        """Stored files: id, body size, name, policy (as the untrusted catalog says)."""
         store = Vault(path)
-        pending, rotations = set(store.pending()), set(store.rotations())
+        pending = set(store.pending(ABE(read_key(public_path, expect="public")))) if public_path else set()
         for file_id, name, policy, size in store.list():
-            mark = ("*" if file_id in pending else " ") + ("R" if file_id in rotations else " ")
+            mark = "*" if file_id in pending else " "
             click.echo(f"{file_id}{mark} {size:>12,}  {name}  [{policy}]")
 
     @vault.command("issue")
@@ -88,7 +111,8 @@ def register(main: click.Group, handle_errors) -> None:
     @handle_errors
     def vault_issue(path: str, master_path: str, attrs: tuple[str, ...], out_path: str) -> None:
         """Issue a user key at the vault's current attribute versions (after a revocation)."""
-        key = Vault(path).issue_key(_authority(master_path), list(attrs))
+        store, authority = _authority_vault(path, master_path)
+        key = store.issue_key(authority, list(attrs))
         key.save(out_path)
         click.echo(f"wrote {out_path}: {key.describe()}", err=True)
 
@@ -103,9 +127,11 @@ def register(main: click.Group, handle_errors) -> None:
     def vault_get(path: str, file_id: str, key_path: str, master_path: str | None,
                   out_path: str | None) -> None:
         """Decrypt a stored file (written only if the whole file verifies)."""
-        store = Vault(path)
+        if master_path:
+            store, authority = _authority_vault(path, master_path)
+        else:
+            store, authority = Vault(path), None
         key = read_key(key_path, expect="user")
-        authority = _authority(master_path) if master_path else None
         if out_path in (None, "-"):
             buffer = io.BytesIO()
             store.get(file_id, key, buffer, authority)
@@ -120,8 +146,10 @@ def register(main: click.Group, handle_errors) -> None:
     @handle_errors
     def vault_update(path: str, master_path: str) -> None:
         """Rewrite every pending header (finishes a lazy or interrupted revocation)."""
-        done = list(Vault(path).update_pending(_authority(master_path)))
+        store, authority = _authority_vault(path, master_path)
+        done = list(store.update_pending(authority))
         click.echo(f"updated {len(done)} headers", err=True)
+        _report_failures(store.last_failures)
 
     @main.command("revoke")
     @click.argument("path", type=click.Path(file_okay=False))
@@ -130,14 +158,20 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("-m", "--master", "master_path", required=True, type=click.Path(dir_okay=False))
     @click.option("--lazy", is_flag=True, help="Mark headers now, rewrite each at its next read.")
     @click.option("--rotate", is_flag=True,
-                  help="Also give each affected file a fresh data key the next time it is written.")
+                  help="Also re-encrypt every affected body now under a fresh data key, so a data "
+                       "key the revoked reader already knows stops working.")
     @handle_errors
     def revoke(path: str, attr: str, user: str | None, master_path: str, lazy: bool,
                rotate: bool) -> None:
         """Revoke ATTR: bump its version and re-encapsulate every header that mentions it."""
-        report = Vault(path).revoke(attr, _authority(master_path), lazy=lazy, rotate=rotate)
+        if lazy and rotate:
+            raise click.UsageError("--rotate re-encrypts now; it does not go with --lazy")
+        store, authority = _authority_vault(path, master_path)
+        report = store.revoke(attr, authority, lazy=lazy, rotate=rotate)
         who = f" from {user}" if user else ""
+        what = "files re-encrypted" if rotate else "headers rewritten"
         click.echo(f"revoked {report.label}{who}: version {report.version}; "
-                   f"{report.files_updated} headers rewritten ({report.bytes_written:,} bytes) in "
+                   f"{report.files_updated} {what} ({report.bytes_written:,} bytes) in "
                    f"{report.seconds:.2f} s{'; the rest at first read' if lazy else ''}. Holders who "
                    "keep it need keys from `vault issue`.", err=True)
+        _report_failures(report.failed)

@@ -41,3 +41,7 @@ class InvalidKey(AbeError):
 
 class BackendUnavailable(AbeError):
     """A pairing backend was requested that is not installed or not known."""
+
+
+class VaultError(AbeError):
+    """A vault or its catalog that is missing, malformed, or altered by the store that holds it."""

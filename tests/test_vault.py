@@ -58,20 +58,20 @@ def test_eager_revocation(setting):
     with pytest.raises(PolicyNotSatisfied):
         read(vault, new, keys["mallory"])
     assert read(vault, new, alice) == b"after"
-    assert vault.pending() == []
+    assert vault.pending(hospital) == []
 
 
 def test_lazy_revocation_applies_at_first_read(setting):
     hospital, vault, keys, files = setting
     report = vault.revoke("doctor", hospital, lazy=True)
-    assert report.files_updated == 0 and set(vault.pending()) == set(files[:6])
+    assert report.files_updated == 0 and set(vault.pending(hospital)) == set(files[:6])
     # read through the vault service (which holds the authority): the header is rewritten first
     with pytest.raises(PolicyNotSatisfied):
         read(vault, files[0], keys["mallory"], authority=hospital)
-    assert files[0] not in vault.pending()
-    assert len(vault.pending()) == 5
+    assert files[0] not in vault.pending(hospital)
+    assert len(vault.pending(hospital)) == 5
     assert sorted(vault.update_pending(hospital)) == sorted(files[1:6])
-    assert vault.pending() == []
+    assert vault.pending(hospital) == []
 
 
 def test_interrupted_revocation_resumes(setting, monkeypatch):
@@ -81,11 +81,11 @@ def test_interrupted_revocation_resumes(setting, monkeypatch):
     original = Vault._new_head
     calls = {"n": 0}
 
-    def flaky(self, file_id, authority):
+    def flaky(self, authority, manifest, file_id):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt("killed between two files")
-        return original(self, file_id, authority)
+        return original(self, authority, manifest, file_id)
 
     monkeypatch.setattr(vault_module, "BATCH", 2)
     monkeypatch.setattr(Vault, "_new_head", flaky)
@@ -96,11 +96,11 @@ def test_interrupted_revocation_resumes(setting, monkeypatch):
     alice = vault.issue_key(hospital, ["doctor", "cardiology"])
     for f in files[:6]:  # every file stays readable by someone entitled, old or new version
         assert read(vault, f, keys["nina"]).startswith(b"record")
-        done = f not in vault.pending()
+        done = f not in vault.pending(hospital)
         assert read(vault, f, alice if done else keys["alice"]).startswith(b"record")
-    assert 0 < len(vault.pending()) < 6
+    assert 0 < len(vault.pending(hospital)) < 6
     list(vault.update_pending(hospital))
-    assert vault.pending() == []
+    assert vault.pending(hospital) == []
     for f in files[:6]:
         with pytest.raises(PolicyNotSatisfied):
             read(vault, f, keys["mallory"])
@@ -116,19 +116,21 @@ def test_second_revocation_bumps_again(setting):
         read(vault, files[0], v1)
     v2 = vault.issue_key(hospital, ["doctor", "cardiology"])
     assert read(vault, files[0], v2).startswith(b"record 0")
-    assert str(apply_versions(hospital.policy(POLICY), vault.versions())) == \
-        "(doctor and doctor.v2 and cardiology) or nurse"
+    assert str(apply_versions(hospital.policy(POLICY), vault.versions(hospital))) == \
+        "(doctor and doctor#v2 and cardiology) or nurse"
 
 
 def test_vault_errors(tmp_path):
-    from abe_health.errors import InvalidCiphertext
+    from abe_health.errors import VaultError
 
-    with pytest.raises(InvalidCiphertext, match="not a vault"):
+    with pytest.raises(VaultError, match="not a vault"):
         Vault(tmp_path / "nothing")
     hospital = CPABE.setup()
     vault = Vault(tmp_path / "v", create_for=hospital)
-    with pytest.raises(InvalidCiphertext, match="no file"):
+    with pytest.raises(VaultError, match="invalid file id"):
         read(vault, "missing", hospital.keygen(["x"]))
+    with pytest.raises(VaultError, match="no file"):
+        read(vault, "0123456789abcdef", hospital.keygen(["x"]))
 
 
 def test_vault_cli(tmp_path):
@@ -155,36 +157,49 @@ def test_vault_cli(tmp_path):
         "ward notes"
     result = run("revoke", tmp_path / "v", "--attr", "doctor", "--user", "mallory", "-m", master, "--lazy")
     assert result.exit_code == 0 and "version 1" in result.output
-    assert f"{file_id}*" in run("vault", "list", tmp_path / "v").output
+    public = tmp_path / "h" / "public.key"
+    assert f"{file_id}*" in run("vault", "list", tmp_path / "v", "-k", public).output
     result = run("vault", "get", tmp_path / "v", file_id, "-i", tmp_path / "mallory.key", "-m", master)
     assert result.exit_code == 1 and "do not satisfy policy" in result.output
     assert run("vault", "get", tmp_path / "v", file_id, "-i", tmp_path / "nina.key").output == "ward notes"
     assert run("vault", "update", tmp_path / "v", "-m", master).exit_code == 0
-    assert f"{file_id}*" not in run("vault", "list", tmp_path / "v").output
+    assert f"{file_id}*" not in run("vault", "list", tmp_path / "v", "-k", public).output
     assert run("revoke", tmp_path / "v", "--attr", "nurse", "-m", master, "--rotate").exit_code == 0
-    assert f"{file_id} R" in run("vault", "list", tmp_path / "v").output
     (tmp_path / "r2.txt").write_bytes(b"rewritten")
-    assert run("vault", "put", tmp_path / "v", file_id, tmp_path / "r2.txt", "-k",
-               tmp_path / "h" / "public.key").exit_code == 0
-    assert f"{file_id} R" not in run("vault", "list", tmp_path / "v").output
+    assert run("vault", "put", tmp_path / "v", file_id, tmp_path / "r2.txt", "-k", public).exit_code == 2
+    assert run("vault", "put", tmp_path / "v", file_id, tmp_path / "r2.txt", "-k", public,
+               "-p", "doctor or nurse").exit_code == 0
     nurse = tmp_path / "nurse2.key"
     assert run("vault", "issue", tmp_path / "v", "-m", master, "-a", "nurse", "-o", nurse).exit_code == 0
     assert run("vault", "get", tmp_path / "v", file_id, "-i", nurse).output == "rewritten"
 
 
-def test_rotate_replaces_the_data_key_at_the_next_write(setting):
+def test_rotate_re_encrypts_what_the_revoked_reader_could_read(setting):
+    """Without rotation a revoked reader who kept a file's old header (or DEK) still opens its
+    body; `revoke(rotate=True)` re-encrypts every affected body under a fresh DEK now."""
     hospital, vault, keys, files = setting
-    vault.revoke("doctor", hospital, rotate=True)
-    assert vault.rotations() == sorted(files[:6])
+    kept_head = vault._head(files[0]).read_bytes()  # what the revoked reader (or the cloud) kept
     old_body = vault._body(files[0]).read_bytes()
-    vault.put(files[0], io.BytesIO(b"new content"), CPABE(hospital.public_key))  # writers need no master
-    assert vault._gen(files[0]) == 1 and not list(vault.path.glob("files/" + files[0] + ".0.*"))
-    assert vault._body(files[0]).read_bytes() != old_body
-    assert files[0] not in vault.rotations() and len(vault.rotations()) == 5
+    report = vault.revoke("doctor", hospital, rotate=True)
+    assert report.files_updated == 6 and report.failed == []
+    assert vault.catalog.row(files[0]).gen == 1 and not list(vault.path.glob("files/" + files[0] + ".0.*"))
+    new_body = vault._body(files[0]).read_bytes()
+    assert new_body != old_body
+    from abe_health.envelope import decrypt_stream
+    from abe_health.errors import InvalidCiphertext
+    from abe_health.revocation.vault import file_context
+
+    vault_id = vault.manifest(hospital.public_key).vault
+    stale = io.BytesIO(kept_head + new_body)  # the old header opens the old DEK: not the new body
+    with pytest.raises(InvalidCiphertext):
+        decrypt_stream(keys["mallory"], stale, io.BytesIO(), context=file_context(vault_id, files[0], 0))
     alice = vault.issue_key(hospital, ["doctor", "cardiology"])
+    for f in files[:6]:
+        assert read(vault, f, alice).startswith(b"record")
+        with pytest.raises(PolicyNotSatisfied):
+            read(vault, f, keys["mallory"])
+    vault.put(files[0], io.BytesIO(b"new content"), CPABE(hospital.public_key), POLICY)  # no master
     assert read(vault, files[0], alice) == b"new content"
-    with pytest.raises(PolicyNotSatisfied):
-        read(vault, files[0], keys["mallory"])
     vault.revoke("doctor", hospital)  # later revocations still rewrite the new generation's header
     with pytest.raises(PolicyNotSatisfied):
         read(vault, files[0], alice)
@@ -194,7 +209,5 @@ def test_vault_refuses_kp_schemes(tmp_path):
     from abe_health.api import KPABE
     from abe_health.errors import InvalidKey
 
-    cp = CPABE.setup()
-    vault = Vault(tmp_path / "v", create_for=cp)
     with pytest.raises(InvalidKey, match="KP-ABE"):
-        vault.add(io.BytesIO(b"x"), "doctor", KPABE.setup())
+        Vault(tmp_path / "kp", create_for=KPABE.setup())

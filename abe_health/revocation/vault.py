@@ -1,30 +1,31 @@
-"""The vault: stored `.abe` files split into header and body (files/<id>.<generation>.head and
-.body), a SQLite catalog of which header mentions which attribute at which version, and
-revocation by header re-encapsulation. One writer at a time (the authority's service).
+"""The vault: stored `.abe` files split into header and body (files/<id>.<gen>.head and .body),
+a catalog (catalog.sqlite), a signed manifest (vault.manifest), and revocation by header
+re-encapsulation. Every file the vault holds may be edited by the store (the cloud); what each
+party trusts and checks:
 
-Revoking attribute `a` bumps its version N (see versions.py): every header whose policy mentions
-`a` is rewritten under the same policy with `a` replaced by `(a and a.vN)`, with the same data
-key, so the body (payload) is never read, decrypted or written. Eagerly (`revoke`) or lazily
-(`revoke(lazy=True)`, then each file is rewritten the first time it is read through
-`get(..., authority=...)`, or by `update_pending`).
+- Writers (`add`, `put`) pin the authority's public key. They verify the manifest's signature
+  under it (abe_health.derived: `vk`) before using its escrow key and attribute versions, seal
+  each file's data key (DEK) to that escrow key bound to the file's catalog row (escrow.py), and
+  write its header for the context (vault id, file id, generation): a header or body moved to
+  another id or generation does not open.
+- The authority (`revoke`, `update_pending`, `issue_key`, `get(..., authority=)`) holds the
+  master key. Attribute versions come from the signed manifest, never from the catalog, and its
+  own `AuthorityState` stops the store from replaying an older manifest. A header is rewritten
+  only after its escrow opens for exactly the row's vault, id, generation, base policy, salt and
+  chunk size, so the store cannot steer a re-wrap to another policy.
+- Readers need nothing but their key: the context binding refuses swapped files.
 
-Who may do it, and trust: rewriting a header needs its data key (DEK). At `add`, the DEK is also
-escrowed in the catalog, sealed to the vault's escrow public key (X25519 + HKDF + AES-256-GCM,
-bound to the file id). The escrow private key is derived from the authority's master key, so
-anyone may add files, but only the authority (or the data owner it hands the master key to)
-can rewrite headers; the untrusted cloud stores files, catalog and escrows and opens none of
-them (the catalog reveals which attributes each file's policy mentions, as the headers do).
-Files under the same policy share one new encapsulation per revocation (each keeps its own
-salt, so each header's wrapping key differs): a rewrite costs an X25519 exchange, symmetric work
-and a header write, not pairings, hence a cost independent of file size and small per file.
-Holders who keep `a` need keys issued after the bump (`issue_key`); the revoked user is simply
-not given one. A revoked key still opens
-files whose headers were not rewritten yet (lazy mode) until they are read or updated.
-
-Crash safety: each header is replaced atomically (temporary file, then rename) and its catalog
-rows are updated after the rename; a run killed between two files leaves every file readable at
-its old or new version, and re-running `update_pending` finishes the job (rewriting a header that
-was renamed but not yet recorded is harmless: its opener comes from the header itself).
+Revoking attribute `a` bumps its version N in the manifest: every header whose policy mentions
+`a` is rewritten under the same policy with `a` replaced by `(a and <epoch N of a>)`, with the
+same DEK, so the body is never read (one encapsulation per policy per run; each header still
+gets its own wrap salt and nonce). Eagerly (`revoke`) or lazily (`revoke(lazy=True)`: the files
+are rewritten at first read through `get(..., authority=)` or by `update_pending`; until then a
+revoked key still opens them). A rewrite does not take back a DEK the revoked reader may already
+know (from a header it opened before, or an old header the store kept): `revoke(rotate=True)`
+also re-encrypts every affected body under a fresh DEK as a new generation. One bad file (an
+altered row, a missing header) is reported in `RevocationReport.failed` and does not stop the
+others. Crash safety: files and headers are replaced atomically, a generation switch is one
+catalog transaction, and `update_pending` finishes an interrupted run.
 """
 
 from __future__ import annotations
@@ -33,43 +34,43 @@ import datetime as dt
 import io
 import os
 import secrets
-import sqlite3
+import struct
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import cbor2
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..api import ABE, decrypt_stream_to
-from ..envelope import CHUNK, WRAP, Header, seal_stream, write_header
-from ..errors import InvalidCiphertext, InvalidKey
-from ..fileio import atomic_output, write_atomic
+from ..api import ABE
+from ..derived import escrow_key, fingerprint
+from ..envelope import (
+    CHUNK,
+    MAGIC,
+    MAX_HEADER,
+    WRAP,
+    decrypt_stream,
+    open_payload,
+    read_header,
+    seal_stream,
+    write_header,
+)
+from ..errors import AbeError, InvalidKey, VaultError
+from ..fileio import atomic_output
 from ..keys import Key, to_map
 from ..pairing import Element
 from ..policy import Policy
+from . import escrow
+from .catalog import Catalog, Row, check_id
+from .manifest import AuthorityState, Manifest, parse, write
 from .versions import apply_versions, mentioned, versioned_key_attributes
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS files (id TEXT PRIMARY KEY, name TEXT NOT NULL, policy TEXT NOT NULL,
-                                  body_bytes INTEGER NOT NULL, added TEXT NOT NULL,
-                                  salt BLOB NOT NULL, chunk INTEGER NOT NULL, escrow BLOB NOT NULL,
-                                  gen INTEGER NOT NULL DEFAULT 0, rotate INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS mentions (file_id TEXT NOT NULL, label TEXT NOT NULL,
-                                     version INTEGER NOT NULL, PRIMARY KEY (file_id, label));
-CREATE INDEX IF NOT EXISTS mentions_by_label ON mentions (label, version);
-CREATE TABLE IF NOT EXISTS versions (label TEXT PRIMARY KEY, version INTEGER NOT NULL);
-"""
 #: headers rewritten per disk sync
 BATCH = 256
-_PENDING = ("SELECT DISTINCT m.file_id FROM mentions m JOIN versions v ON m.label = v.label "
-            "WHERE m.version < v.version")
+CONTEXT_LABEL = "abe-health/v2/vault-file"
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class RevocationReport:
     files_updated: int
     bytes_written: int
     seconds: float
+    failed: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _Chain:
@@ -96,41 +98,6 @@ class _Chain:
                 continue
             out += block
         return out
-
-
-def escrow_private_key(authority: ABE) -> X25519PrivateKey:
-    """The escrow key pair, derived from the master key: only the authority can open escrows."""
-    if authority.master_key is None:
-        raise InvalidKey("this operation needs the authority's master key")
-    secret = cbor2.dumps(to_map(authority.master_key.scheme, authority.master_key.record)["parts"])
-    return X25519PrivateKey.from_private_bytes(
-        HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-             info=b"abe-health/v1/vault-escrow").derive(secret))
-
-
-def _escrow_aead(shared: bytes, eph: bytes, recipient: bytes) -> AESGCM:
-    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=eph + recipient,
-                       info=b"abe-health/v1/vault-escrow-seal").derive(shared))
-
-
-def seal_escrow(recipient: X25519PublicKey, dek: bytes, file_id: str) -> bytes:
-    """ephemeral public key | nonce | AES-256-GCM(DEK), bound to the file id."""
-    eph = X25519PrivateKey.generate()
-    eph_pub, rcpt = eph.public_key().public_bytes_raw(), recipient.public_bytes_raw()
-    nonce = os.urandom(12)
-    aead = _escrow_aead(eph.exchange(recipient), eph_pub, rcpt)
-    return eph_pub + nonce + aead.encrypt(nonce, dek, file_id.encode())
-
-
-def open_escrow(private: X25519PrivateKey, sealed: bytes, file_id: str) -> bytes:
-    eph_pub, nonce, body = sealed[:32], sealed[32:44], sealed[44:]
-    rcpt = private.public_key().public_bytes_raw()
-    try:
-        shared = private.exchange(X25519PublicKey.from_public_bytes(eph_pub))
-        return _escrow_aead(shared, eph_pub, rcpt).decrypt(nonce, body, file_id.encode())
-    except (InvalidTag, ValueError):
-        raise InvalidKey(f"file {file_id}: the data key escrow does not open with this "
-                         "authority's master key") from None
 
 
 class _HeadSplitter:
@@ -154,221 +121,358 @@ class _HeadSplitter:
         return len(data)
 
 
+def file_context(vault: bytes, file_id: str, gen: int) -> bytes:
+    """The envelope context of one generation of one vault file."""
+    return cbor2.dumps([CONTEXT_LABEL, vault, file_id, gen], canonical=True)
+
+
+def _escrow_fields(vault: bytes, row: Row) -> dict[str, Any]:
+    return {"vault": vault, "file": row.id, "gen": row.gen, "policy": row.policy,
+            "salt": row.salt, "chunk": row.chunk}
+
+
+def _master(authority: ABE, what: str) -> Key:
+    if authority.master_key is None:
+        raise InvalidKey(f"{what} needs the authority's master key")
+    return authority.master_key
+
+
 class Vault:
-    """A vault directory: files/<id>.head, files/<id>.body and catalog.sqlite."""
+    """A vault directory: files/, catalog.sqlite and vault.manifest."""
 
-    def __init__(self, path: str | os.PathLike[str], create_for: ABE | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], create_for: ABE | None = None,
+                 state: AuthorityState | None = None) -> None:
         """Open a vault; `create_for=authority` (with its master key) creates a new one whose
-        data key escrows only that authority can open."""
+        escrows only that authority can open. `state` is the authority's own record of the
+        manifests it signed (pass it wherever the authority acts, to refuse replayed state)."""
         self.path = Path(path)
+        self.files = self.path / "files"
+        self.state = state
         self._escrow: X25519PrivateKey | None = None
+        self._encaps: dict[str, tuple[Element, dict[str, Any]]] = {}
         if create_for is not None:
+            master = _master(create_for, "creating a vault")
+            if create_for.public_key.scheme.policy_in != "ciphertext":
+                raise InvalidKey("the vault stores files under policies (CP-ABE); "
+                                 f"{create_for.scheme} is KP-ABE")
             if (self.path / "catalog.sqlite").exists():
-                raise InvalidCiphertext(f"{self.path} is already a vault")
-            (self.path / "files").mkdir(parents=True, exist_ok=True)
-            public = escrow_private_key(create_for).public_key().public_bytes_raw()
-            write_atomic(self.path / "escrow.pub", public)
-        elif not (self.path / "catalog.sqlite").exists():
-            raise InvalidCiphertext(f"{self.path} is not a vault (no catalog.sqlite)")
-        self.db = sqlite3.connect(self.path / "catalog.sqlite")
-        self.db.executescript(SCHEMA)
-        self._encaps: dict[str, tuple[Element, dict]] = {}
-
-    def escrow_public_key(self) -> X25519PublicKey:
-        try:
-            return X25519PublicKey.from_public_bytes((self.path / "escrow.pub").read_bytes())
-        except (OSError, ValueError):
-            raise InvalidCiphertext(f"{self.path}: missing or malformed escrow.pub") from None
+                raise VaultError(f"{self.path} is already a vault")
+            self.files.mkdir(parents=True, exist_ok=True)
+            manifest = Manifest(secrets.token_bytes(16), fingerprint(create_for.public_key),
+                                escrow_key(master).public_key().public_bytes_raw())
+            write(self.path / "vault.manifest", manifest, master)
+            if state is not None:
+                state.record(manifest)
+            self.catalog = Catalog(self.path / "catalog.sqlite", create=True)
+        else:
+            self.catalog = Catalog(self.path / "catalog.sqlite")
+        if self.files.is_symlink() or not self.files.is_dir():
+            raise VaultError(f"{self.files} is not a directory of the vault")
 
     def close(self) -> None:
-        self.db.close()
+        self.catalog.close()
 
-    # -- versions and keys ---------------------------------------------------------------------
-    def versions(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT label, version FROM versions"))
+    # -- trusted state -------------------------------------------------------------------------
+    def manifest(self, public_key: Key) -> Manifest:
+        """The manifest, verified against the pinned authority public key."""
+        try:
+            raw = (self.path / "vault.manifest").read_bytes()
+        except OSError as exc:
+            raise VaultError(f"{self.path}: cannot read vault.manifest: {exc.strerror}") from None
+        return parse(raw, public_key)
+
+    def _current(self, authority: ABE) -> Manifest:
+        """The newest manifest: the store's if it verifies and is not older than the authority's
+        own record (an older one is replaced by the record, signed again)."""
+        manifest = self.manifest(authority.public_key)
+        if self.state is None or authority.master_key is None:
+            return manifest
+        known = self.state.latest(manifest.vault)
+        if known is not None and known.seq > manifest.seq:
+            write(self.path / "vault.manifest", known, authority.master_key)
+            return known
+        self.state.record(manifest)
+        return manifest
+
+    def versions(self, authority: ABE) -> dict[str, int]:
+        return dict(self._current(authority).versions)
 
     def issue_key(self, authority: ABE, attributes: list[str]) -> Key:
         """A user key holding the current epoch of every versioned attribute it has."""
-        if authority.master_key is None:
-            raise InvalidKey("issuing keys needs the master key")
-        subject = versioned_key_attributes(authority.attributes(attributes), self.versions())
-        rec = authority.public_key.scheme.keygen(authority.public_key.record,
-                                                 authority.master_key.record, subject)
+        master = _master(authority, "issuing keys")
+        subject = versioned_key_attributes(authority.attributes(attributes), self.versions(authority))
+        rec = authority.public_key.scheme.keygen(authority.public_key.record, master.record, subject)
+        rec = type(rec)(rec.scheme, rec.group, rec.kind, rec.parts,
+                        {**rec.meta, "pk": fingerprint(authority.public_key)})
         return Key(authority.public_key.scheme, rec)
 
-    # -- files ---------------------------------------------------------------------------------
-    def _gen(self, file_id: str) -> int:
-        row = self.db.execute("SELECT gen FROM files WHERE id = ?", (file_id,)).fetchone()
-        if row is None:
-            raise InvalidCiphertext(f"no file {file_id!r} in {self.path}")
-        return int(row[0])
+    # -- paths ---------------------------------------------------------------------------------
+    def _path(self, file_id: str, gen: int, part: str) -> Path:
+        check_id(file_id)
+        return self.files / f"{file_id}.{int(gen)}.{part}"
 
     def _head(self, file_id: str, gen: int | None = None) -> Path:
-        gen = self._gen(file_id) if gen is None else gen
-        return self.path / "files" / f"{file_id}.{gen}.head"
+        return self._path(file_id, self.catalog.row(file_id).gen if gen is None else gen, "head")
 
     def _body(self, file_id: str, gen: int | None = None) -> Path:
-        gen = self._gen(file_id) if gen is None else gen
-        return self.path / "files" / f"{file_id}.{gen}.body"
+        return self._path(file_id, self.catalog.row(file_id).gen if gen is None else gen, "body")
 
-    def _write(self, file_id: str, gen: int, src: BinaryIO, policy: Policy, authority: ABE
-               ) -> tuple[int, bytes, bytes]:
-        """Encrypt src as generation `gen` of a file (fresh DEK and salt): (body bytes, salt, escrow)."""
+    def _open(self, path: Path) -> BinaryIO:
+        """Open a stored file for reading, refusing symbolic links (the store may plant them)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            raise VaultError(f"cannot read {path.name} in {self.path}: {exc.strerror}") from None
+        return os.fdopen(fd, "rb")
+
+    # -- files ---------------------------------------------------------------------------------
+    def _write(self, manifest: Manifest, authority: ABE, file_id: str, gen: int, src: BinaryIO,
+               base: Policy, name: str, dek: bytes | None = None) -> Row:
+        """Encrypt src as generation `gen` (fresh DEK and salt unless a DEK is given)."""
         scheme = authority.public_key.scheme
         if scheme.policy_in != "ciphertext":
             raise InvalidKey(f"the vault stores files under policies (CP-ABE); {scheme.name} is KP-ABE")
-        gt_key, ct = scheme.encapsulate(authority.public_key.record, policy)
-        dek, salt = os.urandom(32), os.urandom(32)
-        with atomic_output(self._body(file_id, gen)) as body:
+        gt_key, ct = scheme.encapsulate(authority.public_key.record, apply_versions(base, manifest.versions))
+        ct = type(ct)(ct.scheme, ct.group, ct.kind, ct.parts,
+                      {**ct.meta, "pk": fingerprint(authority.public_key)})
+        dek, salt = dek or os.urandom(32), os.urandom(32)
+        with atomic_output(self._path(file_id, gen, "body")) as body:
             tee = _HeadSplitter(body)
-            seal_stream(scheme, ct, gt_key, src, tee, dek=dek, salt=salt)
-        with atomic_output(self._head(file_id, gen)) as out:
+            seal_stream(scheme, ct, gt_key, src, tee, dek=dek, salt=salt,  # type: ignore[arg-type]
+                        context=file_context(manifest.vault, file_id, gen))
+        with atomic_output(self._path(file_id, gen, "head")) as out:
             out.write(tee.head)
-        return tee.body_bytes, salt, seal_escrow(self.escrow_public_key(), dek, file_id)
+        row = Row(file_id, name, str(base), tee.body_bytes,
+                  dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), salt, CHUNK,
+                  b"", gen)
+        sealed = escrow.seal(X25519PublicKey.from_public_bytes(manifest.escrow), dek,
+                             _escrow_fields(manifest.vault, row))
+        return Row(*row.values()[:7], sealed, gen)
+
+    def _writer_manifest(self, authority: ABE) -> Manifest:
+        return self._current(authority) if authority.master_key is not None \
+            else self.manifest(authority.public_key)
 
     def add(self, src: BinaryIO, policy: str, authority: ABE, name: str = "") -> str:
         """Store a stream encrypted under `policy` (at the current attribute versions); the body
-        streams to disk in constant memory."""
-        base = authority.policy(policy)
-        versions = self.versions()
+        streams to disk in constant memory. Returns the new file id."""
+        manifest = self._writer_manifest(authority)
         file_id = secrets.token_hex(8)
-        size, salt, sealed = self._write(file_id, 0, src, apply_versions(base, versions), authority)
-        with self.db:
-            self.db.execute("INSERT INTO files (id, name, policy, body_bytes, added, salt, chunk, escrow)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (file_id, name or file_id, str(base), size,
-                             dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                             salt, CHUNK, sealed))
-            self.db.executemany("INSERT INTO mentions VALUES (?, ?, ?)",
-                                [(file_id, label, versions.get(label, 0)) for label in mentioned(base)])
+        row = self._write(manifest, authority, file_id, 0, src, authority.policy(policy), name or file_id)
+        self.catalog.insert(row)
         return file_id
 
-    def put(self, file_id: str, src: BinaryIO, authority: ABE) -> None:
-        """Replace a file's content (same policy) with a fresh data key: the next generation is
-        written beside the current one and becomes current in one catalog transaction, so a crash
-        leaves the old content in place. This is when `revoke(rotate=True)` takes effect."""
-        row = self.db.execute("SELECT policy, gen FROM files WHERE id = ?", (file_id,)).fetchone()
-        if row is None:
-            raise InvalidCiphertext(f"no file {file_id!r} in {self.path}")
-        base, gen = authority.policy(row[0]), int(row[1])
-        versions = self.versions()
-        size, salt, sealed = self._write(file_id, gen + 1, src, apply_versions(base, versions), authority)
-        with self.db:
-            self.db.execute("UPDATE files SET gen = ?, body_bytes = ?, salt = ?, chunk = ?, escrow = ?, "
-                            "rotate = 0 WHERE id = ?", (gen + 1, size, salt, CHUNK, sealed, file_id))
-            self.db.executemany("UPDATE mentions SET version = ? WHERE file_id = ? AND label = ?",
-                                [(versions.get(label, 0), file_id, label) for label in mentioned(base)])
-        self._head(file_id, gen).unlink(missing_ok=True)
-        self._body(file_id, gen).unlink(missing_ok=True)
+    def put(self, file_id: str, src: BinaryIO, authority: ABE, policy: str) -> None:
+        """Replace a file's content under `policy` (given by the writer, never read from the
+        catalog) with a fresh data key: the next generation is written beside the current one
+        and becomes current in one catalog transaction, so a crash leaves the old content."""
+        manifest = self._writer_manifest(authority)
+        old = self.catalog.row(file_id)
+        row = self._write(manifest, authority, file_id, old.gen + 1, src, authority.policy(policy), old.name)
+        self.catalog.replace(row)
+        self._remove_generation(old)
 
-    def rotations(self) -> list[str]:
-        """Files whose data key is to be replaced at their next write (`revoke(rotate=True)`)."""
-        return [r[0] for r in self.db.execute("SELECT id FROM files WHERE rotate = 1 ORDER BY id")]
+    def _remove_generation(self, row: Row) -> None:
+        for part in ("head", "body"):
+            self._path(row.id, row.gen, part).unlink(missing_ok=True)
 
     def list(self) -> list[tuple[str, str, str, int]]:
-        """(id, name, policy as written, body bytes) of every file."""
-        return list(self.db.execute("SELECT id, name, policy, body_bytes FROM files ORDER BY added, id"))
+        """(id, name, base policy as the catalog says, body bytes) of every well-formed row."""
+        return [(r.id, r.name, r.policy, r.body_bytes) for r in self.catalog.rows() if isinstance(r, Row)]
 
-    def pending(self, label: str | None = None) -> list[str]:
-        """Files whose header predates the current version of an attribute it mentions."""
-        if label is None:
-            rows = self.db.execute(_PENDING + " ORDER BY 1")
-        else:
-            rows = self.db.execute(_PENDING + " AND m.label = ? ORDER BY 1", (label,))
-        return [row[0] for row in rows]
-
-    def get(self, file_id: str, key: Key | list[Key], dst: BinaryIO,
-            authority: ABE | None = None) -> Header:
-        """Decrypt a stored file into dst; with `authority`, a pending header is rewritten first."""
-        if authority is not None and file_id in self.pending():
-            self.update_file(file_id, authority)
-        gen = self._gen(file_id)
+    def _header_policy(self, row: Row) -> str | None:
+        """The policy text a stored header carries (read without decoding group elements)."""
         try:
-            with open(self._head(file_id, gen), "rb") as head, open(self._body(file_id, gen), "rb") as body:
-                return decrypt_stream_to(key, _Chain(head, body), dst)
-        except FileNotFoundError:
-            raise InvalidCiphertext(f"no file {file_id!r} in {self.path}") from None
+            with self._open(self._path(row.id, row.gen, "head")) as head:
+                prefix = head.read(8)
+                (length,) = struct.unpack(">I", prefix[4:8]) if len(prefix) == 8 else (0,)
+                if prefix[:4] != MAGIC or length > MAX_HEADER:
+                    return None
+                core = cbor2.loads(head.read(length))
+            policy = core["ct"]["meta"]["policy"]
+        except (VaultError, OSError, KeyError, TypeError, ValueError, cbor2.CBORDecodeError):
+            return None
+        return policy if isinstance(policy, str) else None
+
+    def _target(self, authority: ABE, row: Row, versions: dict[str, int]) -> Policy:
+        return apply_versions(authority.policy(row.policy), versions)
+
+    def pending(self, authority: ABE, label: str | None = None) -> list[str]:
+        """Files whose stored header is not at the current versions of the attributes it
+        mentions (decided from the headers themselves, not from catalog bookkeeping)."""
+        versions = self.versions(authority)
+        out = []
+        for row in self.catalog.rows():
+            if not isinstance(row, Row):
+                continue
+            try:
+                base = authority.policy(row.policy)
+            except AbeError:
+                continue
+            if label is not None and label not in mentioned(base):
+                continue
+            if self._header_policy(row) != str(apply_versions(base, versions)):
+                out.append(row.id)
+        return out
+
+    def get(self, file_id: str, key: Key | list[Key], dst: BinaryIO, authority: ABE | None = None) -> Any:
+        """Decrypt a stored file into dst; with `authority`, a pending header is rewritten first."""
+        if authority is not None and authority.master_key is not None and file_id in self.pending(authority):
+            self._update(authority, [file_id], self._current(authority))
+        row = self.catalog.row(file_id)
+        with self._open(self._path(row.id, row.gen, "head")) as head, \
+                self._open(self._path(row.id, row.gen, "body")) as body:
+            src = _Chain(head, body)
+            vault = self._vault_id(row)
+            return decrypt_stream(key, src, dst, context=file_context(vault, row.id, row.gen))  # type: ignore[arg-type]
+
+    def _vault_id(self, row: Row) -> bytes:
+        """The vault id a reader binds to (unverified: a wrong one only makes reading fail)."""
+        try:
+            outer = cbor2.loads((self.path / "vault.manifest").read_bytes())
+            vault = cbor2.loads(outer["statement"])["vault"]
+        except Exception:  # any malformed manifest: reading this vault is impossible
+            raise VaultError(f"{self.path}: unreadable vault.manifest") from None
+        if not isinstance(vault, bytes):
+            raise VaultError(f"{self.path}: unreadable vault.manifest")
+        return vault
 
     # -- revocation ----------------------------------------------------------------------------
-    def update_file(self, file_id: str, authority: ABE) -> int:
-        """Rewrite one header at the current versions; returns the bytes written."""
-        return self._update(authority, [file_id])
+    def _dek(self, authority: ABE, manifest: Manifest, row: Row) -> bytes:
+        if self._escrow is None:
+            self._escrow = escrow_key(_master(authority, "opening escrows"))
+        return escrow.open_sealed(self._escrow, row.escrow, _escrow_fields(manifest.vault, row))
 
-    def _update(self, authority: ABE, file_ids: list[str]) -> int:
-        """Rewrite headers in batches: write every temporary file of a batch, flush them to disk
-        with one sync, then rename each over its header and record the batch in one transaction.
-        (One sync per batch instead of one fsync per header: the per-file cost that dominated.)"""
-        written = 0
+    def _new_head(self, authority: ABE, manifest: Manifest, file_id: str) -> bytes:
+        """A file's header at the manifest's versions, after its row is authenticated."""
+        row = self.catalog.row(file_id)
+        dek = self._dek(authority, manifest, row)
+        target = self._target(authority, row, dict(manifest.versions))
+        scheme = authority.public_key.scheme
+        text = str(target)
+        if text not in self._encaps:  # one encapsulation per policy and revocation run
+            gt_key, ct = scheme.encapsulate(authority.public_key.record, target)
+            ct = type(ct)(ct.scheme, ct.group, ct.kind, ct.parts,
+                          {**ct.meta, "pk": fingerprint(authority.public_key)})
+            self._encaps[text] = (gt_key, to_map(scheme, ct))
+        gt_key, ct_map = self._encaps[text]
+        head = io.BytesIO()
+        write_header(head, scheme, ct_map, gt_key, dek, row.salt, row.chunk,
+                     file_context(manifest.vault, row.id, row.gen))
+        return head.getvalue()
+
+    def _update(self, authority: ABE, file_ids: list[str], manifest: Manifest
+                ) -> tuple[int, list[str], list[tuple[str, str]]]:
+        """Rewrite headers in batches (one sync per batch, then a rename each):
+        (bytes written, ids rewritten, [(id, why)] of files that failed)."""
+        written, done, failed = 0, [], []
         for start in range(0, len(file_ids), BATCH):
-            batch = [(f, *self._new_head(f, authority)) for f in file_ids[start : start + BATCH]]
+            batch = []
+            for file_id in file_ids[start : start + BATCH]:
+                try:
+                    batch.append((self._head(file_id), self._new_head(authority, manifest, file_id), file_id))
+                except AbeError as exc:
+                    failed.append((file_id, str(exc)))
             temps = []
             try:
-                targets = [self._head(file_id) for file_id, _, _ in batch]
-                for target, (_, head, _) in zip(targets, batch, strict=True):
+                for target, head, _ in batch:
                     tmp = target.with_name(f".{target.name}.tmp")
+                    tmp.unlink(missing_ok=True)
                     tmp.write_bytes(head)
                     temps.append(tmp)
                 os.sync()
-                for target, (_, head, _), tmp in zip(targets, batch, temps, strict=True):
+                for (target, head, file_id), tmp in zip(batch, temps, strict=True):
                     os.replace(tmp, target)
                     written += len(head)
+                    done.append(file_id)
+            except OSError as exc:
+                failed.extend((f, f"cannot write its header: {exc.strerror}") for _, _, f in batch
+                              if f not in done)
             finally:
                 for tmp in temps:
                     tmp.unlink(missing_ok=True)
-            with self.db:
-                self.db.executemany("UPDATE mentions SET version = ? WHERE file_id = ? AND label = ?",
-                                    [row for _, _, rows in batch for row in rows])
-        return written
+        return written, done, failed
 
-    def _new_head(self, file_id: str, authority: ABE) -> tuple[bytes, list[tuple[int, str, str]]]:
-        """A file's header at the current versions, and its catalog rows to record."""
-        if authority.master_key is None:
-            raise InvalidKey("re-encapsulating headers needs the authority's master key")
-        row = self.db.execute("SELECT policy, salt, chunk, escrow FROM files WHERE id = ?",
-                              (file_id,)).fetchone()
-        if row is None:
-            raise InvalidCiphertext(f"no file {file_id!r} in {self.path}")
-        text, salt, chunk, sealed = row
-        versions = self.versions()
-        base = authority.policy(text)
-        target = str(apply_versions(base, versions))
-        scheme = authority.public_key.scheme
-        if target not in self._encaps:  # one encapsulation per policy and revocation run
-            policy = Policy.parse(target, authority.widths)
-            gt_key, ct = scheme.encapsulate(authority.public_key.record, policy)
-            self._encaps[target] = (gt_key, to_map(scheme, ct))
-        gt_key, ct_map = self._encaps[target]
-        if self._escrow is None:
-            self._escrow = escrow_private_key(authority)
-        dek = open_escrow(self._escrow, sealed, file_id)
-        head = io.BytesIO()
-        write_header(head, scheme, ct_map, gt_key, dek, salt, chunk)
-        return head.getvalue(), [(versions.get(label, 0), file_id, label) for label in mentioned(base)]
+    def _rotate(self, authority: ABE, manifest: Manifest, file_id: str) -> int:
+        """Re-encrypt a file's body under a fresh DEK as its next generation; returns bytes written."""
+        old = self.catalog.row(file_id)
+        dek = self._dek(authority, manifest, old)
+        with self._open(self._path(old.id, old.gen, "head")) as head:
+            header = read_header(head)
+        read_fd, write_fd = os.pipe()
+        failure: list[BaseException] = []
+
+        def decrypt_into_pipe() -> None:
+            try:
+                with self._open(self._path(old.id, old.gen, "body")) as body, \
+                        os.fdopen(write_fd, "wb") as sink:
+                    open_payload(header, dek, body, sink)  # type: ignore[arg-type]
+            except BaseException as exc:  # reported to the writer below, never swallowed
+                failure.append(exc)
+
+        worker = threading.Thread(target=decrypt_into_pipe, daemon=True)
+        worker.start()
+        try:
+            with os.fdopen(read_fd, "rb") as plain:
+                new = self._write(manifest, authority, old.id, old.gen + 1, plain,
+                                  authority.policy(old.policy), old.name)
+        finally:
+            worker.join()
+        if failure:
+            self._remove_generation(new)
+            raise failure[0] if isinstance(failure[0], AbeError) else VaultError(
+                f"file {file_id}: cannot re-encrypt: {failure[0]}")
+        self.catalog.replace(new)
+        self._remove_generation(old)
+        return new.body_bytes
 
     def revoke(self, label: str, authority: ABE, lazy: bool = False, rotate: bool = False
                ) -> RevocationReport:
-        """Bump `label`'s version; rewrite (or, lazily, mark) every header that mentions it.
-        With `rotate`, the affected files also get a fresh data key at their next `put`."""
-        if authority.master_key is None:
-            raise InvalidKey("revocation needs the authority's master key")
+        """Bump `label`'s version in the signed manifest; rewrite (or, lazily, leave for first
+        read) every header that mentions it. With `rotate`, every affected body is also
+        re-encrypted now under a fresh data key (what a revoked reader may know stops working)."""
+        master = _master(authority, "revocation")
         label = str(authority.attributes([label]).attributes[0].label)
         start = time.perf_counter()
         self._encaps.clear()  # a revocation never reuses an encapsulation from before it
-        with self.db:
-            current = self.versions().get(label, 0)
-            self.db.execute("INSERT OR REPLACE INTO versions VALUES (?, ?)", (label, current + 1))
+        manifest = self._current(authority).bump(label)
+        write(self.path / "vault.manifest", manifest, master)
+        if self.state is not None:
+            self.state.record(manifest)
+        affected = self._mentioning(authority, label)
+        failed: list[tuple[str, str]] = []
+        written, done = 0, []
         if rotate:
-            with self.db:
-                self.db.executemany("UPDATE files SET rotate = 1 WHERE id = ?",
-                                    [(f,) for f in self.pending(label)])
-        files = [] if lazy else self.pending(label)
-        written = self._update(authority, files)
-        return RevocationReport(label, current + 1, len(files), written, time.perf_counter() - start)
+            for file_id in affected:
+                try:
+                    written += self._rotate(authority, manifest, file_id)
+                    done.append(file_id)
+                except AbeError as exc:
+                    failed.append((file_id, str(exc)))
+        elif not lazy:
+            written, done, failed = self._update(authority, affected, manifest)
+        return RevocationReport(label, manifest.versions[label], len(done), written,
+                                time.perf_counter() - start, failed)
+
+    def _mentioning(self, authority: ABE, label: str) -> list[str]:
+        out = []
+        for row in self.catalog.rows():
+            if isinstance(row, Row):
+                try:
+                    if label in mentioned(authority.policy(row.policy)):
+                        out.append(row.id)
+                except AbeError:
+                    continue
+        return out
 
     def update_pending(self, authority: ABE) -> Iterator[str]:
-        """Rewrite every header behind the current versions (resumes an interrupted revocation)."""
-        pending = self.pending()
+        """Rewrite every header behind the current versions (resumes an interrupted revocation);
+        yields the ids rewritten. Files that fail are in `self.last_failures`."""
+        _master(authority, "re-encapsulating headers")
+        manifest = self._current(authority)
+        pending = self.pending(authority)
+        self.last_failures: list[tuple[str, str]] = []
         for start in range(0, len(pending), BATCH):
-            batch = pending[start : start + BATCH]
-            self._update(authority, batch)
-            yield from batch
+            _, done, failed = self._update(authority, pending[start : start + BATCH], manifest)
+            self.last_failures.extend(failed)
+            yield from done

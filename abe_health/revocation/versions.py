@@ -1,21 +1,32 @@
 """Attribute versions as epoch attributes, expressed in the ordinary policy language.
 
 When attribute `a` is revoked from a user for the v-th time, every policy occurrence of `a`
-becomes `(a and a.vN)` with N = v, and the holders who keep `a` receive a new key that also
-holds `a.vN`. A revoked key lacks `a.vN` and so fails on every header rewritten at that version,
+becomes `(a and a#vN)` with N = v, and the holders who keep `a` receive a new key that also
+holds `a#vN`. A revoked key lacks `a#vN` and so fails on every header rewritten at that version,
 while the schemes, keys and LSSS stay unchanged (no new cryptography, hence no new assumption:
-see the module docstring of `abe_health.revocation.vault`). Attribute names ending in `.v<digits>`
-are reserved for these epochs. Numeric comparisons are not versioned (use expiry for them).
+see the module docstring of `abe_health.revocation.vault`). Epochs are internal attributes
+(`abe_health.policy.internal_attribute`): their names hold `#`, which no user-written policy or
+key attribute may, so a user attribute such as `icd.v10` is an ordinary attribute that can be
+revoked, and no key can hold an epoch it was not issued. Numeric comparisons are not versioned
+(use expiry for them).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
-from ..policy import And, Attribute, Comparison, KeyAttributes, Node, Or, Policy, Threshold
-
-_EPOCH = re.compile(r"\.v[0-9]+\Z")
+from ..policy import (
+    And,
+    Attribute,
+    Comparison,
+    KeyAttributes,
+    Node,
+    Or,
+    Policy,
+    Threshold,
+    internal_attribute,
+    is_internal,
+)
 
 
 def base_label(attr: Attribute) -> str:
@@ -24,12 +35,8 @@ def base_label(attr: Attribute) -> str:
 
 
 def epoch_attribute(attr: Attribute, version: int) -> Attribute:
-    """The attribute `name.vN` that holders of `attr` at version N also hold."""
-    return Attribute(f"{attr.name}.v{version}", attr.value, attr.authority)
-
-
-def is_epoch(attr: Attribute) -> bool:
-    return bool(_EPOCH.search(attr.name))
+    """The internal attribute `name#vN` that holders of `attr` at version N also hold."""
+    return internal_attribute(attr, f"v{version}")
 
 
 def apply_versions(policy: Policy, versions: Mapping[str, int]) -> Policy:
@@ -53,12 +60,13 @@ def apply_versions(policy: Policy, versions: Mapping[str, int]) -> Policy:
 
 
 def mentioned(policy: Policy) -> set[str]:
-    """Labels of the (non-epoch, non-numeric) attributes a policy mentions."""
+    """Labels of every user attribute a policy mentions (numeric comparisons and internal
+    attributes excluded)."""
     out: set[str] = set()
 
     def walk(node: Node) -> None:
         if isinstance(node, Attribute):
-            if not is_epoch(node):
+            if not is_internal(node):
                 out.add(node.label)
         elif isinstance(node, (And, Or, Threshold)):
             for child in node.children:
@@ -71,5 +79,5 @@ def mentioned(policy: Policy) -> set[str]:
 def versioned_key_attributes(attributes: KeyAttributes, versions: Mapping[str, int]) -> KeyAttributes:
     """A key's attributes plus the current epoch of each versioned attribute it holds."""
     extra = [epoch_attribute(a, versions[a.label]) for a in attributes.attributes
-             if versions.get(a.label, 0) and not is_epoch(a)]
+             if versions.get(a.label, 0) and not is_internal(a)]
     return KeyAttributes(tuple(dict.fromkeys((*attributes.attributes, *extra))), attributes.widths)
