@@ -439,8 +439,7 @@ class Vault:
         write(self.path / "vault.manifest", manifest, master)
         if self.state is not None:
             self.state.record(manifest)
-        affected = self._mentioning(authority, label)
-        failed: list[tuple[str, str]] = []
+        affected, failed = self._mentioning(authority, label)
         written, done = 0, []
         if rotate:
             for file_id in affected:
@@ -450,20 +449,25 @@ class Vault:
                 except AbeError as exc:
                     failed.append((file_id, str(exc)))
         elif not lazy:
-            written, done, failed = self._update(authority, affected, manifest)
+            written, done, more = self._update(authority, affected, manifest)
+            failed += more
         return RevocationReport(label, manifest.versions[label], len(done), written,
                                 time.perf_counter() - start, failed)
 
-    def _mentioning(self, authority: ABE, label: str) -> list[str]:
-        out = []
+    def _mentioning(self, authority: ABE, label: str) -> tuple[list[str], list[tuple[str, str]]]:
+        """Ids of the files whose base policy mentions `label`, and the rows that could not be
+        read (reported, never silently skipped)."""
+        out, bad = [], []
         for row in self.catalog.rows():
-            if isinstance(row, Row):
-                try:
-                    if label in mentioned(authority.policy(row.policy)):
-                        out.append(row.id)
-                except AbeError:
-                    continue
-        return out
+            if not isinstance(row, Row):
+                bad.append(("?", str(row)))
+                continue
+            try:
+                if label in mentioned(authority.policy(row.policy)):
+                    out.append(row.id)
+            except AbeError as exc:
+                bad.append((row.id, str(exc)))
+        return out, bad
 
     def update_pending(self, authority: ABE) -> Iterator[str]:
         """Rewrite every header behind the current versions (resumes an interrupted revocation);
