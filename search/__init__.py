@@ -9,13 +9,36 @@ Independent of `abe_health`: symmetric keys only. Three roles:
 
 Patterns: `card` (anywhere in a keyword), `^card` (prefix), `itis$` (suffix), `^heart$` (exact).
 
-Leakage (what the server learns): the tree's shape (number of keywords, segments), each node's
-filter size and fill up to a capacity bucket (steps of 2^(1/4)), each leaf payload's length in
-32-byte steps (a coarse bound on its posting list), and per query the search pattern (repeated
-trapdoors are equal) and access pattern: which nodes matched on the way down and which leaves
-were returned. It learns no keyword, pattern text, document id, term frequency or document count.
-Node salts make the same substring set unrelated bits in different nodes, so filters cannot be
-compared across nodes or segments.
+Leakage to the server, which stores the index, sees every trapdoor and may collude with
+readers. The same rows, with exact formulas, are in docs/leakage.md, and each row's test in
+tests/test_search_security.py keeps it true (capacity buckets: steps of 2^(1/4), at least 8).
+
+Per index:
+  I1 segment count (exact): how many segments, and when an add or merge made new ones.
+  I2 tree shape (exact): each segment's number of distinct keywords and its level sizes.
+  I3 node filter sizes and fills (coarse): each node's distinct substring count up to its
+     capacity bucket; dummy insertions fill it to that bucket.
+  I4 leaf payload lengths (coarse): keyword length plus postings, in 32-byte steps.
+  I5 document count (coarse): each segment's sealed document table is 64 bytes per slot of the
+     count's capacity bucket (or of its id bytes / 64 when ids are long).
+  I6 index id and key sharing (exact): the random index id; the search key's public fingerprint
+     (which indexes share a key) and the owner who signed it.
+  I7 policy of the sealed search key (exact): the ABE policy of search.key.abe.
+Per query:
+  Q1 search pattern (exact): equal patterns give equal trapdoors.
+  Q2 access pattern (exact): the nodes reached on the way down and the leaves returned.
+What the server does not learn:
+  N1 keyword, substring and document id text, term frequencies (none): all sealed.
+  N2 exact document count (none): within a bucket, file sizes are identical.
+  N3 query text (none): a trapdoor is a keyed PRF value.
+  N4 spelling from leaf positions (none): leaves are in a keyed order.
+  N5 shared substrings across nodes or segments (none): every node has its own salt.
+  N6 queries of a reader through a key the server sealed (none): a reader who pins the owner's
+     public key refuses a search key without the owner's signature for this index
+     (abe_health.owner), before computing any trapdoor.
+With a colluding reader:
+  C1 everything the search key opens (exact): every keyword, posting and document id, and every
+     query (by computing trapdoors of candidate patterns).
 """
 
 from .errors import IndexCorrupt, InvalidPattern, InvalidSearchKey, SearchError

@@ -229,3 +229,36 @@ def test_search_key_files(tmp_path):
         SearchKey.load(path)
     with pytest.raises(InvalidSearchKey, match="cannot read"):
         SearchKey.load(tmp_path / "missing")
+
+
+def test_search_key_repr_shows_no_secret():
+    for text in (repr(KEY), str(KEY), f"{KEY!r}"):
+        assert KEY.secret.hex() not in text and KEY.secret.hex()[:8] not in text
+        assert str(KEY.secret) not in text
+    assert KEY.fingerprint.hex()[:16] in repr(KEY)
+    assert KEY.fingerprint not in (KEY.secret, KEY.leaf_key, KEY.order_key)
+    assert SearchKey.generate().fingerprint != KEY.fingerprint
+
+
+def test_index_id_is_random_and_stable(tmp_path):
+    index = build(tmp_path, {f"d{i}": Counter({f"w{i}": 1}) for i in range(10)})
+    first = index.index_id
+    assert len(first) == 16
+    for batch in range(3):  # adds and merges rewrite the manifest but keep the id
+        index.add({f"n{batch}-{i}": Counter({f"x{batch}{i}": 1}) for i in range(10)}, KEY)
+        assert index.index_id == first == SearchIndex(tmp_path / "idx").index_id
+    assert build(tmp_path, {"d": Counter({"w": 1})}, name="other").index_id != first
+
+
+def test_version_1_segments_are_refused(tmp_path):
+    import cbor2
+
+    build(tmp_path, {"d": Counter({"w": 1})})
+    meta_path = tmp_path / "idx" / "seg-0001" / "meta.cbor"
+    meta = cbor2.loads(meta_path.read_bytes())
+    meta_path.write_bytes(cbor2.dumps({**meta, "v": 1}))
+    with pytest.raises(IndexCorrupt, match=r"version-1 segment.*rebuild it"):
+        SearchIndex(tmp_path / "idx")
+    meta_path.write_bytes(cbor2.dumps({**meta, "v": "x" * 10_000}))
+    with pytest.raises(IndexCorrupt, match="version-unknown segment"):
+        SearchIndex(tmp_path / "idx")
