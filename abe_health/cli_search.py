@@ -151,6 +151,8 @@ def register(main: click.Group, handle_errors) -> None:
         key = SearchKey.load(key_path)
         authority = ABE(read_key(public_path, expect="public")) if public_path else None
         owner_key = OwnerKey.load(owner_path) if owner_path else None
+        if authority is not None:  # a policy that cannot seal fails now, not after the build
+            authority.encrypt(b"", policy)
         found = _collect(docs)
         idx, stats = SearchIndex.create(out_dir, found, key, _status)
         if authority is not None and owner_key is not None and policy is not None:

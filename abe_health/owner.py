@@ -32,6 +32,7 @@ import hashlib
 import hmac
 import io
 import os
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -215,8 +216,8 @@ class OwnerKey:
 
     @classmethod
     def generate(cls) -> OwnerKey:
-        """A new key from the OS CSPRNG (OpenSSL's Ed25519 key generation)."""
-        return cls(Ed25519PrivateKey.generate())
+        """A new key: a 32-byte Ed25519 seed from `secrets` (the OS CSPRNG)."""
+        return cls.from_seed(secrets.token_bytes(SEED_BYTES))
 
     @classmethod
     def from_seed(cls, seed: bytes) -> OwnerKey:
