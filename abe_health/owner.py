@@ -309,10 +309,10 @@ def seal_search_key(index: SearchIndex, key: SearchKey, authority: ABE, policy: 
     (INDEX/search.key.sig). Refuses a key that did not build the index."""
     if not index.key_matches(key):
         raise InvalidSearchKey(f"{index.path}: this search key did not build the index")
-    signature = owner.sign(search_key_statement(index.index_id, key))
+    statement = search_key_statement(index.index_id, key)
+    signature = owner.sign(statement)
     write_atomic(index.path / SEALED_KEY, authority.encrypt(key.to_bytes(), policy))
-    write_atomic(index.path / KEY_SIGNATURE,
-                 encode_signed(search_key_statement(index.index_id, key), signature))
+    write_atomic(index.path / KEY_SIGNATURE, encode_signed(statement, signature))
 
 
 def _check_signed_for(index: SearchIndex, owner: OwnerPublicKey) -> bytes:
