@@ -30,6 +30,7 @@ catalog transaction, and `update_pending` finishes an interrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import os
@@ -61,6 +62,7 @@ from ..envelope import (
 from ..errors import AbeError, InvalidKey, VaultError
 from ..fileio import atomic_output
 from ..keys import Key, to_map
+from ..locks import exclusive
 from ..pairing import Element
 from ..policy import Policy
 from . import escrow
@@ -256,21 +258,27 @@ class Vault:
     def add(self, src: BinaryIO, policy: str, authority: ABE, name: str = "") -> str:
         """Store a stream encrypted under `policy` (at the current attribute versions); the body
         streams to disk in constant memory. Returns the new file id."""
-        manifest = self._writer_manifest(authority)
-        file_id = secrets.token_hex(8)
-        row = self._write(manifest, authority, file_id, 0, src, authority.policy(policy), name or file_id)
-        self.catalog.insert(row)
+        base = authority.policy(policy)
+        with self._lock():
+            manifest = self._writer_manifest(authority)
+            file_id = secrets.token_hex(8)
+            self.catalog.insert(self._write(manifest, authority, file_id, 0, src, base, name or file_id))
         return file_id
 
     def put(self, file_id: str, src: BinaryIO, authority: ABE, policy: str) -> None:
         """Replace a file's content under `policy` (given by the writer, never read from the
         catalog) with a fresh data key: the next generation is written beside the current one
         and becomes current in one catalog transaction, so a crash leaves the old content."""
-        manifest = self._writer_manifest(authority)
-        old = self.catalog.row(file_id)
-        row = self._write(manifest, authority, file_id, old.gen + 1, src, authority.policy(policy), old.name)
-        self.catalog.replace(row)
-        self._remove_generation(old)
+        base = authority.policy(policy)
+        with self._lock():
+            manifest = self._writer_manifest(authority)
+            old = self.catalog.row(file_id)
+            self.catalog.replace(self._write(manifest, authority, file_id, old.gen + 1, src, base, old.name))
+            self._remove_generation(old)
+
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        """The vault's writer lock: writers and revocations run one at a time."""
+        return exclusive(self.path / ".lock")
 
     def _remove_generation(self, row: Row) -> None:
         for part in ("head", "body"):
@@ -318,7 +326,8 @@ class Vault:
     def get(self, file_id: str, key: Key | list[Key], dst: BinaryIO, authority: ABE | None = None) -> Any:
         """Decrypt a stored file into dst; with `authority`, a pending header is rewritten first."""
         if authority is not None and authority.master_key is not None and file_id in self.pending(authority):
-            self._update(authority, [file_id], self._current(authority))
+            with self._lock():
+                self._update(authority, [file_id], self._current(authority))
         row = self.catalog.row(file_id)
         with self._open(self._path(row.id, row.gen, "head")) as head, \
                 self._open(self._path(row.id, row.gen, "body")) as body:
@@ -433,6 +442,11 @@ class Vault:
         re-encrypted now under a fresh data key (what a revoked reader may know stops working)."""
         master = _master(authority, "revocation")
         label = str(authority.attributes([label]).attributes[0].label)
+        with self._lock():
+            return self._revoke(label, authority, master, lazy, rotate)
+
+    def _revoke(self, label: str, authority: ABE, master: Key, lazy: bool, rotate: bool
+                ) -> RevocationReport:
         start = time.perf_counter()
         self._encaps.clear()  # a revocation never reuses an encapsulation from before it
         manifest = self._current(authority).bump(label)
@@ -477,6 +491,7 @@ class Vault:
         pending = self.pending(authority)
         self.last_failures: list[tuple[str, str]] = []
         for start in range(0, len(pending), BATCH):
-            _, done, failed = self._update(authority, pending[start : start + BATCH], manifest)
+            with self._lock():
+                _, done, failed = self._update(authority, pending[start : start + BATCH], manifest)
             self.last_failures.extend(failed)
             yield from done

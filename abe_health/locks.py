@@ -1,0 +1,45 @@
+"""Advisory file locks for mutable stores (vaults, registers): writers queue, never interleave.
+
+`fcntl.flock` on a lock file beside the store: the kernel drops the lock when the process dies
+(kill -9 included), so a crashed writer never leaves a stale lock, which a lock-file-exists
+scheme (or PyPI `filelock`'s soft locks) would. A writer that cannot get the lock within
+`timeout` seconds gets `Busy`, a typed error the CLI prints as one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import AbeError
+
+#: how long a writer waits for another by default
+TIMEOUT = 60.0
+
+
+class Busy(AbeError):
+    """Another writer holds the store's lock for longer than we were willing to wait."""
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike[str], timeout: float = TIMEOUT) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) for the block."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise Busy(f"{Path(path).parent} is busy: another writer holds {Path(path).name} "
+                               f"(waited {timeout:.0f} s)") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
