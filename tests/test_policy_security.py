@@ -4,6 +4,8 @@
    one user, whose components combine by design) satisfy a comparison only if one key does.
 2. Internal labels (prefix labels, revocation epochs) live in a namespace (`#`) that user-written
    text cannot reach, and labels are injective across both namespaces.
+3. Canonical text round-trips: `parse(str(p)) == p`, so a header's policy text means what the
+   tree meant (`ward = "03"` must not come back as `ward = 3`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from abe_health.errors import InvalidCiphertext, InvalidKey, PolicySyntaxError
 from abe_health.policy import (
     And,
     Attribute,
+    Comparison,
     KeyAttributes,
     Or,
     Policy,
@@ -29,7 +32,7 @@ from abe_health.policy import (
     parse_attribute,
     parse_attributes,
 )
-from abe_health.policy.ast import prefix_attribute
+from abe_health.policy.ast import days_to_date, prefix_attribute
 from abe_health.schemes import get_scheme
 from abe_health.schemes.base import Record
 from abe_health.schemes.common import policy_of
@@ -259,3 +262,125 @@ def test_epoch_attribute_decrypts_end_to_end(mcl_group):
 def test_threshold_of_internal_names_round_trips():
     tree = Threshold(2, (Attribute("a#v1"), Attribute("b#v1"), Attribute("c")))
     assert parse(str(tree), internal=True) == tree
+
+
+# -- 3. canonical text round-trips -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("attr", "text"), [
+    (Attribute("ward", "03"), 'ward = "03"'),
+    (Attribute("ward", "007", "A"), 'ward = "007"@A'),
+    (Attribute("ward", "3"), "ward = 3"),
+    (Attribute("ward", "0"), "ward = 0"),
+    (Attribute("lot", "2026-13-45"), 'lot = "2026-13-45"'),
+    (Attribute("lot", "2026-02-30"), 'lot = "2026-02-30"'),
+    (Attribute("born", "1969-12-31"), 'born = "1969-12-31"'),
+    (Attribute("lot", "2026-01-31"), "lot = 2026-01-31"),
+    (Attribute("role", "and"), 'role = "and"'),
+    (Attribute("of"), '"of"'),
+    (Attribute("3d", "x", "4A"), '"3d" = x@"4A"'),
+    (Attribute("q", 'say "hi" \\ bye'), 'q = "say \\"hi\\" \\\\ bye"'),
+    (Attribute("ärztin", "größe"), "ärztin = größe"),
+    (Attribute("v", "a#b"), 'v = "a#b"'),
+])
+def test_values_print_bare_only_when_they_read_back_the_same(attr, text):
+    assert str(attr) == text
+    assert parse(text) == attr
+    assert parse_attribute(text) == attr
+
+
+def test_labels_keep_their_format():
+    """Labels are hashed into keys: printing fixes must not move them (only reading changed)."""
+    assert Attribute("ward", "03").label == "ward=03"
+    assert Attribute("lot", "2026-13-45").label == "lot=2026-13-45"
+    assert Attribute("ward", "3").label == "ward=3"
+
+
+_ODD_TEXT = st.one_of(
+    st.sampled_from(["a", "and", "OR", "of", "Not", "03", "007", "0", "42", "2026-13-45", "2026-02-29",
+                     "2024-02-29", "1969-12-31", "1970-01-01", "x ray", 'q"', "back\\slash", "ärztin",
+                     "e\u0301", "-", ".", "_", "a/b", "1e5", "٣", "x-ray.v2/a", "\u00a0", "tab\tstop"]),
+    st.text(min_size=1, max_size=8),
+    st.text(alphabet='a0"\\ -#=@,()é\u0301', min_size=1, max_size=6),
+    st.integers(0, 10**30).map(str),
+).map(lambda t: unicodedata.normalize("NFC", t))
+
+
+def _valid_name(name: str) -> bool:
+    return name != "" and "#" not in name and not any(
+        unicodedata.category(c)[0] == "C" for c in name)
+
+
+names = _ODD_TEXT.filter(_valid_name)
+WIDTHS = {"age": 8, "day": 16, "score": 64, "x ray": 5}
+OPS_LIST = sorted(OPS)
+
+
+@st.composite
+def attributes(draw) -> Attribute:
+    attr = Attribute(draw(names), draw(st.one_of(st.none(), _ODD_TEXT)),
+                     draw(st.one_of(st.none(), _ODD_TEXT)))
+    if draw(st.integers(0, 4)) == 0:
+        return internal_attribute(attr, draw(st.sampled_from(["v1", "v23", "x"])))
+    if draw(st.integers(0, 8)) == 0:
+        return prefix_attribute(attr.name, draw(st.integers(0, 64)), draw(st.integers(0, 2**64)),
+                                attr.authority)
+    return attr
+
+
+@st.composite
+def comparisons(draw) -> Comparison:
+    name = draw(st.one_of(st.sampled_from(sorted(WIDTHS)), names))
+    width = WIDTHS.get(name, 32)
+    top = 2**width - 1
+    is_date = draw(st.booleans()) and top >= 2932896  # 9999-12-31
+    op = draw(st.sampled_from(OPS_LIST))
+    high = min(top, 2932896) if is_date else top
+    value = draw(st.one_of(st.integers(0, high), st.sampled_from([0, high])))
+    if (op == "<" and value == 0) or (op == ">" and value == top):
+        op = "=="
+    return Comparison(name, op, value, is_date, draw(st.one_of(st.none(), _ODD_TEXT)), width)
+
+
+def _flat(gate, children):
+    out = []
+    for child in children:
+        out.extend(child.children if type(child) is gate else (child,))
+    return gate(tuple(out))
+
+
+canonical_trees = st.recursive(
+    st.one_of(attributes(), comparisons()),
+    lambda sub: st.one_of(
+        st.lists(sub, min_size=2, max_size=4).map(lambda cs: _flat(And, cs)),
+        st.lists(sub, min_size=2, max_size=4).map(lambda cs: _flat(Or, cs)),
+        st.lists(sub, min_size=2, max_size=4).flatmap(
+            lambda cs: st.integers(1, len(cs)).map(lambda k: Threshold(k, tuple(cs)))),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=1000)
+@given(tree=canonical_trees)
+def test_canonical_text_round_trips(tree):
+    text = str(tree)
+    back = parse(text, WIDTHS, internal=True)
+    assert back == tree, text
+    assert str(back) == text
+    assert Policy.parse(text, WIDTHS, internal=True) == Policy(tree)
+
+
+@settings(max_examples=300)
+@given(attr=attributes())
+def test_attribute_text_round_trips(attr):
+    assert parse_attribute(str(attr), internal=True) == attr
+    if not is_internal(attr):
+        assert parse_attribute(str(attr)) == attr
+
+
+def test_date_comparisons_print_as_dates():
+    cmp = Comparison("valid_until", ">=", 20818, True)
+    assert str(cmp) == "valid_until >= 2026-12-31"
+    assert days_to_date(20818) == "2026-12-31"
+    assert parse(str(cmp)) == cmp

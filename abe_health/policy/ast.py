@@ -3,7 +3,16 @@
 `And`/`Or` are the k = n / k = 1 cases of a threshold gate but keep their own classes, so that
 the LSSS can give them 0/1 reconstruction coefficients (no exponentiation at decryption).
 Attribute *labels* (`name`, `name=value`, `name@authority`) are the strings that schemes hash;
-their format is fixed, so keys and ciphertexts stay compatible across versions.
+their format is fixed, so keys and ciphertexts stay compatible across versions. Each part of a
+label is either a bare word (no `"`, `=` or `@`) or a quoted string, so a label decodes to exactly
+one (name, value, authority): labels are injective, and since user-written names cannot hold
+`#`, no user attribute shares a label with an internal one (`age#p3=5`, `nurse#v3`).
+
+The canonical text (`str`) prints a name, value or authority bare only when reading it back gives
+the very same token (`ward = "03"` stays quoted: bare `03` reads as the number 3; so do
+`"2026-13-45"`, keywords, and anything with spaces, quotes or `#` in values), so that
+`parse(str(p)) == p` for every tree the parser produces (with `internal=True` when `p` holds
+internal names): a header's policy text means what its tree meant.
 """
 
 from __future__ import annotations
@@ -25,6 +34,10 @@ BIT_MARK = "#"
 INTERNAL_MARK = BIT_MARK
 #: tag of prefix labels: `age#p3=5` means "age >> 3 == 5"; reserved to numeric.py
 PREFIX_TAG = "p"
+#: a bare integer token (threshold count, constant, or value normalized `03` -> `3`)
+INT_RE = re.compile(r"[0-9]+\Z")
+#: a bare date token YYYY-MM-DD (checked to be a real day, not before 1970-01-01)
+DATE_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
 _TAG = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _PREFIX_TAG = re.compile(PREFIX_TAG + r"[0-9]+\Z")
 
@@ -58,8 +71,10 @@ def quote(text: str, *, name: bool = True) -> str:
         and (is_name_start(text[0]) or not name)
         and text.lower() not in KEYWORDS
     )
-    if bare:
-        return text
+    return text if bare else _quoted(text)
+
+
+def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -72,6 +87,31 @@ def _label_name(name: str) -> str:
         and name.lower() not in KEYWORDS
     )
     return name if bare else quote(name)
+
+
+def date_days(text: str) -> int | None:
+    """Days since 1970-01-01 of a real ISO date not before 1970, else None."""
+    m = DATE_RE.match(text)
+    if not m:
+        return None
+    try:
+        day = _dt.date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return None
+    return (day - EPOCH).days if day >= EPOCH else None
+
+
+def print_value(value: str) -> str:
+    """`value` as canonical text: bare only if reading the bare word back gives `value` itself
+    (not `03`, which reads as 3, nor an impossible or pre-1970 date, which is refused)."""
+    text = quote(value, name=False)
+    if text != value:
+        return text
+    if INT_RE.match(value) and str(int(value)) != value:
+        return _quoted(value)
+    if DATE_RE.match(value) and date_days(value) is None:
+        return _quoted(value)
+    return value
 
 
 def days_to_date(days: int) -> str:
@@ -100,7 +140,7 @@ class Attribute:
     def __str__(self) -> str:
         text = _label_name(self.name)
         if self.value is not None:
-            text += " = " + quote(self.value, name=False)
+            text += " = " + print_value(self.value)
         if self.authority is not None:
             text += "@" + quote(self.authority)
         return text

@@ -22,7 +22,6 @@ itself wrote (a header's policy after revocation); comparisons still take user n
 from __future__ import annotations
 
 import datetime as _dt
-import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,8 +29,10 @@ from dataclasses import dataclass
 from ..errors import PolicySyntaxError
 from .ast import (
     BIT_MARK,
+    DATE_RE,
     DEFAULT_WIDTH,
     EPOCH,
+    INT_RE,
     KEYWORDS,
     And,
     Attribute,
@@ -46,8 +47,8 @@ from .ast import (
 )
 
 MAX_DEPTH = 64
-_INT = re.compile(r"[0-9]+\Z")
-_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
+_INT = INT_RE
+_DATE = DATE_RE
 
 
 @dataclass(frozen=True)
