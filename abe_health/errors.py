@@ -45,3 +45,8 @@ class BackendUnavailable(AbeError):
 
 class VaultError(AbeError):
     """A vault or its catalog that is missing, malformed, or altered by the store that holds it."""
+
+
+class InvalidSignature(AbeError):
+    """A signature that is missing, malformed or does not verify under the pinned key, or a
+    valid signature over a statement that does not vouch for what it is offered with."""

@@ -45,7 +45,7 @@ from search import SearchIndex, SearchKey
 from search.errors import InvalidSearchKey
 
 from .api import ABE, decrypt_stream_to
-from .errors import AbeError, InvalidEncoding, InvalidKey
+from .errors import AbeError, InvalidEncoding, InvalidKey, InvalidSignature
 from .fileio import write_atomic
 from .keys import Key
 
@@ -64,11 +64,6 @@ SIGNATURE_BYTES = 64
 #: no owner file is near this large; reading stops here so a planted huge file costs nothing
 MAX_FILE_BYTES = 64 * 1024
 _MAX_DEPTH = 8
-
-
-class InvalidSignature(AbeError):
-    """A signature that is missing, malformed or does not verify under the pinned owner key, or a
-    valid signature over a statement that does not vouch for what it is offered with."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -158,8 +158,11 @@ def test_search_cli_with_key_and_with_abe_identity(authority, tmp_path):
     (recs / "a.json").write_text('{"notes": "Cardiology consult, atrial fibrillation"}')
     (recs / "b.txt").write_text("Discarded postcard, heart heart")
     assert run("index", "keygen", "-o", tmp_path / "s.key").exit_code == 0
+    assert run("owner", "keygen", "-o", tmp_path / "own").exit_code == 0
+    owner = tmp_path / "own" / "owner.pub"
     result = run("index", "build", recs, "--key", tmp_path / "s.key", "-o", tmp_path / "idx",
-                 "--policy", "doctor", "-k", authority / "public.key")
+                 "--policy", "doctor", "-k", authority / "public.key",
+                 "--owner-key", tmp_path / "own" / "owner.key")
     assert result.exit_code == 0, result.output
     result = run("search", tmp_path / "idx", "card", "--key", tmp_path / "s.key")
     assert result.exit_code == 0, result.output
@@ -169,9 +172,9 @@ def test_search_cli_with_key_and_with_abe_identity(authority, tmp_path):
     assert [h["document"] for h in data["hits"]] == ["b.txt"]
     doctor = keygen(authority, tmp_path / "doctor.key", "doctor")
     nurse = keygen(authority, tmp_path / "nurse.key", "nurse")
-    result = run("search", tmp_path / "idx", "fib", "-i", doctor)
+    result = run("search", tmp_path / "idx", "fib", "-i", doctor, "--owner", owner)
     assert result.exit_code == 0 and "a.json" in result.output
-    result = run("search", tmp_path / "idx", "fib", "-i", nurse)
+    result = run("search", tmp_path / "idx", "fib", "-i", nurse, "--owner", owner)
     assert result.exit_code == 1
     assert result.output.strip() == 'error: key attributes do not satisfy policy "doctor"'
     assert run("index", "keygen", "-o", tmp_path / "other.key").exit_code == 0
