@@ -27,15 +27,21 @@ from .fileio import atomic_output
 from .keys import Key
 from .pairing import get_group
 from .policy import KeyAttributes, Policy, parse_attributes
+from .register import Register, as_register
 from .schemes import DEFAULT_SCHEME, Scheme, get_scheme
 
 
 class ABE:
-    """An authority's keys for one scheme: issue user keys and encrypt (needs only the public key)."""
+    """An authority's keys for one scheme: issue user keys and encrypt (needs only the public key).
+
+    With `register` (an issuance register, or its path), every key issued is recorded there and
+    carries its issuance id (`iid`); renewal (`abe_health.revocation.renew`) needs it.
+    """
 
     policy_in: str | None = None
 
-    def __init__(self, public_key: Key, master_key: Key | None = None) -> None:
+    def __init__(self, public_key: Key, master_key: Key | None = None,
+                 register: Register | str | os.PathLike[str] | None = None) -> None:
         if public_key.kind != "public":
             raise InvalidKey(f"expected a public key, got a {public_key.kind} key")
         if not isinstance(public_key.scheme, Scheme):
@@ -47,15 +53,18 @@ class ABE:
             raise InvalidKey(f"{type(self).__name__} cannot use scheme {public_key.scheme.name}")
         self.public_key = public_key
         self.master_key = master_key
+        self.register = as_register(register)
 
     @classmethod
     def setup(cls, scheme: str | None = None, backend: str = "mcl",
-              widths: Mapping[str, int] | None = None) -> ABE:
-        """A fresh authority: scheme `fame` (CP) / `fame-kp` (KP) / `bsw07` / `waters11`."""
+              widths: Mapping[str, int] | None = None,
+              register: Register | str | os.PathLike[str] | None = None) -> ABE:
+        """A fresh authority: scheme `fame` (CP) / `fame-kp` (KP) / `bsw07` / `waters11`
+        (recording its keys in `register` when given)."""
         name = scheme or ("fame-kp" if cls.policy_in == "key" else DEFAULT_SCHEME)
         impl = get_scheme(name, get_group(backend))
         pk, msk = impl.setup(widths)
-        return cls(*complete_setup(Key(impl, pk), Key(impl, msk)))
+        return cls(*complete_setup(Key(impl, pk), Key(impl, msk)), register=register)
 
     @property
     def scheme(self) -> str:
@@ -71,8 +80,11 @@ class ABE:
     def policy(self, text: str) -> Policy:
         return Policy.parse(text, self.widths)
 
-    def keygen(self, attributes: Iterable[str] | None = None, policy: str | None = None) -> Key:
-        """A user key: attributes for CP schemes, a policy for KP schemes."""
+    def keygen(self, attributes: Iterable[str] | None = None, policy: str | None = None, *,
+               renewed_from: str | None = None) -> Key:
+        """A user key: attributes for CP schemes, a policy for KP schemes; recorded in the
+        register when there is one (`renewed_from`: the issuance id this key renews, as
+        `renew` passes it; the register checks in the same transaction that it may)."""
         if self.master_key is None:
             raise InvalidKey("issuing keys needs the master key")
         impl = self.public_key.scheme
@@ -84,9 +96,15 @@ class ABE:
             if policy is None or attributes is not None:
                 raise InvalidKey(f"{impl.name} keys are issued for a policy, not attributes")
             subject = self.policy(policy)
+        assert isinstance(impl, Scheme)  # __init__ refuses multi-authority keys
         rec = impl.keygen(self.public_key.record, self.master_key.record, subject)
         rec = dataclasses.replace(rec, meta={**rec.meta, "pk": fingerprint(self.public_key)})
-        return Key(impl, rec)
+        key = Key(impl, rec)
+        if self.register is not None:
+            return self.register.record(key, fingerprint(self.public_key), renewed_from)
+        if renewed_from is not None:
+            raise InvalidKey("a renewal is recorded in the issuance register: give the authority one")
+        return key
 
     def _target(self, policy: str | None, attributes: Iterable[str] | None) -> Policy | KeyAttributes:
         impl = self.public_key.scheme

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -24,6 +25,7 @@ from .fileio import atomic_output
 from .keys import Key, read_key
 from .ma import ma_encrypt_stream
 from .policy import Policy, parse_attributes
+from .register import Register, register_path_for
 from .schemes import SCHEMES
 
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024
@@ -136,10 +138,12 @@ def setup(scheme: str, backend: str, out_dir: str, widths: tuple[str, ...], armo
         raise CliError(f"{master_path} exists; use --force to replace it (old keys stop working)")
     authority = ABE.setup(scheme, backend, width_map)
     assert authority.master_key is not None
+    register_path = register_path_for(master_path)
+    Register.create(register_path)  # kept on --force: its rows name the authority that wrote them
     authority.master_key.save(master_path, armor=armor, passphrase=_passphrase(passphrase_file))
     authority.public_key.save(os.path.join(out_dir, "public.key"), armor=armor)
     click.echo(f"{scheme} authority over {authority.public_key.scheme.group.id}: "
-               f"{out_dir}/public.key, {master_path}", err=True)
+               f"{out_dir}/public.key, {master_path}, issuance register {register_path}", err=True)
 
 
 @main.command()
@@ -152,18 +156,26 @@ def setup(scheme: str, backend: str, out_dir: str, widths: tuple[str, ...], armo
 @click.option("--policy", default=None, help="The key's policy (KP scheme fame-kp).")
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--armor", is_flag=True, help="Write an ASCII-armored key.")
+@click.option("--register", "register_path", type=click.Path(dir_okay=False), default=None,
+              help="The issuance register (default: register.sqlite beside the master key).")
 @passphrase_option
 @handle_errors
 def keygen(master_path: str, public_path: str | None, attrs: tuple[str, ...], policy: str | None,
-           out_path: str, armor: bool, passphrase_file: str | None) -> None:
-    """Issue a user key (mode 0600) for attributes (CP) or a policy (KP)."""
+           out_path: str, armor: bool, register_path: str | None, passphrase_file: str | None) -> None:
+    """Issue a user key (mode 0600) for attributes (CP) or a policy (KP), recorded in the
+    authority's issuance register (what `renew` re-issues)."""
     master = read_key(master_path, _passphrase(passphrase_file), expect="master")
     public = read_key(public_path or os.path.join(os.path.dirname(master_path) or ".", "public.key"),
                       expect="public")
-    authority = ABE(public, master)
+    authority = ABE(public, master)  # refuses a mismatched pair before any register is touched
+    where = Path(register_path) if register_path else register_path_for(master_path)
+    if not where.exists():
+        click.echo(f"note: no issuance register at {where}; creating it (keys issued before "
+                   "cannot be renewed)", err=True)
+    authority.register = Register.create(where)
     key = authority.keygen(attributes=attrs or None, policy=policy)
     key.save(out_path, armor=armor)
-    click.echo(f"wrote {out_path}: {key.describe()}", err=True)
+    click.echo(f"wrote {out_path}: {key.describe()} (issuance {key.record.meta['iid']})", err=True)
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -12,12 +13,48 @@ import click
 
 from .api import ABE
 from .cli_common import CliError
+from .derived import fingerprint
 from .fileio import write_atomic
 from .keys import read_key
 from .ma import Authority, read_global, write_global
 from .pairing import get_group
 from .phr import PolicyMap, decrypt_record, encrypt_record
+from .register import Register, register_path_for
 from .revocation import renew
+
+
+def _read_passphrase(path: str | None) -> str | None:
+    """The first line of a passphrase file (never a command-line argument, which `ps` shows)."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read passphrase file {path}: {getattr(exc, 'strerror', None) or exc}"
+                       ) from None
+
+
+def _issuer(master_path: str, register_path: str | None, passphrase_file: str | None = None,
+            ) -> ABE | Authority:
+    """The authority whose master key is at `master_path` (NAME.key beside NAME.pub for
+    multi-authority, master.key beside public.key otherwise), with its issuance register."""
+    master = read_key(master_path, _read_passphrase(passphrase_file), expect="master")
+    register = Register(register_path or register_path_for(master_path))
+    if master.scheme.name == "rw15":
+        return Authority(read_key(Path(master_path).with_suffix(".pub"), expect="public"), master,
+                         register=register)
+    return ABE(read_key(Path(master_path).with_name("public.key"), expect="public"), master,
+               register=register)
+
+
+def _open_register(path: Path) -> Register:
+    """The register at `path`, created (with a note) if an authority set up before registers
+    existed has none: its earlier keys are then unknown to it and are not renewed."""
+    if not path.exists():
+        click.echo(f"note: no issuance register at {path}; creating it (keys issued before "
+                   "cannot be renewed)", err=True)
+    return Register.create(path)
 
 
 def _authority_keys(paths: tuple[str, ...], directory: str | None) -> list:
@@ -56,9 +93,12 @@ def register(main: click.Group, handle_errors) -> None:
             raise CliError(f"{secret} exists; use --force to replace it (its keys stop working)")
         auth = Authority.setup(name, group_id=group_id)
         assert auth.secret_key is not None
+        register_path = register_path_for(secret)
+        Register.create(register_path)  # kept on --force: rows name the authority that wrote them
         auth.secret_key.save(secret)
         auth.public_key.save(Path(out_dir) / f"{name}.pub")
-        click.echo(f"authority {name} over {group_id}: {out_dir}/{name}.pub, {secret}", err=True)
+        click.echo(f"authority {name} over {group_id}: {out_dir}/{name}.pub, {secret}, "
+                   f"{register_path}", err=True)
 
     @authority.command("keygen")
     @click.option("-m", "--master", "secret_path", required=True, type=click.Path(dir_okay=False),
@@ -66,14 +106,21 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--gid", required=True, help="The user's global identifier.")
     @click.option("-a", "--attr", "attrs", multiple=True, required=True, metavar="ATTR")
     @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False))
+    @click.option("--register", "register_path", type=click.Path(dir_okay=False), default=None,
+                  help="The issuance register (default: NAME.register.sqlite beside NAME.key).")
     @handle_errors
-    def authority_keygen(secret_path: str, gid: str, attrs: tuple[str, ...], out_path: str) -> None:
-        """Issue user GID a key (0600) for attributes of this authority."""
+    def authority_keygen(secret_path: str, gid: str, attrs: tuple[str, ...], out_path: str,
+                         register_path: str | None) -> None:
+        """Issue user GID a key (0600) for attributes of this authority, recorded in its register.
+        An attribute that must expire carries its last day: -a 'emergency = 2026-12-31'."""
         secret = read_key(secret_path, expect="master")
         public = read_key(Path(secret_path).with_suffix(".pub"), expect="public")
-        key = Authority(public, secret).keygen(gid, attrs)
+        issuer = Authority(public, secret)  # refuses a mismatched pair before any register is touched
+        register = _open_register(Path(register_path) if register_path else register_path_for(secret_path))
+        key = dataclasses.replace(issuer, register=register).keygen(gid, attrs)
         key.save(out_path)
-        click.echo(f"wrote {out_path}: {key.describe()} (gid {gid})", err=True)
+        click.echo(f"wrote {out_path}: {key.describe()} (gid {gid}, issuance {key.record.meta['iid']})",
+                   err=True)
 
     @main.command("renew")
     @click.option("-m", "--master", "master_path", required=True, type=click.Path(dir_okay=False),
@@ -83,19 +130,50 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--until", "until", required=True, type=click.DateTime(["%Y-%m-%d"]),
                   help="New last day of validity (YYYY-MM-DD).")
     @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False))
+    @click.option("--register", "register_path", type=click.Path(dir_okay=False), default=None,
+                  help="The issuance register (default: the one beside the master key).")
+    @click.option("--passphrase-file", type=click.Path(dir_okay=False), default=None,
+                  help="Unlock a protected master key with the first line of this file.")
     @handle_errors
-    def renew_cmd(master_path: str, old_path: str, until: dt.datetime, out_path: str) -> None:
-        """Re-issue a key with the same attributes and a new valid_until (expiring access)."""
-        master = read_key(master_path, expect="master")
+    def renew_cmd(master_path: str, old_path: str, until: dt.datetime, out_path: str,
+                  register_path: str | None, passphrase_file: str | None) -> None:
+        """Re-issue a key for a new period: what the issuance register says was issued (never the
+        key file's own metadata), with valid_until (CP) or every dated attribute (multi-authority,
+        e.g. emergency = DATE) set to --until. Keys the register does not know, withdrawn ones and
+        ones already renewed are refused."""
+        issuer = _issuer(master_path, register_path, passphrase_file)
         old = read_key(old_path, expect="user")
-        if master.scheme.name == "rw15":
-            issuer: ABE | Authority = Authority(
-                read_key(Path(master_path).with_suffix(".pub"), expect="public"), master)
-        else:
-            issuer = ABE(read_key(Path(master_path).with_name("public.key"), expect="public"), master)
         key = renew(issuer, old, until.date())
         key.save(out_path)
-        click.echo(f"wrote {out_path}: {key.describe()}", err=True)
+        click.echo(f"wrote {out_path}: {key.describe()} (issuance {key.record.meta['iid']}, "
+                   f"renewing {old_path})", err=True)
+
+    @main.command("withdraw")
+    @click.option("-m", "--master", "master_path", required=True, type=click.Path(dir_okay=False),
+                  help="The issuer's master.key (CP) or NAME.key (multi-authority).")
+    @click.option("-i", "--identity", "key_path", type=click.Path(dir_okay=False), default=None,
+                  help="Withdraw the issuance of this key (found by its key parts).")
+    @click.option("--iid", default=None, help="Withdraw this issuance id.")
+    @click.option("--gid", default=None, help="Withdraw every issuance to this holder (multi-authority).")
+    @click.option("--reason", default="", help="Recorded with the withdrawal.")
+    @click.option("--register", "register_path", type=click.Path(dir_okay=False), default=None,
+                  help="The issuance register (default: the one beside the master key).")
+    @click.option("--passphrase-file", type=click.Path(dir_okay=False), default=None,
+                  help="Unlock a protected master key with the first line of this file.")
+    @handle_errors
+    def withdraw_cmd(master_path: str, key_path: str | None, iid: str | None, gid: str | None,
+                     reason: str, register_path: str | None, passphrase_file: str | None) -> None:
+        """Mark an issuance (and its renewals) or a holder as not renewable. Keys already issued
+        keep working until they expire; they are not renewed."""
+        if sum(x is not None for x in (key_path, iid, gid)) != 1:
+            raise click.UsageError("give exactly one of -i KEY, --iid IID, --gid GID")
+        issuer = _issuer(master_path, register_path, passphrase_file)
+        assert issuer.register is not None
+        if key_path is not None:
+            iid = issuer.register.lookup(read_key(key_path, expect="user")).iid
+        row = issuer.register.withdraw(fingerprint(issuer.public_key), iid=iid, gid=gid, reason=reason)
+        what = f"issuance {iid}" if iid else f"holder {gid!r}"
+        click.echo(f"withdrew {what} (register row {row.iid})", err=True)
 
     @main.group()
     def phr() -> None:

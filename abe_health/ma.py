@@ -13,20 +13,21 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import cbor2
 
 from .api import decrypt
-from .derived import check_pair, complete_setup
+from .derived import check_pair, complete_setup, fingerprint
 from .envelope import Progress, seal_stream
 from .errors import InvalidKey
 from .fileio import write_atomic
 from .keys import Key
 from .pairing import get_group, group_from_id
 from .policy import Policy, parse_attributes
-from .schemes import get_scheme
+from .register import Register, as_register
+from .schemes import RW15, get_scheme
 
 GLOBAL_TYPE = "abe-health/rw15-global"
 
@@ -35,34 +36,52 @@ __all__ = ["Authority", "decrypt", "ma_encrypt", "ma_encrypt_stream", "read_glob
 
 @dataclass(frozen=True)
 class Authority:
-    """One authority (a hospital, university, insurer, the patient, the emergency service)."""
+    """One authority (a hospital, university, insurer, the patient, the emergency service).
+
+    With `register` (an issuance register, or its path), every key issued is recorded there and
+    carries its issuance id (`iid`); renewal needs it.
+    """
 
     public_key: Key
     secret_key: Key | None = None
+    register: Register | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
         return str(self.public_key.record.meta["authority"])
 
     @classmethod
-    def setup(cls, name: str, backend: str = "mcl", group_id: str | None = None) -> Authority:
+    def setup(cls, name: str, backend: str = "mcl", group_id: str | None = None,
+              register: Register | str | os.PathLike[str] | None = None) -> Authority:
         """A new authority; needs no coordination with any other."""
         group = group_from_id(group_id) if group_id else get_group(backend)
         scheme = get_scheme("rw15", group)
         pk, sk = scheme.authority_setup(name)
-        return cls(*complete_setup(Key(scheme, pk), Key(scheme, sk)))
+        return cls(*complete_setup(Key(scheme, pk), Key(scheme, sk)), register=as_register(register))
 
     def __post_init__(self) -> None:
         if self.secret_key is not None:
             check_pair(self.public_key, self.secret_key)
+        if self.register is not None and not isinstance(self.register, Register):
+            object.__setattr__(self, "register", as_register(self.register))
 
-    def keygen(self, gid: str, attributes: Iterable[str]) -> Key:
-        """User `gid`'s key for attributes of this authority (`doctor` or `doctor@<name>`)."""
+    def keygen(self, gid: str, attributes: Iterable[str], *, renewed_from: str | None = None) -> Key:
+        """User `gid`'s key for attributes of this authority (`doctor` or `doctor@<name>`;
+        an attribute that must expire carries its last day: `emergency = 2026-12-31`), recorded
+        in the register when there is one (`renewed_from`: the issuance this key renews)."""
         if self.secret_key is None:
             raise InvalidKey(f"issuing keys needs authority {self.name}'s secret key")
-        rec = self.public_key.scheme.keygen(self.public_key.record, self.secret_key.record, gid,
-                                            parse_attributes(attributes))
-        return Key(self.public_key.scheme, rec)
+        scheme = self.public_key.scheme
+        if not isinstance(scheme, RW15):
+            raise InvalidKey(f"an authority runs rw15, not {scheme.name}")
+        rec = scheme.keygen(self.public_key.record, self.secret_key.record, gid,
+                            parse_attributes(attributes))
+        key = Key(scheme, rec)
+        if self.register is not None:
+            return self.register.record(key, fingerprint(self.public_key), renewed_from)
+        if renewed_from is not None:
+            raise InvalidKey("a renewal is recorded in the issuance register: give the authority one")
+        return key
 
 
 def _public_keys(authorities: Iterable[Key]) -> dict[str, Key]:

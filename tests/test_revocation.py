@@ -1,4 +1,5 @@
-"""Expiring access: keys die after valid_until and work on it; renewal restores access."""
+"""Expiring access: keys die after valid_until and work on it; renewal (from the authority's
+issuance register) restores access."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from abe_health.cli import main
 from abe_health.errors import InvalidKey, PolicyNotSatisfied
 from abe_health.keys import read_key
 from abe_health.ma import Authority, ma_encrypt
+from abe_health.register import NotRenewable, Register
 from abe_health.revocation import renew
 
 TODAY = dt.date.today()
 
 
-def test_expiry_boundary_and_renewal():
-    hospital = CPABE.setup()
+def test_expiry_boundary_and_renewal(tmp_path):
+    hospital = CPABE.setup(register=Register.create(tmp_path / "register.sqlite"))
     policy = f"nurse and valid_until >= {TODAY.isoformat()}"
     blob = hospital.encrypt(b"ward 3 notes", policy)
     on_the_day = hospital.keygen(["nurse", f"valid_until = {TODAY}"])
@@ -26,25 +28,31 @@ def test_expiry_boundary_and_renewal():
     assert decrypt(blob, on_the_day) == b"ward 3 notes"
     with pytest.raises(PolicyNotSatisfied):
         decrypt(blob, day_before)
+    with pytest.raises(InvalidKey, match="in the past"):
+        renew(hospital, day_before, TODAY - dt.timedelta(2))
     renewed = renew(hospital, day_before, TODAY + dt.timedelta(7))
     assert renewed.record.meta["attributes"] == ["nurse", f"valid_until = {TODAY + dt.timedelta(7)}"]
     assert decrypt(blob, renewed) == b"ward 3 notes"
-    with pytest.raises(InvalidKey, match="in the past"):
-        renew(hospital, day_before, TODAY - dt.timedelta(2))
+    with pytest.raises(InvalidKey, match="issuance register"):
+        renew(CPABE(hospital.public_key, hospital.master_key), renewed, TODAY)
 
 
-def test_emergency_key_renewal_multi_authority():
-    er = Authority.setup("ER")
-    blob = ma_encrypt(b"allergies", f"emergency@ER and valid_until >= {TODAY}@ER", [er.public_key])
-    old = er.keygen("dr-er", ["emergency", f"valid_until = {TODAY - dt.timedelta(1)}"])
+def test_emergency_key_renewal_multi_authority(tmp_path):
+    er = Authority.setup("ER", register=Register.create(tmp_path / "ER.register.sqlite"))
+    blob = ma_encrypt(b"allergies", f"emergency >= {TODAY}@ER", [er.public_key])
+    old = er.keygen("dr-er", [f"emergency = {TODAY - dt.timedelta(1)}", "triage"])
     with pytest.raises(PolicyNotSatisfied):
         decrypt(blob, [old])
     fresh = renew(er, old, TODAY + dt.timedelta(1))
     assert fresh.record.meta["gid"] == "dr-er"
+    assert fresh.record.meta["attributes"] == [f"emergency = {TODAY + dt.timedelta(1)}@ER", "triage@ER"]
     assert decrypt(blob, [fresh]) == b"allergies"
-    other = Authority.setup("other")
-    with pytest.raises(InvalidKey, match="issued by ER"):
-        renew(other, old, TODAY)
+    other = Authority.setup("other", register=Register.create(tmp_path / "other.register.sqlite"))
+    with pytest.raises(NotRenewable, match="not in the issuance register"):
+        renew(other, fresh, TODAY)
+    undated = er.keygen("dr-er", ["triage"])
+    with pytest.raises(NotRenewable, match="no dated attribute"):
+        renew(er, undated, TODAY)
 
 
 def test_renew_cli(tmp_path):
@@ -60,3 +68,8 @@ def test_renew_cli(tmp_path):
                                   "-o", str(tmp_path / "new.key")])
     assert result.exit_code == 0, result.output
     assert read_key(tmp_path / "new.key").record.meta["attributes"] == ["nurse", f"valid_until = {until}"]
+    result = runner.invoke(main, ["renew", "-m", str(tmp_path / "h" / "master.key"),
+                                  "-i", str(tmp_path / "old.key"), "--until", until,
+                                  "-o", str(tmp_path / "again.key")])
+    assert result.exit_code == 1 and result.output.startswith("error: ")
+    assert "already renewed" in result.output and "Traceback" not in result.output

@@ -1,0 +1,435 @@
+"""The authority's issuance register: an append-only record of every user key it issued.
+
+Why: a key file's metadata (attributes, GID, issuance id) is written by the authority but held,
+and so editable, by the user; nothing authenticates it. Renewal that re-issued "the attributes in
+the key file" handed out whatever a holder wrote there (`nurse` came back as `psychiatrist`; an
+edited GID gave a key that pools with the holder's keys from another authority). The register is
+the authority's own memory instead: renewal finds the presented key by the SHA-256 digest of its
+group-element parts, which a holder cannot change without breaking the key, and re-issues what
+the register says was issued, never anything from the key file.
+
+The register is a local SQLite database next to the master key (WAL mode, mode 0600, since it
+says who holds what): `DIR/register.sqlite` beside `DIR/master.key`, `DIR/NAME.register.sqlite`
+beside a multi-authority `DIR/NAME.key` (`register_path_for`). It holds:
+
+    register_meta(name TEXT PRIMARY KEY, value TEXT)   -- row ("schema", "1"), checked on open
+    issuances(                                         -- append-only: UPDATE/DELETE abort
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        iid          TEXT UNIQUE,      -- random id of the row (32 hex digits); `iid` in key meta
+        event        TEXT,             -- 'issued' | 'withdrawn'
+        authority    TEXT,             -- fingerprint of the issuing authority's public key
+        scheme       TEXT,
+        gid          TEXT,             -- multi-authority holder (issued rows; withdrawn holder)
+        attributes   TEXT,             -- JSON list of canonical attribute texts (CP, RW15)
+        policy       TEXT,             -- key policy (KP)
+        valid_until  TEXT,             -- last day of validity (ISO), when the key has one
+        dates        TEXT,             -- JSON {attribute subject: ISO date} of dated attributes
+        key_digest   BLOB UNIQUE,      -- SHA-256(canonical CBOR of the key's encoded parts)
+        recorded_at  TEXT,             -- UTC, ISO 8601
+        renewed_from TEXT,             -- the iid this issuance renews (at most one renewal each)
+        withdraws    TEXT,             -- withdrawn rows: the iid whose lineage is withdrawn
+        reason       TEXT)
+
+Rows never change: withdrawing is an appended 'withdrawn' row naming an issuance (its whole
+renewal lineage stops being renewable) or a holder GID (every issuance of that GID recorded
+before the withdrawal). Triggers abort UPDATE and DELETE on `issuances`, and an INSERT that would
+collide with an existing row (so INSERT OR REPLACE cannot delete one either); the database is
+append-only against this program and against mistakes, not against someone who can write the
+file (the authority's machine is trusted with its master key anyway). Other tables may live in
+the same file (the vault keeps `vault_versions` here): `open` checks only the `schema` row of
+`register_meta` and the `issuances` table, and other rows of `register_meta` belong to whoever
+wrote them. Every database error surfaces as `RegisterError` naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import secrets
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cbor2
+
+from .errors import AbeError, InvalidKey
+from .keys import Key, to_map
+from .policy import parse_attribute
+
+SCHEMA_VERSION = 1
+#: file name of a single-authority register (beside master.key)
+REGISTER_NAME = "register.sqlite"
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS register_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS issuances (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    iid          TEXT NOT NULL UNIQUE,
+    event        TEXT NOT NULL CHECK (event IN ('issued', 'withdrawn')),
+    authority    TEXT NOT NULL,
+    scheme       TEXT NOT NULL,
+    gid          TEXT,
+    attributes   TEXT,
+    policy       TEXT,
+    valid_until  TEXT,
+    dates        TEXT,
+    key_digest   BLOB UNIQUE,
+    recorded_at  TEXT NOT NULL,
+    renewed_from TEXT REFERENCES issuances(iid),
+    withdraws    TEXT REFERENCES issuances(iid),
+    reason       TEXT,
+    CHECK ((event = 'issued' AND key_digest IS NOT NULL AND withdraws IS NULL
+            AND (attributes IS NOT NULL OR policy IS NOT NULL))
+        OR (event = 'withdrawn' AND key_digest IS NULL AND renewed_from IS NULL
+            AND (withdraws IS NOT NULL OR gid IS NOT NULL)))
+);
+CREATE UNIQUE INDEX IF NOT EXISTS issuances_renewed_once ON issuances(renewed_from)
+    WHERE renewed_from IS NOT NULL;
+CREATE INDEX IF NOT EXISTS issuances_holder ON issuances(authority, gid);
+CREATE INDEX IF NOT EXISTS issuances_withdraws ON issuances(withdraws);
+CREATE TRIGGER IF NOT EXISTS issuances_no_update BEFORE UPDATE ON issuances
+    BEGIN SELECT RAISE(ABORT, 'the issuance register is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS issuances_no_delete BEFORE DELETE ON issuances
+    BEGIN SELECT RAISE(ABORT, 'the issuance register is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS issuances_no_replace BEFORE INSERT ON issuances
+    WHEN EXISTS (SELECT 1 FROM issuances WHERE seq = NEW.seq OR iid = NEW.iid
+                 OR key_digest = NEW.key_digest OR renewed_from = NEW.renewed_from)
+    BEGIN SELECT RAISE(ABORT, 'the issuance register is append-only: the row repeats another');
+    END;
+"""
+
+_SELECT = ("SELECT seq, iid, event, authority, scheme, gid, attributes, policy, valid_until, dates, "
+           "key_digest, recorded_at, renewed_from, withdraws, reason FROM issuances")
+_BY_SEQ = _SELECT + " WHERE seq = ?"
+_BY_IID = _SELECT + " WHERE iid = ?"
+_BY_DIGEST = _SELECT + " WHERE key_digest = ?"
+_BY_AUTHORITY = _SELECT + " WHERE authority = ? ORDER BY seq"
+_ALL = _SELECT + " ORDER BY seq"
+
+
+class RegisterError(AbeError):
+    """An issuance register that is missing, unreadable, of another schema, or refused a write."""
+
+
+class NotRenewable(InvalidKey):
+    """A key the register does not know, or whose issuance was withdrawn or already renewed."""
+
+
+@dataclass(frozen=True)
+class Issuance:
+    """One row of the register: an issued key, or a withdrawal (`event == "withdrawn"`)."""
+
+    seq: int
+    iid: str
+    event: str
+    authority: str
+    scheme: str
+    gid: str | None
+    attributes: tuple[str, ...] | None
+    policy: str | None
+    valid_until: str | None
+    dates: dict[str, str]
+    key_digest: bytes | None
+    recorded_at: str
+    renewed_from: str | None
+    withdraws: str | None
+    reason: str | None
+
+    @classmethod
+    def _from_row(cls, row: Sequence[Any]) -> Issuance:
+        attributes = json.loads(row[6]) if row[6] is not None else None
+        return cls(int(row[0]), row[1], row[2], row[3], row[4], row[5],
+                   tuple(attributes) if attributes is not None else None, row[7], row[8],
+                   json.loads(row[9]) if row[9] else {}, row[10], row[11], row[12], row[13], row[14])
+
+
+def register_path_for(master_path: str | os.PathLike[str]) -> Path:
+    """Where the register of the authority whose master key is at `master_path` lives:
+    `DIR/register.sqlite` for `DIR/master.key`, `DIR/NAME.register.sqlite` for `DIR/NAME.key`."""
+    path = Path(master_path)
+    if path.name == "master.key":
+        return path.with_name(REGISTER_NAME)
+    stem = path.stem if path.suffix == ".key" else path.name
+    return path.with_name(f"{stem}.{REGISTER_NAME}")
+
+
+def key_digest(key: Key) -> bytes:
+    """SHA-256 over the canonical CBOR of a key's encoded parts (its group elements only: no
+    metadata, so editing a key file's meta does not change it and editing its parts breaks the
+    key). The parts are re-encoded from the decoded elements, so any accepted encoding of the
+    same key gives the same digest."""
+    parts = to_map(key.scheme, key.record)["parts"]
+    return hashlib.sha256(cbor2.dumps(parts, canonical=True)).digest()
+
+
+def dated_attributes(attributes: Iterable[str]) -> dict[str, str]:
+    """{subject (`name[@authority]`): ISO date} of the attributes whose value is a date."""
+    dates = {}
+    for text in attributes:
+        attr = parse_attribute(text)
+        if attr.value is not None and _ISO_DATE.match(attr.value):
+            subject = attr.name + (f"@{attr.authority}" if attr.authority else "")
+            dates[subject] = attr.value
+    return dates
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The complete SQL statements of a script (trigger bodies keep their inner semicolons)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+
+
+def new_iid() -> str:
+    """A fresh random issuance id (128 bits, hex)."""
+    return secrets.token_hex(16)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class Register:
+    """An authority's issuance register (see the module docstring). Opening checks the file and
+    its schema; every operation uses its own short-lived connection, so a Register may be kept
+    around and shared without holding the database open."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Open an existing register; RegisterError if it is missing or not a register."""
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise RegisterError(f"no issuance register at {self.path} (it is created by setup)")
+        with self._db() as db:
+            self._check_schema(db)
+
+    def __repr__(self) -> str:
+        return f"Register({str(self.path)!r})"
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str]) -> Register:
+        """Create the register at `path` (mode 0600, WAL), or open it if it already exists. An
+        empty file (a creation interrupted before the schema was written) is initialized; a
+        database holding other tables only is refused, never written into."""
+        target = Path(path)
+        try:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise RegisterError(f"cannot create issuance register {target}: {exc.strerror}") from None
+        try:
+            with contextlib.closing(sqlite3.connect(target, timeout=30, isolation_level=None)) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("BEGIN IMMEDIATE")  # one creator at a time; the others find it made
+                try:
+                    if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+                        for statement in _statements(SCHEMA):
+                            db.execute(statement)
+                        db.execute("INSERT INTO register_meta VALUES ('schema', ?)",
+                                   (str(SCHEMA_VERSION),))
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise RegisterError(f"cannot create issuance register {target}: {exc}") from None
+        return cls(target)
+
+    # -- connections ---------------------------------------------------------------------------
+    def connect(self) -> sqlite3.Connection:
+        """A new connection (autocommit mode: use BEGIN/COMMIT or `with conn:` for transactions),
+        WAL, foreign keys and recursive triggers on. For tables of your own in the same file;
+        the caller closes it."""
+        try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA recursive_triggers=ON")
+        except sqlite3.Error as exc:
+            raise RegisterError(f"issuance register {self.path}: {exc}") from None
+        return db
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = self.connect()
+        try:
+            yield db
+        except sqlite3.Error as exc:
+            raise RegisterError(f"issuance register {self.path}: {exc}") from None
+        finally:
+            db.close()
+
+    def _check_schema(self, db: sqlite3.Connection) -> None:
+        try:
+            row = db.execute("SELECT value FROM register_meta WHERE name = 'schema'").fetchone()
+            has_table = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                   "AND name = 'issuances'").fetchone()
+        except sqlite3.DatabaseError:
+            raise RegisterError(f"{self.path} is not an issuance register") from None
+        if row is None or not has_table:
+            raise RegisterError(f"{self.path} is not an issuance register")
+        if row[0] != str(SCHEMA_VERSION):
+            raise RegisterError(f"{self.path} has register schema {row[0]!r}; this version of "
+                                f"abe-health reads schema {SCHEMA_VERSION}")
+
+    # -- writing -------------------------------------------------------------------------------
+    def record(self, key: Key, authority: str, renewed_from: str | None = None) -> Key:
+        """Append the issuance of user key `key` by the authority with fingerprint `authority`
+        and return the key with its issuance id (`iid`) in the metadata. With `renewed_from`,
+        the row renews that issuance: in the same transaction the issuance must still be
+        renewable (not withdrawn, not renewed already), so two renewals cannot both succeed."""
+        if key.kind != "user":
+            raise InvalidKey(f"the register records user keys, not {key.kind} keys")
+        meta = key.record.meta
+        attributes = meta.get("attributes")
+        policy = meta.get("policy") if attributes is None else None
+        if attributes is None and not isinstance(policy, str):
+            raise InvalidKey("a user key records its attributes or its policy")
+        dates = dated_attributes(attributes) if attributes is not None else {}
+        if "valid_until" in dates:
+            valid_until: str | None = dates["valid_until"]
+        else:
+            valid_until = max(dates.values()) if dates and meta.get("gid") is not None else None
+        iid = new_iid()
+        row = (iid, "issued", authority, key.scheme.name, meta.get("gid"),
+               json.dumps(list(attributes), ensure_ascii=False) if attributes is not None else None,
+               policy, valid_until, json.dumps(dates, ensure_ascii=False, sort_keys=True),
+               key_digest(key), _now(), renewed_from, None, None)
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if renewed_from is not None:
+                    self._check_renewable(db, self._by_iid(db, renewed_from), authority)
+                db.execute("INSERT INTO issuances (iid, event, authority, scheme, gid, attributes, "
+                           "policy, valid_until, dates, key_digest, recorded_at, renewed_from, "
+                           "withdraws, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return Key(key.scheme, dataclasses.replace(key.record, meta={**meta, "iid": iid}))
+
+    def withdraw(self, authority: str, *, iid: str | None = None, gid: str | None = None,
+                 reason: str = "") -> Issuance:
+        """Append a withdrawal: of issuance `iid` (and its whole renewal lineage), or of holder
+        `gid` (every issuance of that GID by `authority` recorded before now). Withdrawn keys
+        keep working until they expire; they are never renewed."""
+        if (iid is None) == (gid is None):
+            raise InvalidKey("withdraw either one issuance (iid) or one holder (gid)")
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                scheme = ""
+                if iid is not None:
+                    target = self._by_iid(db, iid)
+                    if target.event != "issued" or target.authority != authority:
+                        raise NotRenewable(f"issuance {iid} was not issued by this authority")
+                    scheme = target.scheme
+                elif not db.execute("SELECT 1 FROM issuances WHERE authority = ? AND gid = ? "
+                                    "AND event = 'issued'", (authority, gid)).fetchone():
+                    raise NotRenewable(f"this authority issued no key to GID {gid!r}")
+                else:
+                    scheme = db.execute("SELECT scheme FROM issuances WHERE authority = ? AND gid = ?",
+                                        (authority, gid)).fetchone()[0]
+                cursor = db.execute("INSERT INTO issuances (iid, event, authority, scheme, gid, "
+                                    "recorded_at, withdraws, reason) "
+                                    "VALUES (?, 'withdrawn', ?, ?, ?, ?, ?, ?)",
+                                    (new_iid(), authority, scheme, gid, _now(), iid, reason or None))
+                row = db.execute(_BY_SEQ, (cursor.lastrowid,)).fetchone()
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return Issuance._from_row(row)
+
+    # -- reading -------------------------------------------------------------------------------
+    def _by_iid(self, db: sqlite3.Connection, iid: str) -> Issuance:
+        row = db.execute(_BY_IID, (iid,)).fetchone()
+        if row is None:
+            raise NotRenewable(f"no issuance {iid!r} in {self.path}")
+        return Issuance._from_row(row)
+
+    def issuances(self, authority: str | None = None) -> list[Issuance]:
+        """Every row, oldest first (only those of `authority` when given)."""
+        with self._db() as db:
+            if authority is None:
+                rows = db.execute(_ALL).fetchall()
+            else:
+                rows = db.execute(_BY_AUTHORITY, (authority,)).fetchall()
+        return [Issuance._from_row(r) for r in rows]
+
+    def lookup(self, key: Key) -> Issuance:
+        """The issuance of `key`, found by the digest of its parts (never by its metadata)."""
+        if key.kind != "user":
+            raise NotRenewable(f"expected a user key, got a {key.kind} key")
+        with self._db() as db:
+            row = db.execute(_BY_DIGEST, (key_digest(key),)).fetchone()
+        if row is None:
+            raise NotRenewable(f"this key is not in the issuance register {self.path}: it was not "
+                               "issued by this authority, or its key parts were altered")
+        return Issuance._from_row(row)
+
+    def renewable(self, key: Key, authority: str) -> Issuance:
+        """The issuance a renewal of `key` re-issues: found by digest, issued by `authority`,
+        neither withdrawn nor already renewed, and with a key file whose metadata does not
+        contradict the register (an edited key file is refused rather than silently fixed)."""
+        issuance = self.lookup(key)
+        if issuance.authority != authority:
+            raise NotRenewable("this key was issued by another authority (its issuance is recorded "
+                               f"for authority {issuance.authority} in {self.path})")
+        with self._db() as db:
+            self._check_renewable(db, issuance, authority)
+        meta = key.record.meta
+        recorded = {"iid": issuance.iid, "gid": issuance.gid, "policy": issuance.policy,
+                    "attributes": list(issuance.attributes) if issuance.attributes is not None else None}
+        if key.scheme.name != "rw15":
+            recorded["pk"] = issuance.authority
+        for field, value in recorded.items():
+            if field in meta and meta[field] != value:
+                raise NotRenewable(f"the key file was edited: its {field} does not match issuance "
+                                   f"{issuance.iid} in the register; refusing to renew it")
+        return issuance
+
+    def _check_renewable(self, db: sqlite3.Connection, issuance: Issuance, authority: str) -> None:
+        if issuance.event != "issued" or issuance.authority != authority:
+            raise NotRenewable(f"issuance {issuance.iid} is not a key issued by this authority")
+        successor = db.execute("SELECT iid FROM issuances WHERE renewed_from = ?",
+                               (issuance.iid,)).fetchone()
+        if successor is not None:
+            raise NotRenewable(f"issuance {issuance.iid} was already renewed (as {successor[0]}); "
+                               "only the newest key of a lineage is renewed")
+        lineage, current = [], issuance
+        while True:
+            lineage.append(current.iid)
+            if current.renewed_from is None:
+                break
+            current = self._by_iid(db, current.renewed_from)
+        marks = ",".join("?" * len(lineage))
+        withdrawn = db.execute(f"SELECT iid FROM issuances WHERE event = 'withdrawn' "  # noqa: S608
+                               f"AND withdraws IN ({marks})", lineage).fetchone()
+        if withdrawn is None and issuance.gid is not None:
+            withdrawn = db.execute("SELECT iid FROM issuances WHERE event = 'withdrawn' AND "
+                                   "authority = ? AND gid = ? AND withdraws IS NULL AND seq > ?",
+                                   (authority, issuance.gid, issuance.seq)).fetchone()
+        if withdrawn is not None:
+            raise NotRenewable(f"issuance {issuance.iid} was withdrawn (register row "
+                               f"{withdrawn[0]}); it is not renewed")
+
+
+def as_register(value: Register | str | os.PathLike[str] | None) -> Register | None:
+    """A Register from a Register or a path (which must hold one), or None."""
+    if value is None or isinstance(value, Register):
+        return value
+    return Register(value)

@@ -1,0 +1,362 @@
+"""The issuance register: renewal re-issues what the authority recorded, never what a key file
+says; edited, foreign, unknown, withdrawn and superseded keys are refused; the register itself
+is append-only, versioned and private."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import sqlite3
+import stat
+
+import pytest
+from click.testing import CliRunner
+
+from abe_health.api import CPABE, KPABE, decrypt
+from abe_health.cli import main
+from abe_health.derived import fingerprint
+from abe_health.errors import InvalidKey
+from abe_health.keys import Key, read_key
+from abe_health.ma import Authority, ma_encrypt
+from abe_health.register import (
+    NotRenewable,
+    Register,
+    RegisterError,
+    key_digest,
+    register_path_for,
+)
+from abe_health.revocation import renew
+
+TODAY = dt.date.today()
+LATER = TODAY + dt.timedelta(30)
+
+
+def edited(key: Key, **meta) -> Key:
+    """The key with its metadata edited (what any holder can do to a key file)."""
+    new_meta = {k: v for k, v in {**key.record.meta, **meta}.items() if v is not None}
+    return Key(key.scheme, dataclasses.replace(key.record, meta=new_meta))
+
+
+@pytest.fixture
+def hospital(tmp_path):
+    return CPABE.setup(register=Register.create(tmp_path / "register.sqlite"))
+
+
+@pytest.fixture
+def authorities(tmp_path):
+    return {name: Authority.setup(name, register=Register.create(tmp_path / f"{name}.register.sqlite"))
+            for name in ("hospitalA", "university")}
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    return result
+
+
+def assert_cli_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+# -- the register file -----------------------------------------------------------------------------
+
+
+def test_register_paths():
+    assert register_path_for("/a/b/master.key") == register_path_for("/a/b/master.key").with_name(
+        "register.sqlite")
+    assert str(register_path_for("/a/b/master.key")) == "/a/b/register.sqlite"
+    assert str(register_path_for("/a/auth/ER.key")) == "/a/auth/ER.register.sqlite"
+    assert str(register_path_for("auth/odd.secret")) == "auth/odd.secret.register.sqlite"
+
+
+def test_register_is_private_wal_and_append_only(tmp_path, hospital):
+    hospital.keygen(["nurse"])
+    path = hospital.register.path
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    for sql in ("UPDATE issuances SET attributes = '[\"psychiatrist\"]'",
+                "DELETE FROM issuances",
+                "INSERT OR REPLACE INTO issuances SELECT * FROM issuances"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute(sql)
+    for leftover in ("-wal", "-shm"):
+        side = path.with_name(path.name + leftover)
+        if side.exists():
+            assert stat.S_IMODE(os.stat(side).st_mode) == 0o600
+    db.close()
+    assert [row.attributes for row in hospital.register.issuances()] == [("nurse",)]
+
+
+def test_other_tables_may_share_the_file(hospital):
+    with hospital.register.connect() as db:
+        db.execute("CREATE TABLE vault_versions (label TEXT PRIMARY KEY, version INTEGER)")
+        db.execute("INSERT INTO vault_versions VALUES ('nurse', 1)")
+        db.execute("UPDATE vault_versions SET version = 2")
+        db.execute("INSERT INTO register_meta VALUES ('vault_versions.schema', '1')")
+    again = Register(hospital.register.path)
+    assert again.issuances() == []
+    assert repr(again) == f"Register({str(hospital.register.path)!r})"
+
+
+def test_register_errors_are_typed_and_name_the_file(tmp_path):
+    with pytest.raises(RegisterError, match=r"no issuance register at .*missing"):
+        Register(tmp_path / "missing.sqlite")
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"not a database at all, just some bytes" * 100)
+    with pytest.raises(RegisterError, match=r"garbage\.sqlite"):
+        Register(garbage)
+    with pytest.raises(RegisterError, match=r"garbage\.sqlite"):
+        Register.create(garbage)
+    other = tmp_path / "other.sqlite"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
+    with pytest.raises(RegisterError, match="not an issuance register"):
+        Register(other)
+    with pytest.raises(RegisterError, match="not an issuance register"):
+        Register.create(other)  # a foreign database is never written into
+    interrupted = tmp_path / "interrupted.sqlite"
+    interrupted.write_bytes(b"")  # created, then the process died before the schema
+    assert Register.create(interrupted).issuances() == []
+    future = Register.create(tmp_path / "future.sqlite")
+    with future.connect() as db:
+        db.execute("UPDATE register_meta SET value = '99' WHERE name = 'schema'")
+    with pytest.raises(RegisterError, match="schema '99'"):
+        Register(future.path)
+    with pytest.raises(RegisterError, match="cannot create"):
+        Register.create(tmp_path / "no-such-dir" / "register.sqlite")
+
+
+def test_keygen_records_every_issuance(tmp_path, hospital, authorities):
+    key = hospital.keygen(["nurse", "ward = 3", f"valid_until = {LATER}"])
+    (row,) = hospital.register.issuances()
+    assert key.record.meta["iid"] == row.iid and len(row.iid) == 32
+    assert row.event == "issued" and row.scheme == "fame" and row.gid is None
+    assert row.authority == fingerprint(hospital.public_key)
+    assert row.attributes == ("nurse", "ward = 3", f"valid_until = {LATER}")
+    assert row.valid_until == LATER.isoformat() and row.dates == {"valid_until": LATER.isoformat()}
+    assert row.key_digest == key_digest(key) and row.renewed_from is None
+    mk = authorities["hospitalA"].keygen("bob", ["doctor", f"oncall = {LATER}"])
+    (mrow,) = authorities["hospitalA"].register.issuances()
+    assert (mrow.gid, mrow.attributes, mrow.valid_until) == (
+        "bob", ("doctor@hospitalA", f"oncall = {LATER}@hospitalA"), LATER.isoformat())
+    assert mk.record.meta["iid"] == mrow.iid
+    kp = KPABE.setup(register=Register.create(tmp_path / "kp.sqlite"))
+    kp_key = kp.keygen(policy="lab and cardiology")
+    (kp_row,) = kp.register.issuances()
+    assert kp_row.policy == "lab and cardiology" and kp_row.attributes is None
+    with pytest.raises(NotRenewable, match="KP-ABE"):
+        renew(kp, kp_key, LATER)
+
+
+# -- A: renewal trusts the register, not the key file ----------------------------------------------
+
+
+def test_genuine_renewal_ignores_the_key_files_metadata(hospital, authorities):
+    old = hospital.keygen(["nurse", f"valid_until = {TODAY - dt.timedelta(1)}"])
+    stripped = edited(old, attributes=None, iid=None, pk=None, widths=None)
+    new = renew(hospital, stripped, LATER)
+    assert new.record.meta["attributes"] == ["nurse", f"valid_until = {LATER}"]
+    rows = hospital.register.issuances()
+    assert rows[-1].renewed_from == old.record.meta["iid"] and rows[-1].iid == new.record.meta["iid"]
+    blob = hospital.encrypt(b"ward notes", f"nurse and valid_until >= {TODAY}")
+    assert decrypt(blob, new) == b"ward notes"
+    h = authorities["hospitalA"]
+    mold = h.keygen("bob", [f"oncall = {TODAY}", "nurse"])
+    mnew = renew(h, edited(mold, gid=None, attributes=None, iid=None, authority=None), LATER)
+    assert mnew.record.meta["gid"] == "bob"
+    assert mnew.record.meta["attributes"] == [f"oncall = {LATER}@hospitalA", "nurse@hospitalA"]
+
+
+def test_edited_attributes_are_refused(hospital):
+    nurse = hospital.keygen(["nurse", f"valid_until = {TODAY}"])
+    forged = edited(nurse, attributes=["psychiatrist", f"valid_until = {TODAY}"])
+    with pytest.raises(NotRenewable, match="edited: its attributes"):
+        renew(hospital, forged, LATER)
+    assert len(hospital.register.issuances()) == 1
+
+
+def test_edited_gid_is_refused(authorities):
+    """bob's university key was issued to GID bob-u; renewed under bob it would pool with his
+    hospitalA key for GID bob."""
+    uni = authorities["university"]
+    bob_u = uni.keygen("bob-u", ["researcher", f"project = {TODAY}"])
+    with pytest.raises(NotRenewable, match="edited: its gid"):
+        renew(uni, edited(bob_u, gid="bob"), LATER)
+    with pytest.raises(NotRenewable, match="edited: it names another authority"):
+        renew(uni, edited(bob_u, authority="hospitalA"), LATER)
+    # with the GID removed instead, the renewal still goes to the register's bob-u
+    assert renew(uni, edited(bob_u, gid=None), LATER).record.meta["gid"] == "bob-u"
+
+
+def test_edited_iid_is_refused(hospital):
+    first = hospital.keygen(["nurse", f"valid_until = {TODAY}"])
+    second = hospital.keygen(["psychiatrist", f"valid_until = {TODAY}"])
+    with pytest.raises(NotRenewable, match="edited: its iid"):
+        renew(hospital, edited(first, iid=second.record.meta["iid"]), LATER)
+    with pytest.raises(NotRenewable, match="edited: its iid"):
+        renew(hospital, edited(first, iid="0" * 32), LATER)
+
+
+def test_keys_of_another_authority_are_refused(tmp_path, hospital, authorities):
+    other = CPABE.setup(register=hospital.register)  # even sharing the register file
+    foreign = other.keygen(["nurse", f"valid_until = {TODAY}"])
+    with pytest.raises(NotRenewable, match="issued by another authority"):
+        renew(hospital, foreign, LATER)
+    separate = CPABE.setup(register=Register.create(tmp_path / "separate.sqlite"))
+    with pytest.raises(NotRenewable, match="not in the issuance register"):
+        renew(hospital, separate.keygen(["nurse"]), LATER)
+    uni_key = authorities["university"].keygen("bob", [f"project = {TODAY}"])
+    with pytest.raises(NotRenewable, match="not in the issuance register"):
+        renew(authorities["hospitalA"], uni_key, LATER)
+
+
+def test_unknown_and_altered_keys_are_refused(hospital, authorities):
+    unregistered = CPABE(hospital.public_key, hospital.master_key).keygen(["nurse"])
+    with pytest.raises(NotRenewable, match="not in the issuance register"):
+        renew(hospital, unregistered, LATER)
+    h = authorities["hospitalA"]
+    a = h.keygen("eve", [f"oncall = {TODAY}"])
+    b = h.keygen("eve", ["nurse"])
+    parts = {"K": {**a.record["K"], **b.record["K"]}, "Kp": {**a.record["Kp"], **b.record["Kp"]}}
+    pooled = Key(a.scheme, dataclasses.replace(a.record, parts=parts))
+    with pytest.raises(NotRenewable, match="not in the issuance register"):
+        renew(h, pooled, LATER)
+
+
+def test_withdrawn_holders_and_issuances_are_not_renewed(hospital, authorities):
+    h = authorities["hospitalA"]
+    fp = fingerprint(h.public_key)
+    old = h.keygen("mallory", [f"oncall = {TODAY}"])
+    h.register.withdraw(fp, gid="mallory", reason="left the hospital")
+    with pytest.raises(NotRenewable, match="withdrawn"):
+        renew(h, old, LATER)
+    readmitted = h.keygen("mallory", [f"oncall = {TODAY}"])  # a new issuance after the withdrawal
+    assert renew(h, readmitted, LATER).record.meta["gid"] == "mallory"
+    cp_old = hospital.keygen(["nurse", f"valid_until = {TODAY}"])
+    cp_new = renew(hospital, cp_old, LATER)
+    hospital.register.withdraw(fingerprint(hospital.public_key), iid=cp_old.record.meta["iid"])
+    with pytest.raises(NotRenewable, match="withdrawn"):
+        renew(hospital, cp_new, LATER)  # the lineage is withdrawn
+    with pytest.raises(NotRenewable, match="no key to GID"):
+        h.register.withdraw(fp, gid="nobody")
+    with pytest.raises(NotRenewable, match="not issued by this authority"):
+        h.register.withdraw(fingerprint(hospital.public_key), iid=old.record.meta["iid"])
+    with pytest.raises(InvalidKey, match="either"):
+        h.register.withdraw(fp, iid=old.record.meta["iid"], gid="mallory")
+    assert [r.event for r in h.register.issuances()].count("withdrawn") == 1
+
+
+def test_a_key_is_renewed_once(hospital):
+    old = hospital.keygen(["nurse", f"valid_until = {TODAY}"])
+    renew(hospital, old, LATER)
+    with pytest.raises(NotRenewable, match="already renewed"):
+        renew(hospital, old, LATER)
+    # the register enforces it in the transaction that appends, not only in the check before
+    late = hospital.keygen(["nurse"])
+    with pytest.raises(NotRenewable, match="already renewed"):
+        hospital.register.record(late, fingerprint(hospital.public_key),
+                                 renewed_from=old.record.meta["iid"])
+    with hospital.register.connect() as db:
+        with pytest.raises(sqlite3.IntegrityError):
+            db.execute("INSERT INTO issuances (iid, event, authority, scheme, attributes, key_digest, "
+                       "recorded_at, renewed_from) VALUES ('x', 'issued', 'a', 'fame', '[]', x'00', "
+                       "'now', ?)", (old.record.meta["iid"],))
+
+
+def test_renewal_needs_the_register(hospital):
+    key = hospital.keygen(["nurse"])
+    with pytest.raises(InvalidKey, match="issuance register"):
+        renew(CPABE(hospital.public_key, hospital.master_key), key, LATER)
+    with pytest.raises(InvalidKey, match="issuance register"):
+        CPABE(hospital.public_key, hospital.master_key).keygen(["nurse"], renewed_from="x")
+
+
+def test_multi_authority_renewal_stays_within_its_register(authorities):
+    """A renewed multi-authority key is still one GID's; the same GID at another authority is
+    another register's business."""
+    h, u = authorities["hospitalA"], authorities["university"]
+    hk = h.keygen("alice", ["doctor", f"oncall = {TODAY}"])
+    uk = u.keygen("alice", ["researcher"])
+    renewed = renew(h, hk, LATER)
+    blob = ma_encrypt(b"cohort", f"doctor@hospitalA and oncall >= {LATER}@hospitalA and "
+                      "researcher@university", [h.public_key, u.public_key])
+    assert decrypt(blob, [renewed, uk]) == b"cohort"
+
+
+# -- the same attacks through the command line -----------------------------------------------------
+
+
+@pytest.fixture
+def cli_world(tmp_path):
+    assert run("setup", "-o", tmp_path / "h").exit_code == 0
+    assert (tmp_path / "h" / "register.sqlite").exists()
+    for name in ("hospitalA", "university"):
+        assert run("authority", "setup", name, "-o", tmp_path / "auth").exit_code == 0
+        assert (tmp_path / "auth" / f"{name}.register.sqlite").exists()
+    return tmp_path
+
+
+def test_cli_renewal_refuses_edited_and_foreign_keys(cli_world):
+    t = cli_world
+    old_day = (TODAY - dt.timedelta(3)).isoformat()
+    result = run("keygen", "-m", t / "h" / "master.key", "-a", "nurse", "-a",
+                 f"valid_until = {old_day}", "-o", t / "nurse.key")
+    assert result.exit_code == 0 and "issuance " in result.output
+    nurse = read_key(t / "nurse.key")
+    edited(nurse, attributes=["psychiatrist", f"valid_until = {old_day}"]).save(t / "forged.key")
+    renew_args = ["renew", "-m", t / "h" / "master.key", "--until", LATER, "-o", t / "new.key"]
+    assert_cli_error(run(*renew_args[:3], "-i", t / "forged.key", *renew_args[3:]), "edited")
+    edited(nurse, iid="f" * 32).save(t / "forged-iid.key")
+    assert_cli_error(run(*renew_args[:3], "-i", t / "forged-iid.key", *renew_args[3:]), "edited")
+    assert not (t / "new.key").exists()
+    assert run("setup", "-o", t / "h2").exit_code == 0
+    assert run("keygen", "-m", t / "h2" / "master.key", "-a", "nurse", "-o", t / "h2.key").exit_code == 0
+    assert_cli_error(run(*renew_args[:3], "-i", t / "h2.key", *renew_args[3:]),
+                     "not in the issuance register")
+    # the genuine key, its metadata stripped: renewed with the register's attributes
+    edited(nurse, attributes=None, iid=None).save(t / "stripped.key")
+    assert run(*renew_args[:3], "-i", t / "stripped.key", *renew_args[3:]).exit_code == 0
+    assert read_key(t / "new.key").record.meta["attributes"] == ["nurse", f"valid_until = {LATER}"]
+
+
+def test_cli_renewal_of_multi_authority_keys(cli_world):
+    t = cli_world
+    auth = t / "auth"
+    assert run("authority", "keygen", "-m", auth / "university.key", "--gid", "bob-u", "-a",
+               "researcher", "-a", f"project = {TODAY}", "-o", t / "bob-u.key").exit_code == 0
+    edited(read_key(t / "bob-u.key"), gid="bob").save(t / "bob-forged.key")
+    args = ["-m", auth / "university.key", "--until", LATER, "-o", t / "bob-new.key"]
+    assert_cli_error(run("renew", "-i", t / "bob-forged.key", *args), "edited: its gid")
+    assert_cli_error(run("renew", "-m", auth / "hospitalA.key", "-i", t / "bob-u.key", "--until",
+                         LATER, "-o", t / "x.key"), "not in the issuance register")
+    assert run("withdraw", "-m", auth / "university.key", "--gid", "bob-u",
+               "--reason", "project ended").exit_code == 0
+    assert_cli_error(run("renew", "-i", t / "bob-u.key", *args), "withdrawn")
+    assert not (t / "bob-new.key").exists()
+    assert run("authority", "keygen", "-m", auth / "university.key", "--gid", "cy", "-a",
+               f"project = {TODAY}", "-o", t / "cy.key").exit_code == 0
+    assert run("withdraw", "-m", auth / "university.key", "-i", t / "cy.key").exit_code == 0
+    assert_cli_error(run("renew", "-m", auth / "university.key", "-i", t / "cy.key", "--until",
+                         LATER, "-o", t / "cy-new.key"), "withdrawn")
+    assert run("withdraw", "-m", auth / "university.key").exit_code == 2
+
+
+def test_cli_renewal_needs_a_register(cli_world):
+    t = cli_world
+    assert run("keygen", "-m", t / "h" / "master.key", "-a", "nurse", "-o", t / "k.key").exit_code == 0
+    assert_cli_error(run("renew", "-m", t / "h" / "master.key", "-i", t / "k.key", "--until", LATER,
+                         "-o", t / "n.key", "--register", t / "nowhere.sqlite"),
+                     "no issuance register at", "nowhere.sqlite")
+    (t / "bad.sqlite").write_bytes(b"\x00" * 4096)
+    assert_cli_error(run("renew", "-m", t / "h" / "master.key", "-i", t / "k.key", "--until", LATER,
+                         "-o", t / "n.key", "--register", t / "bad.sqlite"), "bad.sqlite")
+    # an explicit register is used by keygen and renew alike
+    assert run("keygen", "-m", t / "h" / "master.key", "-a", "nurse", "-o", t / "k2.key",
+               "--register", t / "alt.sqlite").exit_code == 0
+    assert run("renew", "-m", t / "h" / "master.key", "-i", t / "k2.key", "--until", LATER,
+               "-o", t / "n2.key", "--register", t / "alt.sqlite").exit_code == 0
