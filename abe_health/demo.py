@@ -40,9 +40,9 @@ def run_demo(echo: Callable[[str], None]) -> None:
     )
     lsss = policy.lsss
     echo(f"\npolicy: {policy}")
-    bits = sum(1 for label in lsss.rho if label.startswith("valid_until#"))
+    ranges = sum(1 for label in lsss.rho if label.startswith("valid_until#"))
     echo(f"  LSSS: {lsss.n_rows} rows x {lsss.n_cols} columns "
-         f"(the date comparison expands to {bits} bit attributes)")
+         f"(the date comparison expands to an OR of {ranges} date-range labels)")
 
     secret = group.random_zr()
     shares = lsss.shares(secret, group.order)
@@ -88,19 +88,23 @@ def run_demo(echo: Callable[[str], None]) -> None:
         "P-23.json": keywords("discarded postcard; cardiac arrest history"),
         "P-31.json": keywords("asthma, salbutamol inhaler"),
     }
-    key = SearchKey.generate()
+    search_key = SearchKey.generate()
     with tempfile.TemporaryDirectory() as tmp:
-        index, stats = SearchIndex.create(Path(tmp) / "idx", docs, key)
+        index, stats = SearchIndex.create(Path(tmp) / "idx", docs, search_key)
         echo(f"  {stats.keywords} keywords, {stats.nodes} tree nodes, "
              f"{stats.filter_bytes + stats.leaf_bytes} bytes")
         for pattern in ("card", "^card", "card$", "^asthma$", "xyz"):
-            hits = index.search(pattern, key).hits
+            hits = index.search(pattern, search_key).hits
             found = ", ".join(f"{h.doc_id} ({h.match}: {'/'.join(h.keywords)})" for h in hits)
             echo(f"  {pattern:10} -> {found or 'no match'}")
 
 
 def _phr_story(echo: Callable[[str], None], today: dt.date) -> None:
-    """Several authorities, one patient's record, section by section, and break-glass access."""
+    """Several authorities, one patient's record, section by section, and break-glass access.
+
+    In RW15 the attributes one authority issues to one GID accumulate across issuances, so an
+    emergency key carries its own last day (`emergency = DATE`) and break-glass clauses test that
+    one attribute (`emergency >= TODAY@ER`): expired keys stay expired, even merged."""
     echo("\na personal health record across authorities (RW15 multi-authority ABE):")
     names = ("hospitalA", "university", "patient", "ER")
     auth = {name: Authority.setup(name) for name in names}
@@ -118,13 +122,17 @@ def _phr_story(echo: Callable[[str], None], today: dt.date) -> None:
               "lab_results": {"INR": 2.4}, "mental_health": "sleep: improving"}
     blob = encrypt_record(record, pmap, [a.public_key for a in auth.values()], today)
     echo(f"  record P-17: {len(record)} sections, each under its own policy ({len(blob)} bytes)")
+    echo(f"  break-glass clause: {pmap.policy_for('profile', today)}")
+    day = dt.timedelta(1)
     readers = {
         "Dr. Ada (doctor@hospitalA)": [("hospitalA", ["doctor"])],
         "Rui (researcher@university + consent@patient)": [("university", ["researcher"]),
                                                           ("patient", ["consent"])],
         "Sam (family@patient)": [("patient", ["family"])],
-        "Dee (ER, valid until tomorrow)": [("ER", ["emergency", f"valid_until = {today + dt.timedelta(1)}"])],
-        "Eve (ER, expired yesterday)": [("ER", ["emergency", f"valid_until = {today - dt.timedelta(1)}"])],
+        "Dee (ER, valid until tomorrow)": [("ER", [f"emergency = {today + day}"])],
+        "Eve (ER, expired yesterday)": [("ER", [f"emergency = {today - day}"])],
+        "Eve again (two expired keys, merged)": [("ER", [f"emergency = {today - day}"]),
+                                                 ("ER", [f"emergency = {today - 40 * day}"])],
     }
     for who, grants in readers.items():
         keys = [auth[a].keygen(who, attrs) for a, attrs in grants]

@@ -1,5 +1,18 @@
 """Multi-authority recipes (RW15): authorities, their user keys, and encryption across them.
 
+Expiry in RW15. The attributes one authority issues to one GID accumulate: RW15 ties a key's
+components together only through H(GID) (each attribute has its own fresh randomness), so
+components from two issuances to the same GID combine, by design, like facts about the GID. A
+key-wide `valid_until` attribute therefore cannot limit the other attributes of its issuance (an
+expired `emergency` key plus any fresh key of the same GID holding a later `valid_until` would
+satisfy `emergency and valid_until >= TODAY`). So an attribute that must expire carries its own
+last day as its value: the emergency authority issues `emergency = 2026-12-31`, and policies test
+it with one comparison on that one attribute, `emergency >= 2026-12-01@ER`. Numeric attributes
+are prefix labels (`abe_health.policy.numeric`): each certifies an interval that contains the
+key's value, so the values of an old and a renewed issuance never combine into a later date than
+either holds. Keygen refuses a bare `valid_until` attribute; `renew` re-issues the register's
+attributes with every date-valued attribute set to the new last day.
+
 >>> hospital, university = Authority.setup("hospitalA"), Authority.setup("university")
 >>> keys = [hospital.keygen("alice", ["doctor"]), university.keygen("alice", ["researcher"])]
 >>> blob = ma_encrypt(b"cohort", "doctor@hospitalA and researcher@university",

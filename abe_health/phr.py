@@ -10,8 +10,10 @@ Encryption", IEEE TPDS 2013), over RW15 multi-authority ABE.
   section is encrypted under its own policy from a policy map. A reader gets the sections their
   keys open and, for every other section, the reason it stayed closed.
 - Emergency (break-glass) access: sections listed under "emergency" also admit
-  `(emergency@ER and valid_until >= TODAY@ER)`, TODAY being the day of encryption; the emergency
-  authority issues short-lived keys holding `valid_until = DATE`, so an expired one fails by itself.
+  `emergency >= TODAY@ER`, TODAY being the day of encryption. The emergency authority issues
+  `emergency = LAST_DAY`: in RW15 the attributes of one GID accumulate across issuances, so the
+  expiry is the value of the attribute itself, never a separate `valid_until` (see
+  `abe_health.ma`), and an expired key, alone or merged with others, fails.
 
 Policy map (JSON): {"sections": {"profile": "POLICY", ...}, "default": "POLICY or null",
 "emergency": ["profile", ...], "emergency_authority": "ER"}.
@@ -35,6 +37,8 @@ from .ma import ma_encrypt
 from .policy import Policy
 
 PHR_TYPE = "abe-health/phr"
+#: the numeric attribute break-glass clauses test
+EMERGENCY = "emergency"
 
 
 @dataclass(frozen=True)
@@ -74,14 +78,14 @@ class PolicyMap:
             raise PolicySyntaxError(f"policy map {path} is not JSON: {exc}") from None
 
     def policy_for(self, section: str, today: dt.date) -> str:
-        """The policy text of a section on the day of encryption (break-glass clause included)."""
+        """The policy text of a section on the day of encryption (break-glass clause included:
+        `(<section policy>) or (emergency >= TODAY@ER)`)."""
         base = self.sections.get(section, self.default)
         if base is None:
             raise PolicySyntaxError(f"policy map has no policy for section {section!r} and no default")
         text = str(Policy.parse(base))
         if section in self.emergency:
-            er = self.emergency_authority
-            text = f"({text}) or (emergency@{er} and valid_until >= {today.isoformat()}@{er})"
+            text = f"({text}) or ({EMERGENCY} >= {today.isoformat()}@{self.emergency_authority})"
         return str(Policy.parse(text))
 
 

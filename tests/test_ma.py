@@ -89,11 +89,11 @@ def test_policy_must_name_known_authorities(world):
 
 
 def test_expiring_emergency_keys(world):
-    policy = f"emergency@ER and valid_until >= {TODAY.isoformat()}@ER"
+    policy = f"emergency >= {TODAY.isoformat()}@ER"
     blob = ma_encrypt(b"allergies: penicillin", policy, pks(world, "ER"))
-    fresh = world["ER"].keygen("dr-er", ["emergency", f"valid_until = {TODAY + dt.timedelta(2)}"])
-    on_the_day = world["ER"].keygen("dr-er2", ["emergency", f"valid_until = {TODAY}"])
-    expired = world["ER"].keygen("dr-er3", ["emergency", f"valid_until = {TODAY - dt.timedelta(1)}"])
+    fresh = world["ER"].keygen("dr-er", [f"emergency = {TODAY + dt.timedelta(2)}"])
+    on_the_day = world["ER"].keygen("dr-er2", [f"emergency = {TODAY}"])
+    expired = world["ER"].keygen("dr-er3", [f"emergency = {TODAY - dt.timedelta(1)}"])
     assert decrypt(blob, [fresh]) == b"allergies: penicillin"
     assert decrypt(blob, [on_the_day]) == b"allergies: penicillin"
     with pytest.raises(PolicyNotSatisfied):
@@ -132,9 +132,8 @@ ROLES = {
                {"profile", "medications", "lab_results", "genomics"}),
     "researcher": ([("university", ["researcher"]), ("patient", ["consent"])], {"lab_results"}),
     "family": ([("patient", ["family"])], {"profile"}),
-    "emergency": ([("ER", ["emergency", f"valid_until = {TODAY + dt.timedelta(1)}"])],
-                  {"profile", "medications"}),
-    "expired emergency": ([("ER", ["emergency", f"valid_until = {TODAY - dt.timedelta(1)}"])], set()),
+    "emergency": ([("ER", [f"emergency = {TODAY + dt.timedelta(1)}"])], {"profile", "medications"}),
+    "expired emergency": ([("ER", [f"emergency = {TODAY - dt.timedelta(1)}"])], set()),
     "insurer": ([("insurer", ["claims"])], {"billing"}),
 }
 
@@ -181,3 +180,174 @@ def test_random_two_authority_policies(world, data):
     else:
         with pytest.raises((PolicyNotSatisfied, InvalidKey)):
             decrypt(blob, keys)
+
+
+# -- RW15 expiry: attributes of one GID accumulate, so the expiry is the attribute's own value ------
+
+
+def merged(*keys: Key) -> Key:
+    """One key file holding the components of several keys of one GID (what a holder can make:
+    RW15 binds components only through H(GID), so these combine by design)."""
+    first = keys[0].record
+    parts: dict[str, dict] = {"K": {}, "Kp": {}}
+    for key in keys:
+        parts["K"].update(key.record["K"])
+        parts["Kp"].update(key.record["Kp"])
+    return Key(keys[0].scheme, dataclasses.replace(first, parts=parts))
+
+
+def bit_mixing_dates(target: int) -> tuple[int, int]:
+    """Two values below `target` whose bits together include every bit of `target` (so a
+    bag-of-bits encoding would let their union satisfy `>= target`): target minus each of its two
+    lowest set bits."""
+    low = target & -target
+    second = (target - low) & -(target - low)
+    return target - low, target - second
+
+
+def day(n: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=n)
+
+
+def test_rw15_refuses_a_key_wide_valid_until(world):
+    with pytest.raises(InvalidKey, match="emergency = "):
+        world["ER"].keygen("dr-x", ["emergency", f"valid_until = {TODAY}"])
+    with pytest.raises(InvalidKey, match="accumulate"):
+        world["hospitalA"].keygen("dr-x", ["valid_until@hospitalA"])
+
+
+def test_break_glass_clause_tests_the_dated_emergency_attribute():
+    pmap = PolicyMap.from_json(POLICY_MAP)
+    assert pmap.policy_for("profile", TODAY) == \
+        "doctor@hospitalA or nurse@hospitalA or family@patient or emergency >= 2026-11-22@ER"
+    assert pmap.policy_for("billing", TODAY) == "claims@insurer"
+
+
+def test_two_expired_emergency_keys_merged_do_not_open_break_glass(world):
+    days = (TODAY - dt.date(1970, 1, 1)).days
+    d1, d2 = bit_mixing_dates(days)
+    assert day(d1) < TODAY and day(d2) < TODAY
+    keys = [world["ER"].keygen("eve", [f"emergency = {day(d)}"]) for d in (d1, d2)]
+    blob = encrypt_record(RECORD, PolicyMap.from_json(POLICY_MAP), pks(world), today=TODAY)
+    for attempt in ([merged(*keys)], keys):
+        visible, closed = decrypt_record(blob, attempt)
+        assert visible == {}
+        assert set(closed) == set(RECORD)
+
+
+def test_expired_emergency_key_and_fresh_key_without_emergency(world):
+    expired = world["ER"].keygen("finn", [f"emergency = {TODAY - dt.timedelta(1)}"])
+    fresh = world["ER"].keygen("finn", ["paramedic", f"triage = {TODAY + dt.timedelta(90)}"])
+    blob = encrypt_record(RECORD, PolicyMap.from_json(POLICY_MAP), pks(world), today=TODAY)
+    for attempt in ([merged(expired, fresh)], [expired, fresh]):
+        visible, _ = decrypt_record(blob, attempt)
+        assert visible == {}
+
+
+def test_old_and_renewed_emergency_keys_do_not_combine_into_a_later_date(tmp_path):
+    from abe_health.register import Register
+    from abe_health.revocation import renew
+
+    er = Authority.setup("ER", register=Register.create(tmp_path / "ER.register.sqlite"))
+    today = dt.date.today()
+    # the first day at least 260 days ahead whose number has bits 8 and 9 set: the renewed key
+    # (target - 256) and the old one (target - 512) then hold, between them, every bit of it
+    target = next(n for n in range((today - day(0)).days + 260, 1 << 20) if n & 0x300 == 0x300)
+    new_day, old_day = bit_mixing_dates(target) if target & 0xFF == 0 else (target - 256, target - 512)
+    assert (day(target) - day(new_day)).days >= 200 and day(new_day) >= today
+    old = er.keygen("gus", [f"emergency = {day(old_day)}"])
+    renewed = renew(er, old, day(new_day))
+    assert renewed.record.meta["attributes"] == [f"emergency = {day(new_day)}@ER"]
+    blob = ma_encrypt(b"later", f"emergency >= {day(target)}@ER", [er.public_key])
+    for attempt in ([merged(old, renewed)], [old, renewed]):
+        with pytest.raises(PolicyNotSatisfied):
+            decrypt(blob, attempt)
+    assert decrypt(ma_encrypt(b"now", f"emergency >= {today}@ER", [er.public_key]),
+                   [merged(old, renewed)]) == b"now"
+
+
+@settings(max_examples=25)
+@given(data=st.data())
+def test_merged_numeric_keys_open_exactly_what_one_of_them_opens(world, data):
+    """Keys of one GID with values a and b of one numeric attribute, from separate issuances and
+    merged into one key, open a comparison iff a or b alone satisfies it."""
+    width = data.draw(st.integers(1, 12), label="width")
+    top = (1 << width) - 1
+    a = data.draw(st.integers(0, top), label="a")
+    b = data.draw(st.integers(0, top), label="b")
+    op = data.draw(st.sampled_from(["<", "<=", ">", ">=", "=="]), label="op")
+    c = data.draw(st.integers(0, top), label="c")
+    if (op == "<" and c == 0) or (op == ">" and c == top):
+        return  # no value satisfies it: refused when parsed
+    authority = world["university"]
+    scheme = authority.public_key.scheme
+    widths = {"level": width}
+    ka, kb = (scheme.keygen(authority.public_key.record, authority.secret_key.record, "hal",
+                            KeyAttributes((Attribute("level", str(v), "university"),), widths))
+              for v in (a, b))
+    key = merged(Key(scheme, ka), Key(scheme, kb))
+    policy = Policy.parse(f"level {op} {c}@university", widths)
+    k, ct = scheme.encapsulate({"university": authority.public_key.record}, policy)
+    holds = {"<": a < c or b < c, "<=": min(a, b) <= c, ">": max(a, b) > c,
+             ">=": max(a, b) >= c, "==": c in (a, b)}[op]
+    if holds:
+        assert scheme.decapsulate([key.record], ct) == k
+    else:
+        with pytest.raises(PolicyNotSatisfied):
+            scheme.decapsulate([key.record], ct)
+
+
+def test_expiry_forgeries_through_the_cli(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from abe_health.cli import main
+    from abe_health.keys import read_key
+
+    def run(*args):
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        assert "Traceback" not in result.output
+        return result
+
+    auth = tmp_path / "auth"
+    for name in ("hospitalA", "ER"):
+        assert run("authority", "setup", name, "-o", auth).exit_code == 0
+    result = run("authority", "keygen", "-m", auth / "ER.key", "--gid", "eve", "-a", "emergency",
+                 "-a", f"valid_until = {TODAY}", "-o", tmp_path / "no.key")
+    assert result.exit_code == 1 and result.output.startswith("error: ")
+    assert "emergency = " in result.output and not (tmp_path / "no.key").exists()
+    today = dt.date.today()
+    d1, d2 = bit_mixing_dates((today - day(0)).days)
+    for i, d in enumerate((d1, d2)):
+        assert run("authority", "keygen", "-m", auth / "ER.key", "--gid", "eve", "-a",
+                   f"emergency = {day(d)}", "-o", tmp_path / f"eve{i}.key").exit_code == 0
+    assert run("authority", "keygen", "-m", auth / "ER.key", "--gid", "eve", "-a", "paramedic",
+               "-a", f"triage = {today + dt.timedelta(30)}", "-o", tmp_path / "eve-fresh.key"
+               ).exit_code == 0
+    merged(read_key(tmp_path / "eve0.key"), read_key(tmp_path / "eve1.key")).save(tmp_path / "m.key")
+    (tmp_path / "rec.json").write_text(json.dumps({"profile": {"blood": "A+"}, "notes": "x"}))
+    (tmp_path / "map.json").write_text(json.dumps({
+        "sections": {"profile": "doctor@hospitalA", "notes": "doctor@hospitalA"},
+        "emergency": ["profile"]}))
+    assert run("phr", "encrypt", tmp_path / "rec.json", "--policies", tmp_path / "map.json",
+               "--authorities", auth, "-o", tmp_path / "rec.phr").exit_code == 0
+    for keys in (["m.key"], ["eve0.key", "eve1.key"], ["eve1.key", "eve-fresh.key"]):
+        args = [a for k in keys for a in ("-i", tmp_path / k)]
+        result = run("phr", "decrypt", tmp_path / "rec.phr", *args)
+        assert result.exit_code == 1, keys
+        assert "error: none of the 2 sections opens with these keys" in result.output
+    # old + renewed: the renewal is what the register holds, with the new day
+    target = next(n for n in range((today - day(0)).days + 260, 1 << 20) if n & 0x300 == 0x300)
+    new_day, old_day = target - 256, target - 512
+    assert run("authority", "keygen", "-m", auth / "ER.key", "--gid", "gus", "-a",
+               f"emergency = {day(old_day)}", "-o", tmp_path / "gus-old.key").exit_code == 0
+    assert run("renew", "-m", auth / "ER.key", "-i", tmp_path / "gus-old.key", "--until",
+               day(new_day), "-o", tmp_path / "gus-new.key").exit_code == 0
+    (tmp_path / "x").write_bytes(b"later")
+    assert run("encrypt", "--authority", auth / "ER.pub", "-p", f"emergency >= {day(target)}@ER",
+               "-o", tmp_path / "x.abe", tmp_path / "x").exit_code == 0
+    result = run("decrypt", "-i", tmp_path / "gus-old.key", "-i", tmp_path / "gus-new.key",
+                 "-o", tmp_path / "x.out", tmp_path / "x.abe")
+    assert result.exit_code == 1 and result.output.startswith("error: ")
+    assert not (tmp_path / "x.out").exists()

@@ -18,6 +18,17 @@ side from each source group:
 Trust: an authority alone can decrypt only policies satisfiable with its own attributes; users
 of different GIDs cannot pool keys; the scheme is statically secure (the adversary fixes its
 corrupt authorities and queries up front), as proven in the paper.
+
+Expiry. The same binding through H(GID) means that the attributes one authority issues to one
+GID accumulate: components from two issuances (each attribute with fresh t) combine, by design,
+into one key, so a key's attributes are facts about the GID, not a bundle. A key-wide
+`valid_until` attribute therefore cannot limit the other attributes of its issuance: an expired
+`emergency` key and a fresh key of the same GID without `emergency` but with a later
+`valid_until` together satisfy `emergency and valid_until >= TODAY`. So an attribute that must
+expire carries its own last day as its value (`emergency = 2026-12-31`), and policies test it with
+one comparison on that attribute (`emergency >= 2026-12-01@ER`); numeric values are prefix labels
+(`abe_health.policy.numeric`), each certifying an interval that contains the key's value, so two
+issuances never combine into a date neither holds. `keygen` refuses a `valid_until` attribute.
 """
 
 from __future__ import annotations
@@ -33,6 +44,8 @@ from .base import Record, SchemeBase
 from .common import coefficients_or_refuse, policy_of, row_product
 
 AUTHORITY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}\Z")
+#: a key-wide expiry attribute, meaningless in RW15 (see the module docstring)
+KEY_WIDE_EXPIRY = "valid_until"
 
 
 class RW15(SchemeBase):
@@ -71,6 +84,13 @@ class RW15(SchemeBase):
             raise InvalidKey("a user key needs a non-empty global identifier (GID)")
         own = []
         for attr in attributes.attributes:
+            if attr.name == KEY_WIDE_EXPIRY:
+                raise InvalidKey(
+                    f"RW15 keys cannot carry {KEY_WIDE_EXPIRY}: attributes issued to one GID "
+                    "accumulate across issuances, so it would not limit the others; give the "
+                    "attribute that must expire its last day as its value (e.g. "
+                    "'emergency = 2026-12-31') and test it in policies with 'emergency >= DATE@"
+                    f"{authority}'")
             if attr.authority not in (None, authority):
                 raise InvalidKey(f"authority {authority} cannot issue {attr} "
                                  f"(it belongs to {attr.authority})")
@@ -109,7 +129,7 @@ class RW15(SchemeBase):
         e_gg, g2 = grp.generator("GT"), grp.generator("G2")
         C1, C2, C3, C4 = [], [], [], []
         for x, leaf in enumerate(rows):
-            pk = pks[leaf.authority]
+            pk = pks[str(leaf.authority)]
             t = grp.random_zr()
             C1.append(e_gg ** lam[x] * pk["e_gg_alpha"] ** t)
             C2.append(g2 ** (-t))
