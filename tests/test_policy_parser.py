@@ -117,6 +117,11 @@ def test_labels_are_fixed_format():
         ("12 and a", 4, "expected 'of'"),
         ('"age#3" = 1', 1, "may not contain '#'"),
         ("a, b", 2, "expected 'and', 'or' or end of policy, got ','"),
+        ("age#3 = 1", 4, "reserved for internal names"),
+        ("1499 of (a, b)", 1, "MAX_GATE_CHILDREN = 512"),
+        ("a and age >= " + "9" * 41, 14, "MAX_NUMBER_DIGITS = 40"),
+        ("a or ward = 0" + "0" * 40, 13, "MAX_NUMBER_DIGITS = 40"),
+        ("30 of (" + ", ".join("x" * 40) + ")", 1, "MAX_THRESHOLD_ENTRY_BITS = 128"),
     ],
 )
 def test_syntax_errors_name_the_column(text, column, fragment):

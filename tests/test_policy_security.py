@@ -6,16 +6,23 @@
    text cannot reach, and labels are injective across both namespaces.
 3. Canonical text round-trips: `parse(str(p)) == p`, so a header's policy text means what the
    tree meant (`ward = "03"` must not come back as `ward = 3`).
+4. Work is bounded: hostile policy or attribute text is refused, fast and small, with a
+   PolicySyntaxError naming the limit, before anything big is built.
 """
 
 from __future__ import annotations
 
 import operator
+import time
+import tracemalloc
 import unicodedata
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import WIDTHS as TREE_WIDTHS
+from strategies import trees
 
 from abe_health.errors import InvalidCiphertext, InvalidKey, PolicySyntaxError
 from abe_health.policy import (
@@ -32,7 +39,10 @@ from abe_health.policy import (
     parse_attribute,
     parse_attributes,
 )
+from abe_health.policy import lsss as lsss_module
+from abe_health.policy import parser as parser_module
 from abe_health.policy.ast import days_to_date, prefix_attribute
+from abe_health.policy.parser import _Parser
 from abe_health.schemes import get_scheme
 from abe_health.schemes.base import Record
 from abe_health.schemes.common import policy_of
@@ -282,6 +292,8 @@ def test_threshold_of_internal_names_round_trips():
     (Attribute("q", 'say "hi" \\ bye'), 'q = "say \\"hi\\" \\\\ bye"'),
     (Attribute("ärztin", "größe"), "ärztin = größe"),
     (Attribute("v", "a#b"), 'v = "a#b"'),
+    (Attribute("id", "1" * 40), "id = " + "1" * 40),
+    (Attribute("id", "1" * 41), 'id = "' + "1" * 41 + '"'),
 ])
 def test_values_print_bare_only_when_they_read_back_the_same(attr, text):
     assert str(attr) == text
@@ -302,7 +314,8 @@ _ODD_TEXT = st.one_of(
                      "e\u0301", "-", ".", "_", "a/b", "1e5", "٣", "x-ray.v2/a", "\u00a0", "tab\tstop"]),
     st.text(min_size=1, max_size=8),
     st.text(alphabet='a0"\\ -#=@,()é\u0301', min_size=1, max_size=6),
-    st.integers(0, 10**30).map(str),
+    st.integers(0, 10**50).map(str),
+    st.integers(0, 10**45).map(lambda n: "0" + str(n)),
 ).map(lambda t: unicodedata.normalize("NFC", t))
 
 
@@ -384,3 +397,164 @@ def test_date_comparisons_print_as_dates():
     assert str(cmp) == "valid_until >= 2026-12-31"
     assert days_to_date(20818) == "2026-12-31"
     assert parse(str(cmp)) == cmp
+
+
+# -- 4. bounded work -------------------------------------------------------------------------
+
+
+def _refused(make: Callable[[], object], limit: str) -> PolicySyntaxError:
+    """`make()` raises PolicySyntaxError naming `limit`, in < 2 s with < 100 MiB allocated."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(PolicySyntaxError) as info:
+            make()
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert elapsed < 2, elapsed
+    assert peak < 100 * 2**20, peak
+    assert limit in str(info.value), str(info.value)
+    return info.value
+
+
+def _full(text: str, **kwargs) -> object:
+    """What decryption does with a header's policy: parse it and compile its LSSS."""
+    return Policy.parse(text, **kwargs).lsss
+
+
+def test_huge_threshold_is_refused():
+    names = ", ".join(["a"] * 1500)
+    err = _refused(lambda: _full(f"1499 of ({names})"), "MAX_GATE_CHILDREN")
+    assert err.column == 1
+
+
+def test_threshold_with_huge_lsss_entries_is_refused():
+    names = ", ".join(f"a{i}" for i in range(200))
+    _refused(lambda: _full(f"150 of ({names})"), "MAX_THRESHOLD_ENTRY_BITS")
+
+
+def test_many_ored_comparisons_are_refused_while_parsing():
+    text = " or ".join(["x > 1"] * 330)  # 31 prefix labels each: 10,230 rows from 3.3 KB
+    assert len(text) < 3300
+    err = _refused(lambda: _full(text), "MAX_ROWS")
+    assert 0 < err.column < len(text)
+
+
+def test_nested_thresholds_of_comparisons_are_refused():
+    inner = "2 of (x > 1, x < 7, y > 100)"
+    text = "2 of (" + ", ".join(f"({inner})" for _ in range(60)) + ")"
+    _refused(lambda: _full(text), "MAX_ROWS")
+
+
+def test_many_columns_are_refused():
+    text = "(" + " and ".join(f"a{i}" for i in range(300)) + ") or " + " or ".join(
+        "(" + " and ".join(f"b{i}{j}" for j in range(100)) + ")" for i in range(9))
+    _refused(lambda: _full(text), "MAX_COLUMNS")
+
+
+def test_threshold_chains_with_many_entries_are_refused():
+    """Nested thresholds give every row below them their columns: entries, not rows, blow up."""
+    text = "x"
+    for level in range(30):
+        names = ", ".join(f"n{level}_{j}" for j in range(6))
+        text = f"4 of ({names}, {text})"
+    text = text.replace("x", " or ".join(["y > 1"] * 48))  # 1,488 rows of 91 entries each
+    assert len(text) < 10_000
+    _refused(lambda: _full(text), "MAX_ENTRIES")
+
+
+@pytest.mark.parametrize("template", ["age >= {}", "ward = {}", "{} of (a, b)", "x > 3 and age < {}"])
+def test_huge_number_literals_are_refused(template):
+    err = _refused(lambda: _full(template.format("9" * 5000)), "MAX_NUMBER_DIGITS")
+    assert err.column == template.index("{") + 1
+
+
+def test_huge_policy_text_is_refused():
+    text = " or ".join(f"attribute{i}" for i in range(200_000))
+    err = _refused(lambda: _full(text), "MAX_POLICY_CHARS")
+    assert err.column == parser_module.MAX_POLICY_CHARS + 1
+    _refused(lambda: _full('"' + "x" * 10**6 + '"'), "MAX_POLICY_CHARS")
+
+
+@pytest.mark.parametrize("text", ["ward = " + "9" * 5000, '"' + "n" * 10**6 + '"',
+                                  "n = " + "1" * 10**6, "age = 0" + "0" * 5000 + "7"])
+def test_parse_attribute_is_bounded(text):
+    _refused(lambda: parse_attribute(text), "MAX_")
+
+
+def test_long_numeric_strings_in_keys_are_refused_cleanly():
+    with pytest.raises(InvalidKey, match="MAX_NUMBER_DIGITS"):
+        parse_attributes(['age = "' + "9" * 5000 + '"'])
+    assert parse_attributes(['age = "' + "0" * 5000 + '7"']).numbers == {"age": 7}
+    with pytest.raises(InvalidKey, match="does not fit"):
+        parse_attributes(['age = "' + "9" * 30 + '"'])
+    assert parse_attributes(['age = "0042"']).numbers == {"age": 42}
+
+
+def test_ordinary_policies_stay_accepted():
+    assert Policy.parse("2 of (a, b, c)").lsss.n_rows == 3
+    assert Policy.parse("3 of (a, b, c, d, e)").lsss.n_cols == 3
+    names = ", ".join(f"d{i}" for i in range(40))
+    assert Policy.parse(f"2 of ({names})").lsss.n_rows == 40
+    assert Policy.parse(f"10 of ({', '.join(f'a{i}' for i in range(20))})").lsss.n_cols == 10
+    and100 = " and ".join(f"attr{i}" for i in range(100))
+    assert Policy.parse(and100).lsss.n_cols == 100
+    assert Policy.parse("mrn = " + "1" * 40).tree == Attribute("mrn", "1" * 40)
+
+
+def _within_budget(text: str, **kwargs) -> tuple[float, int]:
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        policy = Policy.parse(text, **kwargs)
+        _ = policy.lsss
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return elapsed, peak
+
+
+def _near_limit_policies() -> list[str]:
+    rows = lsss_module.MAX_ROWS
+    per = 31  # x > 1 at width 32
+    comparisons = " or ".join(["x > 1"] * (rows // per))
+    nested = "x > 1"
+    for level in range(40):
+        nested = f"5 of (a{level}, b{level}, c{level}, d{level}, e{level}, {nested})"
+    return [comparisons, nested]
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_accepted_policies_near_the_limits_stay_cheap(index):
+    elapsed, peak = _within_budget(_near_limit_policies()[index])
+    assert elapsed < 2 and peak < 100 * 2**20, (elapsed, peak)
+
+
+@settings(max_examples=300)
+@given(tree=trees(4))
+def test_sizes_counted_while_parsing_are_those_of_the_lsss(tree):
+    """The limits are checked on counts made while parsing: they must be the LSSS's own."""
+    parser = _Parser(str(tree), TREE_WIDTHS)
+    root = parser.policy()
+    size = parser.sizes[id(root)]
+    lsss = Policy(root).lsss
+    assert size.rows == lsss.n_rows == parser.rows
+    assert 1 + size.cols == lsss.n_cols
+    assert size.entries + size.fed == sum(len(row) for row in lsss.rows)
+
+
+def test_compile_checks_the_limits_for_trees_built_in_code():
+    wide = Threshold(1499, tuple(Attribute(f"a{i}") for i in range(1500)))
+    _refused(lambda: Policy(wide).lsss, "MAX_THRESHOLD_ENTRY_BITS")
+    many = Or(tuple(Attribute(f"a{i}") for i in range(3000)))
+    _refused(lambda: Policy(many).lsss, "MAX_ROWS")
+    columns = Or((And(tuple(Attribute(f"a{i}") for i in range(1000))),
+                  And(tuple(Attribute(f"b{i}") for i in range(1000)))))
+    _refused(lambda: Policy(columns).lsss, "MAX_COLUMNS")
+    chain: And | Or | Threshold = Or(tuple(Attribute(f"e{i}") for i in range(1500)))
+    for level in range(60):
+        chain = Threshold(2, (Attribute(f"a{level}"), Attribute(f"b{level}"), chain))
+    _refused(lambda: Policy(chain).lsss, "MAX_ENTRIES")  # 1,500 rows of 61 entries

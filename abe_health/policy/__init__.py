@@ -1,5 +1,9 @@
 """The policy language: text -> tree -> (comparisons expanded to prefix labels) -> LSSS.
 
+parser.py reads text (bounded: see its limits), ast.py holds the tree, its labels and canonical
+text (round-trips), numeric.py the dyadic prefix encoding of numbers and dates, lsss.py the share
+matrix. Names with `#` are internal (`internal_attribute`), read only with `internal=True`.
+
 >>> p = Policy.parse("(doctor and cardiology) or (nurse and ward = 3)")
 >>> str(p)
 '(doctor and cardiology) or (nurse and ward = 3)'

@@ -21,6 +21,8 @@ import datetime as _dt
 import re
 from dataclasses import dataclass
 
+from ..errors import PolicySyntaxError
+
 KEYWORDS = frozenset({"and", "or", "of", "not"})
 COMPARISON_OPS = ("<", "<=", ">", ">=", "==")
 EPOCH = _dt.date(1970, 1, 1)
@@ -36,6 +38,9 @@ INTERNAL_MARK = BIT_MARK
 PREFIX_TAG = "p"
 #: a bare integer token (threshold count, constant, or value normalized `03` -> `3`)
 INT_RE = re.compile(r"[0-9]+\Z")
+#: most digits of a number literal: 2^64 has 20, and Python refuses int() of over 4,300 digits
+#: (longer digit strings are written quoted, as text)
+MAX_NUMBER_DIGITS = 40
 #: a bare date token YYYY-MM-DD (checked to be a real day, not before 1970-01-01)
 DATE_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
 _TAG = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -101,13 +106,28 @@ def date_days(text: str) -> int | None:
     return (day - EPOCH).days if day >= EPOCH else None
 
 
+def parse_date(token_text: str, text: str = "", column: int = 0) -> int:
+    """Days since 1970-01-01 of an ISO date, refusing impossible or pre-1970 dates."""
+    m = DATE_RE.match(token_text)
+    if not m:
+        raise PolicySyntaxError(f"expected a date YYYY-MM-DD, got '{token_text}'", text, column)
+    days = date_days(token_text)
+    if days is None:
+        try:
+            _dt.date(int(m[1]), int(m[2]), int(m[3]))
+        except ValueError:
+            raise PolicySyntaxError(f"unknown date '{token_text}'", text, column) from None
+        raise PolicySyntaxError(f"date '{token_text}' is before 1970-01-01", text, column)
+    return days
+
+
 def print_value(value: str) -> str:
     """`value` as canonical text: bare only if reading the bare word back gives `value` itself
     (not `03`, which reads as 3, nor an impossible or pre-1970 date, which is refused)."""
     text = quote(value, name=False)
     if text != value:
         return text
-    if INT_RE.match(value) and str(int(value)) != value:
+    if INT_RE.match(value) and (len(value) > MAX_NUMBER_DIGITS or str(int(value)) != value):
         return _quoted(value)
     if DATE_RE.match(value) and date_days(value) is None:
         return _quoted(value)

@@ -23,7 +23,10 @@ from collections.abc import Iterable, Mapping
 from ..errors import InvalidKey, PolicySyntaxError
 from .ast import (
     BIT_MARK,
+    DATE_RE,
     DEFAULT_WIDTH,
+    INT_RE,
+    MAX_NUMBER_DIGITS,
     Attribute,
     Comparison,
     Node,
@@ -31,9 +34,9 @@ from .ast import (
     Threshold,
     check_width,
     numeric_subject,
+    parse_date,
     prefix_attribute,
 )
-from .parser import _DATE, _INT, parse_date
 
 __all__ = [
     "comparison_range",
@@ -102,10 +105,15 @@ def expand(node: Node) -> Node:
 
 
 def numeric_value(value: str) -> int | None:
-    """The integer meaning of a key attribute value (an integer or a date), else None."""
-    if _INT.match(value):
-        return int(value)
-    if _DATE.match(value):
+    """The integer meaning of a key attribute value (an integer or a date), else None; InvalidKey
+    for a digit string of more than MAX_NUMBER_DIGITS significant digits (no width holds it)."""
+    if INT_RE.match(value):
+        digits = value.lstrip("0") or "0"
+        if len(digits) > MAX_NUMBER_DIGITS:
+            raise InvalidKey(f"numeric value of {len(digits)} digits: over MAX_NUMBER_DIGITS = "
+                             f"{MAX_NUMBER_DIGITS}")
+        return int(digits)
+    if DATE_RE.match(value):
         return parse_date(value)
     return None
 
