@@ -157,16 +157,18 @@ class KPABE(ABE):
 
 
 def decrypt_stream_to(key: Key | Sequence[Key], src: BinaryIO, dst: BinaryIO,
-                      progress: Progress | None = None) -> Header:
+                      progress: Progress | None = None, *, context: bytes = b"") -> Header:
     """Decrypt src into dst (one user key, or one user's keys from several authorities for a
-    multi-authority file); the caller keeps dst only if this returns."""
-    return decrypt_stream(key, open_maybe_armored(src), dst, progress)
+    multi-authority file); the caller keeps dst only if this returns. `context` must be the one
+    the file was written for (see `abe_health.envelope`)."""
+    return decrypt_stream(key, open_maybe_armored(src), dst, progress, context=context)
 
 
-def decrypt(data: bytes, key: Key | Sequence[Key]) -> bytes:
-    """Decrypt `.abe` bytes with a user key (or one user's keys from several authorities)."""
+def decrypt(data: bytes, key: Key | Sequence[Key], *, context: bytes = b"") -> bytes:
+    """Decrypt `.abe` bytes with a user key (or one user's keys from several authorities),
+    written for `context` (empty unless the writer bound the file to one, as `.phr` sections are)."""
     out = io.BytesIO()
-    decrypt_stream_to(key, io.BytesIO(data), out)
+    decrypt_stream_to(key, io.BytesIO(data), out, context=context)
     return out.getvalue()
 
 

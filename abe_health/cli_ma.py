@@ -18,7 +18,8 @@ from .fileio import write_atomic
 from .keys import read_key
 from .ma import Authority, read_global, write_global
 from .pairing import get_group
-from .phr import PolicyMap, decrypt_record, encrypt_record
+from .phr import PolicyMap, encrypt_record, load_record, open_record
+from .phr import record_id as record_id_of
 from .register import Register, register_path_for
 from .revocation import renew
 
@@ -187,36 +188,46 @@ def register(main: click.Group, handle_errors) -> None:
     @click.option("--authorities", "authority_dir", type=click.Path(file_okay=False),
                   help="A directory of NAME.pub files.")
     @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False))
+    @click.option("--record-id", default=None,
+                  help="The record's id, bound into every section (default: random).")
     @handle_errors
     def phr_encrypt(record: str, policy_map: str, authority_paths: tuple[str, ...],
-                    authority_dir: str | None, out_path: str) -> None:
-        """Encrypt RECORD.json section by section into a .phr file."""
-        try:
-            data = json.loads(Path(record).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CliError(f"cannot read {record} as JSON: {exc}") from None
-        blob = encrypt_record(data, PolicyMap.load(policy_map),
-                              _authority_keys(authority_paths, authority_dir))
+                    authority_dir: str | None, out_path: str, record_id: str | None) -> None:
+        """Encrypt RECORD.json section by section into a .phr file (version 2: every section is
+        bound to the record id and to the record's list of sections)."""
+        data = load_record(record)
+        pmap = PolicyMap.load(policy_map)
+        blob = encrypt_record(data, pmap, _authority_keys(authority_paths, authority_dir),
+                              record_id=record_id)
         write_atomic(out_path, blob)
-        click.echo(f"wrote {out_path}: {len(data)} sections", err=True)
+        click.echo(f"wrote {out_path}: record {record_id_of(blob)}, {len(data)} sections", err=True)
 
     @phr.command("decrypt")
     @click.argument("record", type=click.Path(dir_okay=False))
     @click.option("-i", "--identity", "key_paths", multiple=True, required=True,
                   type=click.Path(dir_okay=False))
     @click.option("-o", "--out", "out_path", default=None, type=click.Path(dir_okay=False))
+    @click.option("--expect-id", default=None, help="Refuse any record but this one.")
     @handle_errors
-    def phr_decrypt(record: str, key_paths: tuple[str, ...], out_path: str | None) -> None:
-        """Write the sections your keys open as JSON; list the others on stderr."""
+    def phr_decrypt(record: str, key_paths: tuple[str, ...], out_path: str | None,
+                    expect_id: str | None) -> None:
+        """Write the sections your keys open as JSON; print the record id and list the other
+        sections on stderr. A record whose sections were moved, swapped, renamed, added or
+        removed is refused."""
         try:
             blob = Path(record).read_bytes()
         except OSError as exc:
             raise CliError(f"cannot read {record}: {exc.strerror}") from None
-        visible, closed = decrypt_record(blob, [read_key(p, expect="user") for p in key_paths])
+        keys = [read_key(p, expect="user") for p in key_paths]
+        opened = open_record(blob, keys, expect_id)
+        visible, closed = opened.visible, opened.closed
         for name, why in closed.items():
             click.echo(f"not readable: {name}: {why}", err=True)
         if not visible:
             raise CliError(f"none of the {len(closed)} sections opens with these keys")
+        # the id is authenticated now: every section that opened was written for it
+        click.echo(f"record {opened.record_id}: {len(visible)} of {len(visible) + len(closed)} "
+                   "sections readable", err=True)
         text = json.dumps(visible, indent=2, ensure_ascii=False) + "\n"
         if out_path in (None, "-"):
             sys.stdout.write(text)

@@ -14,10 +14,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import cbor2
+
 from search import SearchIndex, SearchKey, keywords
 
 from .api import CPABE, decrypt
-from .errors import PolicyNotSatisfied
+from .errors import InvalidCiphertext, PolicyNotSatisfied
 from .ma import Authority
 from .pairing import get_group
 from .phr import PolicyMap, decrypt_record, encrypt_record
@@ -120,8 +122,10 @@ def _phr_story(echo: Callable[[str], None], today: dt.date) -> None:
     })
     record = {"profile": {"name": "P-17", "blood": "A+"}, "medications": ["warfarin 5 mg"],
               "lab_results": {"INR": 2.4}, "mental_health": "sleep: improving"}
-    blob = encrypt_record(record, pmap, [a.public_key for a in auth.values()], today)
-    echo(f"  record P-17: {len(record)} sections, each under its own policy ({len(blob)} bytes)")
+    pks = [a.public_key for a in auth.values()]
+    blob = encrypt_record(record, pmap, pks, today, record_id="P-17")
+    echo(f"  record P-17: {len(record)} sections, each under its own policy and bound to the "
+         f"record ({len(blob)} bytes)")
     echo(f"  break-glass clause: {pmap.policy_for('profile', today)}")
     day = dt.timedelta(1)
     readers = {
@@ -139,3 +143,11 @@ def _phr_story(echo: Callable[[str], None], today: dt.date) -> None:
         visible, closed = decrypt_record(blob, keys)
         shown = ", ".join(sorted(visible)) or "nothing"
         echo(f"  {who:46} reads: {shown}; refused: {len(closed)}")
+    other = encrypt_record({"lab_results": {"INR": 1.0}}, pmap, pks, today, record_id="P-42")
+    moved = cbor2.loads(blob)
+    moved["sections"]["lab_results"] = cbor2.loads(other)["sections"]["lab_results"]
+    try:
+        decrypt_record(cbor2.dumps(moved), [auth["hospitalA"].keygen("ada", ["doctor"])])
+        echo("  P-42's lab results planted into P-17: accepted (this should not happen)")
+    except InvalidCiphertext:
+        echo("  P-42's lab results planted into P-17: refused, the record was altered")

@@ -115,18 +115,20 @@ def _public_keys(authorities: Iterable[Key]) -> dict[str, Key]:
 
 
 def ma_encrypt_stream(src: BinaryIO, dst: BinaryIO, policy: str, authorities: Iterable[Key],
-                      progress: Progress | None = None) -> None:
-    """Encrypt a stream under a policy of `name@authority` attributes."""
+                      progress: Progress | None = None, *, context: bytes = b"") -> None:
+    """Encrypt a stream under a policy of `name@authority` attributes (bound to `context`, which
+    decryption must repeat: see `abe_health.envelope`)."""
     pks = _public_keys(authorities)
     scheme = next(iter(pks.values())).scheme
+    assert isinstance(scheme, RW15)  # _public_keys admits rw15 keys only
     gt_key, ct = scheme.encapsulate({n: k.record for n, k in pks.items()}, Policy.parse(policy))
-    seal_stream(scheme, ct, gt_key, src, dst, progress=progress)
+    seal_stream(scheme, ct, gt_key, src, dst, progress=progress, context=context)
 
 
-def ma_encrypt(data: bytes, policy: str, authorities: Iterable[Key]) -> bytes:
-    """Encrypt bytes under a multi-authority policy."""
+def ma_encrypt(data: bytes, policy: str, authorities: Iterable[Key], *, context: bytes = b"") -> bytes:
+    """Encrypt bytes under a multi-authority policy (bound to `context` when given)."""
     out = io.BytesIO()
-    ma_encrypt_stream(io.BytesIO(data), out, policy, authorities)
+    ma_encrypt_stream(io.BytesIO(data), out, policy, authorities, context=context)
     return out.getvalue()
 
 
