@@ -163,8 +163,8 @@ def register_path_for(master_path: str | os.PathLike[str]) -> Path:
 
 def key_digest(key: Key) -> bytes:
     """SHA-256 over the canonical CBOR of a key's encoded parts (its group elements only: no
-    metadata, so editing a key file's meta does not change it and editing its parts breaks the
-    key). The parts are re-encoded from the decoded elements, so any accepted encoding of the
+    metadata, so editing a key file's meta does not change it, while any change to its parts,
+    such as merging the components of two keys, does). The parts are re-encoded from the decoded elements, so any accepted encoding of the
     same key gives the same digest."""
     parts = to_map(key.scheme, key.record)["parts"]
     return hashlib.sha256(cbor2.dumps(parts, canonical=True)).digest()
@@ -248,16 +248,19 @@ class Register:
 
     # -- connections ---------------------------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
-        """A new connection (autocommit mode: use BEGIN/COMMIT or `with conn:` for transactions),
-        WAL, foreign keys and recursive triggers on. For tables of your own in the same file;
-        the caller closes it."""
+        """A new connection for tables of your own in the same file (the caller closes it): WAL,
+        synchronous=FULL, foreign keys and recursive triggers on, and autocommit mode, so every
+        statement commits by itself; group statements with BEGIN IMMEDIATE ... COMMIT."""
         try:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA recursive_triggers=ON")
         except sqlite3.Error as exc:
+            raise RegisterError(f"issuance register {self.path}: {exc}") from None
+        try:
+            for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                           "recursive_triggers=ON"):
+                db.execute(f"PRAGMA {pragma}")
+        except sqlite3.Error as exc:
+            db.close()
             raise RegisterError(f"issuance register {self.path}: {exc}") from None
         return db
 
