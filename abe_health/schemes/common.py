@@ -28,7 +28,7 @@ def row_product(elements: Sequence[Element], weights: Sequence[int]) -> Element:
     return elements[0].group.product(terms)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=64)  # at most ~5 MiB a worst-case policy: bounded even if headers are hostile
 def _parse(text: str, widths: tuple[tuple[str, int], ...]) -> Policy:
     return Policy.parse(text, dict(widths), internal=True)
 
