@@ -164,8 +164,8 @@ def register_path_for(master_path: str | os.PathLike[str]) -> Path:
 def key_digest(key: Key) -> bytes:
     """SHA-256 over the canonical CBOR of a key's encoded parts (its group elements only: no
     metadata, so editing a key file's meta does not change it, while any change to its parts,
-    such as merging the components of two keys, does). The parts are re-encoded from the decoded elements, so any accepted encoding of the
-    same key gives the same digest."""
+    such as merging the components of two keys, does). The parts are re-encoded from the
+    decoded elements, so any accepted encoding of the same key gives the same digest."""
     parts = to_map(key.scheme, key.record)["parts"]
     return hashlib.sha256(cbor2.dumps(parts, canonical=True)).digest()
 
