@@ -12,20 +12,24 @@ from .api import ABE
 from .cli_common import CliError
 from .fileio import atomic_output
 from .keys import read_key
+from .register import register_path_for
 from .revocation import Vault
 from .revocation.manifest import AuthorityState
 
 
 def _authority(master_path: str) -> ABE:
+    """The authority of `master_path`, recording the keys it issues in its register."""
     master = read_key(master_path, expect="master")
-    return ABE(read_key(Path(master_path).with_name("public.key"), expect="public"), master)
+    register = register_path_for(master_path)
+    return ABE(read_key(Path(master_path).with_name("public.key"), expect="public"), master,
+               register=register if register.exists() else None)
 
 
 def _authority_vault(path: str, master_path: str) -> tuple[Vault, ABE]:
     """The vault opened by its authority, with the authority's own state (beside its master
     key) that refuses replayed manifests."""
     authority = _authority(master_path)
-    return Vault(path, state=AuthorityState(Path(master_path).with_name("register.sqlite"))), authority
+    return Vault(path, state=AuthorityState(register_path_for(master_path))), authority
 
 
 def _report_failures(failed: list[tuple[str, str]]) -> None:
@@ -53,7 +57,7 @@ def register(main: click.Group, handle_errors) -> None:
         """Create an empty vault (escrow.pub lets anyone add; only the authority revokes)."""
         authority = _authority(master_path)
         Vault(path, create_for=authority,
-              state=AuthorityState(Path(master_path).with_name("register.sqlite"))).close()
+              state=AuthorityState(register_path_for(master_path))).close()
         click.echo(f"created vault {path}", err=True)
 
     @vault.command("add")

@@ -174,7 +174,7 @@ def dated_attributes(attributes: Iterable[str]) -> dict[str, str]:
     """{subject (`name[@authority]`): ISO date} of the attributes whose value is a date."""
     dates = {}
     for text in attributes:
-        attr = parse_attribute(text)
+        attr = parse_attribute(text, internal=True)
         if attr.value is not None and _ISO_DATE.match(attr.value):
             subject = attr.name + (f"@{attr.authority}" if attr.authority else "")
             dates[subject] = attr.value

@@ -229,8 +229,8 @@ def test_multi_authority_and_phr_cli(tmp_path):
     assert result.exit_code == 0
     assert json.loads(result.stdout) == {"profile": {"blood": "A+"}}
     assert "not readable: billing" in result.stderr
-    result = run("authority", "keygen", "-m", auth / "ER.key", "--gid", "er1", "-a", "emergency",
-                 "-a", "valid_until = 2000-01-01", "-o", tmp_path / "er-old.key")
+    result = run("authority", "keygen", "-m", auth / "ER.key", "--gid", "er1",
+                 "-a", "emergency = 2000-01-01", "-o", tmp_path / "er-old.key")
     assert result.exit_code == 0
     result = run("phr", "decrypt", tmp_path / "rec.phr", "-i", tmp_path / "er-old.key")
     assert result.exit_code == 1

@@ -22,7 +22,7 @@ from ..derived import fingerprint
 from ..errors import InvalidKey
 from ..keys import Key
 from ..ma import Authority
-from ..policy import Attribute, parse_attribute
+from ..policy import Attribute, is_internal, parse_attribute
 from ..register import Issuance, NotRenewable, dated_attributes
 
 EXPIRY = "valid_until"
@@ -36,6 +36,9 @@ def renewed_attributes(issuance: Issuance, until: dt.date, name: str = EXPIRY) -
         raise NotRenewable(f"issuance {issuance.iid} is a key policy (KP-ABE): only attribute "
                            "keys (CP or multi-authority) are renewed")
     day = until.isoformat()
+    if any(is_internal(parse_attribute(t, internal=True)) for t in issuance.attributes):
+        raise NotRenewable(f"issuance {issuance.iid} holds revocation epochs: it is re-issued by the "
+                           "vault whose versions it carries, not renewed")
     if issuance.gid is not None:
         if not dated_attributes(issuance.attributes):
             raise NotRenewable(f"issuance {issuance.iid} holds no dated attribute (such as "

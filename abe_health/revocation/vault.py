@@ -206,7 +206,10 @@ class Vault:
         rec = authority.public_key.scheme.keygen(authority.public_key.record, master.record, subject)
         rec = type(rec)(rec.scheme, rec.group, rec.kind, rec.parts,
                         {**rec.meta, "pk": fingerprint(authority.public_key)})
-        return Key(authority.public_key.scheme, rec)
+        key = Key(authority.public_key.scheme, rec)
+        if authority.register is not None:
+            key = authority.register.record(key, fingerprint(authority.public_key))
+        return key
 
     # -- paths ---------------------------------------------------------------------------------
     def _path(self, file_id: str, gen: int, part: str) -> Path:
