@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import InvalidKey
-from .keys import Key, to_map
+from .keys import Key, from_map, to_map
 
 LABEL = "abe-health/v2/derived/"
 
@@ -59,12 +59,27 @@ def verify_key_bytes(master_key: Key) -> bytes:
 
 
 def complete_setup(public: Key, master: Key) -> tuple[Key, Key]:
-    """A fresh (public, master) pair made whole: `vk` into the public key, and the public key's
-    fingerprint into the master key, so a mismatched pair is refused (`check_pair`)."""
+    """A fresh (public, master) pair made whole: `vk` into the public key, and the public key
+    (its whole record, and its fingerprint) into the master key, so that the master key alone
+    gives its public key (`public_of`) and a mismatched pair is refused (`check_pair`)."""
     pk = dataclasses.replace(public.record, meta={**public.record.meta, "vk": verify_key_bytes(master)})
     public = Key(public.scheme, pk)
-    msk = dataclasses.replace(master.record, meta={**master.record.meta, "pk": fingerprint(public)})
+    msk = dataclasses.replace(master.record, meta={**master.record.meta, "pk": fingerprint(public),
+                                                   "public": to_map(public.scheme, public.record)})
     return public, Key(master.scheme, msk)
+
+
+def public_of(master: Key) -> Key:
+    """The public key a master key carries, checked to be its own."""
+    embedded = master.record.meta.get("public")
+    if master.kind != "master" or not isinstance(embedded, dict):
+        raise InvalidKey("this master key does not carry its public key")
+    scheme, rec = from_map(embedded)
+    if rec.kind != "public":
+        raise InvalidKey("this master key carries a malformed public key")
+    public = Key(scheme, rec)
+    check_pair(public, master)
+    return public
 
 
 def check_pair(public: Key, master: Key) -> None:
