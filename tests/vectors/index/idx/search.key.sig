@@ -1,0 +1,1 @@
+¤avdtypexabe-health/owner-signatureistatement£dtypeuabe-health/search-keyeindexP†D·ü	%ò‹-ÂyK^õckeyX “ñ”I¿Û1-`!XÜqêk6é³;1i2#œisignatureX@ŞßHG…°šÍƒ½Ş!ÿ…ZêW±‚:úÀ°yÕğÔÔIõ®“râI´‘¢Ni÷
