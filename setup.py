@@ -4,7 +4,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="abe-health",
-    version="0.1.0",
+    version="0.2.0",
     description=(
         "Attribute-based encryption, revocation and encrypted search for personal health records"
     ),

@@ -8,25 +8,29 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
 from . import __version__
-from .api import ABE, decrypt_file, inspect_file
-from .armor import BEGIN, ArmorWriter
+from .armor import BEGIN
+from .authority import ABE
 from .cli_common import CliError, handle_errors
 from .cli_ma import register as register_ma
 from .cli_search import register as register_search
 from .cli_vault import register as register_vault
-from .fileio import atomic_output
+from .encryption import decrypt as decrypt_to
+from .encryption import encrypt as encrypt_to
+from .encryption import inspect as inspect_file
+from .hazmat.schemes import SCHEMES
 from .keys import Key, read_key
-from .ma import ma_encrypt_stream
 from .policy import Policy, parse_attributes
+from .recipients import AttributesRecipient, MultiAuthorityRecipient, PolicyRecipient, Recipient
 from .register import Register, register_path_for
-from .schemes import SCHEMES
 
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024
 
@@ -198,27 +202,26 @@ def encrypt(public_path: str | None, authority_paths: tuple[str, ...], policy: s
         raise click.UsageError("give either -k PUBLIC.key or one or more --authority NAME.pub")
     if authority_paths and policy is None:
         raise click.UsageError("multi-authority encryption needs -p POLICY")
-    authority = ABE(read_key(public_path, expect="public")) if public_path else None
-    pks = [read_key(p, expect="public") for p in authority_paths]
+    recipient: Recipient
+    if public_path:
+        public = read_key(public_path, expect="public")
+        if public.scheme.policy_in == "key":
+            if policy is not None or not attrs:
+                raise click.UsageError(f"{public.scheme.name} encrypts under attributes: give -a ATTR")
+            recipient = AttributesRecipient(public, attrs)
+        else:
+            if policy is None or attrs:
+                raise click.UsageError(f"{public.scheme.name} encrypts under a policy: give -p POLICY")
+            recipient = PolicyRecipient(public, policy)
+    else:
+        recipient = MultiAuthorityRecipient(str(policy), [read_key(p, expect="public")
+                                                          for p in authority_paths])
     bar = _progress(src, "encrypting")
     tick = bar.update if bar else None
     fin = sys.stdin.buffer if src == "-" else _open_input(src)
-
-    def run(sink: Any) -> None:
-        out = ArmorWriter(sink) if armor else sink
-        if authority is not None:
-            authority.encrypt_stream(fin, out, policy, attrs or None, tick)
-        else:
-            ma_encrypt_stream(fin, out, str(policy), pks, tick)
-        if armor:
-            out.close()
-
     try:
-        if out_path in (None, "-"):
-            run(sys.stdout.buffer)
-        else:
-            with atomic_output(out_path) as fout:
-                run(fout)
+        sink = sys.stdout.buffer if out_path in (None, "-") else out_path
+        encrypt_to(fin, sink, recipient, armor=armor, progress=tick)  # type: ignore[arg-type]
     finally:
         if bar:
             bar.render_finish()
@@ -237,13 +240,21 @@ def encrypt(public_path: str | None, authority_paths: tuple[str, ...], policy: s
 def decrypt(key_paths: tuple[str, ...], out_path: str | None, src: str) -> None:
     """Decrypt IN (default stdin). Nothing is written unless the whole file verifies."""
     keys = [read_key(p, expect="user") for p in key_paths]
-    key = keys[0] if len(keys) == 1 else keys
-    if src != "-":
-        _open_input(src).close()
+    fin = sys.stdin.buffer if src == "-" else _open_input(src)
     bar = _progress(src, "decrypting")
+    tick = bar.update if bar else None
     try:
-        decrypt_file(key, src, out_path, bar.update if bar else None)
+        if out_path in (None, "-"):
+            with tempfile.TemporaryFile() as spool:  # nothing reaches stdout before it all verified
+                decrypt_to(fin, spool, *keys, progress=tick)
+                spool.seek(0)
+                shutil.copyfileobj(spool, sys.stdout.buffer, 1 << 20)
+                sys.stdout.buffer.flush()
+        else:
+            decrypt_to(fin, out_path, *keys, progress=tick)
     finally:
+        if fin is not sys.stdin.buffer:
+            fin.close()
         if bar:
             bar.render_finish()
 

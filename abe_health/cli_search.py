@@ -23,11 +23,12 @@ from search import SearchIndex, SearchKey
 from search.errors import InvalidSearchKey
 from search.text import collect, document_keywords
 
-from .api import ABE
+from .authority import ABE
 from .cli_common import CliError
 from .errors import AbeError
 from .keys import read_key
 from .owner import SEALED_KEY, OwnerKey, OwnerPublicKey, open_search_key, seal_search_key
+from .recipients import PolicyRecipient
 
 WRAPPED_KEY = SEALED_KEY
 
@@ -152,7 +153,7 @@ def register(main: click.Group, handle_errors) -> None:
         authority = ABE(read_key(public_path, expect="public")) if public_path else None
         owner_key = OwnerKey.load(owner_path) if owner_path else None
         if authority is not None:  # a policy that cannot seal fails now, not after the build
-            authority.encrypt(b"", policy)
+            PolicyRecipient(authority.public_key, policy)
         found = _collect(docs)
         idx, stats = SearchIndex.create(out_dir, found, key, _status)
         if authority is not None and owner_key is not None and policy is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .api import ABE
+from .authority import ABE
 from .cli_common import CliError
 from .fileio import atomic_output
 from .keys import read_key

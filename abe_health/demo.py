@@ -18,12 +18,14 @@ import cbor2
 
 from search import SearchIndex, SearchKey, keywords
 
-from .api import CPABE, decrypt
+from .authority import CPABE
+from .encryption import decrypt, encrypt
 from .errors import InvalidCiphertext, PolicyNotSatisfied
+from .hazmat.pairing import get_group
 from .ma import Authority
-from .pairing import get_group
 from .phr import PolicyMap, decrypt_record, encrypt_record
 from .policy import Policy, parse_attributes
+from .recipients import PolicyRecipient
 
 
 def run_demo(echo: Callable[[str], None]) -> None:
@@ -72,12 +74,12 @@ def run_demo(echo: Callable[[str], None]) -> None:
     echo("\nthe same policy protecting a record with FAME CP-ABE (a .abe file in memory):")
     hospital = CPABE.setup()
     record = b'{"patient": "P-17", "bp": "120/80", "ecg": "sinus rhythm"}'
-    blob = hospital.encrypt(record, str(policy))
+    blob = encrypt(record, None, PolicyRecipient(hospital.public_key, policy))
     echo(f"  {len(record)} bytes of JSON -> {len(blob)} bytes of .abe "
          f"(header with {lsss.n_rows} ciphertext rows, then AES-256-GCM)")
     for who, attrs in staff.items():
         try:
-            plain = decrypt(blob, hospital.keygen(attrs))
+            plain = decrypt(blob, None, hospital.keygen(attrs))
             echo(f"  {who:34} reads it: {plain == record}")
         except PolicyNotSatisfied:
             echo(f"  {who:34} refused: PolicyNotSatisfied")

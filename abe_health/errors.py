@@ -50,3 +50,12 @@ class VaultError(AbeError):
 class InvalidSignature(AbeError):
     """A signature that is missing, malformed or does not verify under the pinned key, or a
     valid signature over a statement that does not vouch for what it is offered with."""
+
+
+class NoIdentityMatched(PolicyNotSatisfied):
+    """None of several identities opened a file because none satisfies its policy; `reasons`
+    holds (identity, why) for each, in the order tried."""
+
+    def __init__(self, message: str, reasons: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.reasons = reasons

@@ -1,49 +1,63 @@
-"""Keys and ciphertext headers as versioned, self-describing CBOR, with optional ASCII armor
-and passphrase protection (scrypt + AES-256-GCM) for master keys. Never pickle.
+"""Typed keys: `PublicKey`, `MasterKey`, `UserKey`, as versioned, self-describing CBOR with
+optional ASCII armor and passphrase protection (scrypt + AES-256-GCM). Never pickled.
 
-A serialized record is the CBOR map {"v": 1, "type": "abe-health/<kind>", "scheme", "group",
-"kind", "parts", "meta"}; loading checks every field and every group element, so a key of the
-wrong kind, scheme or group is refused with `InvalidKey` and a readable message.
+Records are specified in docs/formats.md (`abe_health.hazmat.records`). Loading checks every
+field and every group element, so a key of the wrong kind, scheme or group is refused with
+`InvalidKey` and a readable message. Secret keys (master, user) print only their kind, scheme,
+fingerprint and attributes, refuse pickling, and compare in constant time.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NoReturn
 
 import cbor2
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from .errors import AbeError, BackendUnavailable, InvalidCiphertext, InvalidKey
+from .errors import AbeError, InvalidKey
 from .fileio import write_atomic
-from .schemes import Record, SchemeBase, decode_record, get_scheme, group_of
+from .hazmat.records import PROTECTED, V1_MESSAGE, VERSION, from_map, to_map
+from .hazmat.schemes import Record, SchemeBase
 
-VERSION = 2
-#: what a version-1 key (abe-health 0.1) gets told
-V1_MESSAGE = ("this is a version-1 key (abe-health 0.1); version 2 changed numeric attributes, "
-              "issuance records and authority keys (see docs/security.md): authorities run setup "
-              "again and re-issue user keys")
-PROTECTED = "abe-health/protected-key"
+__all__ = ["V1_MESSAGE", "VERSION", "Key", "MasterKey", "PublicKey", "UserKey", "armor_bytes",
+           "dearmor", "load_key", "protect", "read_key", "unprotect"]
+
 KIND_LABELS = {"public": "PUBLIC KEY", "master": "MASTER KEY", "user": "USER KEY",
                "ciphertext": "CIPHERTEXT"}
 _ARMOR = re.compile(r"-----BEGIN ABE ([A-Z ]+)-----\s*(.*?)\s*-----END ABE \1-----", re.S)
 #: scrypt cost: 2^17 x 8 x 128 bytes = 128 MiB, about 0.3 s here
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1
+#: the most memory a protected key file may ask scrypt for (128 * n * r bytes)
+SCRYPT_MAX_MEMORY = 1 << 30
+#: the largest key file read
+MAX_KEY_BYTES = 16 * 1024 * 1024
+KeyKind = Literal["public", "master", "user"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Key:
-    """A public, master or user key: its scheme (which knows its group) and its record."""
+    """A public, master or user key: its scheme (which knows its group) and its record.
+
+    `Key(scheme, record)` returns the typed subclass for the record's kind (`PublicKey`,
+    `MasterKey`, `UserKey`).
+    """
 
     scheme: SchemeBase
     record: Record
+
+    def __new__(cls, scheme: SchemeBase, record: Record) -> Key:
+        if cls is Key:
+            cls = _KINDS.get(record.kind, Key)
+        return object.__new__(cls)
 
     @property
     def kind(self) -> str:
@@ -59,7 +73,7 @@ class Key:
         return armor_bytes(data, KIND_LABELS[self.kind]) if armor else data
 
     def save(self, path: str | os.PathLike[str], armor: bool = False,
-             passphrase: str | None = None) -> None:
+             passphrase: str | bytes | None = None) -> None:
         """Write atomically; master and user keys get mode 0600; a passphrase encrypts the key."""
         data = self.to_bytes()
         if passphrase is not None:
@@ -68,37 +82,80 @@ class Key:
             data = armor_bytes(data, KIND_LABELS[self.kind])
         write_atomic(path, data, secret=self.is_secret)
 
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits naming this key (for a public key, what users pin; for a secret key, a
+        one-way digest of its record that reveals nothing usable)."""
+        from .derived import fingerprint
+
+        if self.kind == "public":
+            return fingerprint(self)
+        encoded = cbor2.dumps(to_map(self.scheme, self.record), canonical=True)
+        return hashlib.sha256(b"abe-health/v2/secret-key-id\x00" + encoded).hexdigest()[:16]
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        """The attributes a CP or multi-authority user key holds (empty for other keys)."""
+        attrs = self.record.meta.get("attributes")
+        return tuple(str(a) for a in attrs) if isinstance(attrs, list) else ()
+
     def describe(self) -> str:
         meta = self.record.meta
-        subject = ", ".join(meta["attributes"]) if meta.get("attributes") else meta.get("policy", "")
+        subject = ", ".join(self.attributes) if self.attributes else str(meta.get("policy", ""))
         text = f"{self.scheme.name} {self.kind} key over {self.scheme.group.id}"
         return f"{text} for {subject}" if subject else text
 
+    def __repr__(self) -> str:
+        extra = f", attributes={list(self.attributes)!r}" if self.attributes else ""
+        if self.kind == "user" and isinstance(self.record.meta.get("policy"), str):
+            extra = f", policy={self.record.meta['policy']!r}"
+        return f"{type(self).__name__}(scheme={self.scheme.name!r}, fingerprint={self.fingerprint!r}{extra})"
 
-def to_map(scheme: SchemeBase, rec: Record) -> dict[str, Any]:
-    """The versioned CBOR-ready map of a record."""
-    return {"v": VERSION, "type": f"abe-health/{rec.kind}", **scheme.encode(rec)}
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Key):
+            return NotImplemented
+        return hmac.compare_digest(self.to_bytes(), other.to_bytes())
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(f"{type(self).__name__} objects are not pickled: use to_bytes() / save()")
+
+    def __copy__(self) -> Key:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Key:
+        return self
 
 
-def from_map(data: Any) -> tuple[SchemeBase, Record]:
-    """Validate and decode a record map (any kind)."""
-    if not isinstance(data, dict):
-        raise InvalidKey("not an abe-health key or ciphertext (expected a CBOR map)")
-    if data.get("type") == PROTECTED:
-        raise InvalidKey("this key is protected by a passphrase; give the passphrase to load it")
-    if data.get("v") == 1 and data.get("type") != PROTECTED:
-        raise InvalidKey(V1_MESSAGE)
-    if data.get("v") != VERSION:
-        raise InvalidKey(f"unsupported format version {data.get('v')!r} (this is version {VERSION})")
-    if data.get("type") != f"abe-health/{data.get('kind')}":
-        raise InvalidKey("not an abe-health key or ciphertext (type field missing or inconsistent)")
-    try:
-        group = group_of(data)
-    except BackendUnavailable as exc:
-        error = InvalidCiphertext if data.get("kind") == "ciphertext" else InvalidKey
-        raise error(f"cannot open the record's pairing group: {exc}") from None
-    scheme = get_scheme(str(data.get("scheme")), group)
-    return scheme, decode_record(scheme, data)
+class PublicKey(Key):
+    """An authority's public key: what writers pin (by `fingerprint`) and encrypt to."""
+
+
+class MasterKey(Key):
+    """An authority's master key (secret): issues user keys; carries its public key."""
+
+    def public_key(self) -> PublicKey:
+        """The public key this master key was made with (checked to be its pair)."""
+        from .derived import public_of
+
+        return public_of(self)  # type: ignore[return-value]
+
+
+class UserKey(Key):
+    """A user's secret key for attributes (CP, multi-authority) or a policy (KP): an identity."""
+
+    @property
+    def gid(self) -> str | None:
+        """The global identifier of a multi-authority key's holder."""
+        gid = self.record.meta.get("gid")
+        return gid if isinstance(gid, str) else None
+
+
+_KINDS: dict[str, type[Key]] = {"public": PublicKey, "master": MasterKey, "user": UserKey}
 
 
 def armor_bytes(data: bytes, label: str) -> bytes:
@@ -117,35 +174,51 @@ def dearmor(data: bytes) -> bytes:
         raise InvalidKey("malformed ASCII armor (BEGIN/END lines do not match)")
     try:
         return base64.b64decode("".join(match.group(2).split()), validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: characters outside ASCII
         raise InvalidKey("malformed base64 inside ASCII armor") from None
 
 
-def protect(data: bytes, passphrase: str) -> bytes:
+def _secret(passphrase: str | bytes) -> bytes:
+    return passphrase.encode() if isinstance(passphrase, str) else bytes(passphrase)
+
+
+def protect(data: bytes, passphrase: str | bytes) -> bytes:
     """Encrypt key bytes under a passphrase: scrypt -> AES-256-GCM, parameters in the envelope."""
     salt, nonce = os.urandom(16), os.urandom(12)
-    key = Scrypt(salt=salt, length=32, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P).derive(passphrase.encode())
+    key = Scrypt(salt=salt, length=32, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P).derive(_secret(passphrase))
     sealed = AESGCM(key).encrypt(nonce, data, PROTECTED.encode())
     return cbor2.dumps({"v": VERSION, "type": PROTECTED, "kdf": "scrypt", "n": SCRYPT_N,
                         "r": SCRYPT_R, "p": SCRYPT_P, "salt": salt, "nonce": nonce, "ct": sealed})
 
 
-def unprotect(envelope: dict[str, Any], passphrase: str) -> bytes:
-    """Inverse of `protect`; a wrong passphrase or altered file raises InvalidKey."""
+def unprotect(envelope: dict[str, Any], passphrase: str | bytes) -> bytes:
+    """Inverse of `protect`; a wrong passphrase or altered file raises InvalidKey. The scrypt
+    parameters are checked (power-of-two n, bounded memory and work) before anything runs."""
+    n, r, p = envelope.get("n"), envelope.get("r"), envelope.get("p")
+    salt, nonce, sealed = envelope.get("salt"), envelope.get("nonce"), envelope.get("ct")
+    if envelope.get("kdf") != "scrypt" or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                    for x in (n, r, p)):
+        raise InvalidKey("unsupported key protection parameters")
+    assert isinstance(n, int) and isinstance(r, int) and isinstance(p, int)
+    if not (2**10 <= n <= 2**22 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16
+            and 128 * n * r <= SCRYPT_MAX_MEMORY):
+        raise InvalidKey("unsupported key protection parameters")
+    if not (isinstance(salt, bytes) and 8 <= len(salt) <= 64 and isinstance(nonce, bytes)
+            and len(nonce) == 12 and isinstance(sealed, bytes) and len(sealed) <= MAX_KEY_BYTES):
+        raise InvalidKey("malformed protected key")
     try:
-        n, r, p = int(envelope["n"]), int(envelope["r"]), int(envelope["p"])
-        if envelope.get("kdf") != "scrypt" or not (2**10 <= n <= 2**22 and r <= 32 and p <= 16):
-            raise InvalidKey("unsupported key protection parameters")
-        key = Scrypt(salt=envelope["salt"], length=32, n=n, r=r, p=p).derive(passphrase.encode())
-        return AESGCM(key).decrypt(envelope["nonce"], envelope["ct"], PROTECTED.encode())
+        key = Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(_secret(passphrase))
+        return AESGCM(key).decrypt(nonce, sealed, PROTECTED.encode())
     except InvalidTag:
         raise InvalidKey("wrong passphrase, or the protected key file was altered") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidKey(f"malformed protected key: {exc}") from None
+    except (ValueError, MemoryError):  # parameters OpenSSL refuses
+        raise InvalidKey("unsupported key protection parameters") from None
 
 
-def load_key(data: bytes, passphrase: str | None = None, expect: str | None = None) -> Key:
+def load_key(data: bytes, passphrase: str | bytes | None = None, expect: str | None = None) -> Key:
     """Parse key bytes (binary or armored, protected or not); `expect` checks the kind."""
+    if len(data) > MAX_KEY_BYTES:
+        raise InvalidKey(f"not an abe-health key (over {MAX_KEY_BYTES} bytes)")
     raw = dearmor(data)
     try:
         decoded = cbor2.loads(raw)
@@ -163,11 +236,12 @@ def load_key(data: bytes, passphrase: str | None = None, expect: str | None = No
     return Key(scheme, rec)
 
 
-def read_key(path: str | os.PathLike[str], passphrase: str | None = None,
+def read_key(path: str | os.PathLike[str], passphrase: str | bytes | None = None,
              expect: str | None = None) -> Key:
     """Load a key file, naming the file in any error."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_KEY_BYTES + 1)
     except OSError as exc:
         raise InvalidKey(f"cannot read key file {path}: {exc.strerror}") from None
     try:

@@ -1,4 +1,5 @@
-"""Multi-authority recipes (RW15): authorities, their user keys, and encryption across them.
+"""Multi-authority recipes (RW15): authorities and their user keys (encrypt across them with a
+`MultiAuthorityRecipient`).
 
 Expiry in RW15. The attributes one authority issues to one GID accumulate: RW15 ties a key's
 components together only through H(GID) (each attribute has its own fresh randomness), so
@@ -15,36 +16,34 @@ attributes with every date-valued attribute set to the new last day.
 
 >>> hospital, university = Authority.setup("hospitalA"), Authority.setup("university")
 >>> keys = [hospital.keygen("alice", ["doctor"]), university.keygen("alice", ["researcher"])]
->>> blob = ma_encrypt(b"cohort", "doctor@hospitalA and researcher@university",
-...                   [hospital.public_key, university.public_key])
->>> decrypt(blob, keys)
+>>> from abe_health import MultiAuthorityRecipient, decrypt, encrypt
+>>> cohort = MultiAuthorityRecipient("doctor@hospitalA and researcher@university",
+...                                  [hospital.public_key, university.public_key])
+>>> blob = encrypt(b"cohort", None, cohort)
+>>> decrypt(blob, None, *keys)
 b'cohort'
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 import cbor2
 
-from .api import decrypt
 from .derived import check_pair, complete_setup, fingerprint
-from .envelope import Progress, seal_stream
 from .errors import InvalidKey
 from .fileio import write_atomic
+from .hazmat.pairing import get_group, group_from_id
+from .hazmat.schemes import RW15, get_scheme
 from .keys import Key
-from .pairing import get_group, group_from_id
-from .policy import Policy, parse_attributes
+from .policy import parse_attributes
 from .register import Register, as_register
-from .schemes import RW15, get_scheme
 
 GLOBAL_TYPE = "abe-health/rw15-global"
 
-__all__ = ["Authority", "decrypt", "ma_encrypt", "ma_encrypt_stream", "read_global", "write_global"]
+__all__ = ["Authority", "read_global", "write_global"]
 
 
 @dataclass(frozen=True)
@@ -95,41 +94,6 @@ class Authority:
         if renewed_from is not None:
             raise InvalidKey("a renewal is recorded in the issuance register: give the authority one")
         return key
-
-
-def _public_keys(authorities: Iterable[Key]) -> dict[str, Key]:
-    pks: dict[str, Key] = {}
-    for key in authorities:
-        if key.kind != "public" or key.scheme.name != "rw15":
-            raise InvalidKey(f"expected an authority public key (rw15), got a {key.scheme.name} "
-                             f"{key.kind} key")
-        name = str(key.record.meta.get("authority"))
-        if name in pks:
-            raise InvalidKey(f"two public keys for authority {name}")
-        pks[name] = key
-    if not pks:
-        raise InvalidKey("multi-authority encryption needs at least one authority public key")
-    if len({k.scheme.group.id for k in pks.values()}) != 1:
-        raise InvalidKey("the authorities' public keys are over different groups")
-    return pks
-
-
-def ma_encrypt_stream(src: BinaryIO, dst: BinaryIO, policy: str, authorities: Iterable[Key],
-                      progress: Progress | None = None, *, context: bytes = b"") -> None:
-    """Encrypt a stream under a policy of `name@authority` attributes (bound to `context`, which
-    decryption must repeat: see `abe_health.envelope`)."""
-    pks = _public_keys(authorities)
-    scheme = next(iter(pks.values())).scheme
-    assert isinstance(scheme, RW15)  # _public_keys admits rw15 keys only
-    gt_key, ct = scheme.encapsulate({n: k.record for n, k in pks.items()}, Policy.parse(policy))
-    seal_stream(scheme, ct, gt_key, src, dst, progress=progress, context=context)
-
-
-def ma_encrypt(data: bytes, policy: str, authorities: Iterable[Key], *, context: bytes = b"") -> bytes:
-    """Encrypt bytes under a multi-authority policy (bound to `context` when given)."""
-    out = io.BytesIO()
-    ma_encrypt_stream(io.BytesIO(data), out, policy, authorities, context=context)
-    return out.getvalue()
 
 
 def write_global(path: str | os.PathLike[str], group_id: str) -> None:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import os
 import secrets
 from collections.abc import Mapping, Sequence
@@ -44,10 +43,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from search import SearchIndex, SearchKey
 from search.errors import InvalidSearchKey
 
-from .api import ABE, decrypt_stream_to
+from .authority import ABE
+from .encryption import decrypt, encrypt
 from .errors import AbeError, InvalidEncoding, InvalidKey, InvalidSignature
 from .fileio import write_atomic
 from .keys import Key
+from .recipients import PolicyRecipient
 
 OWNER_KEY_TYPE = "abe-health/owner-key"
 OWNER_PUBLIC_TYPE = "abe-health/owner-public-key"
@@ -306,7 +307,8 @@ def seal_search_key(index: SearchIndex, key: SearchKey, authority: ABE, policy: 
         raise InvalidSearchKey(f"{index.path}: this search key did not build the index")
     statement = search_key_statement(index.index_id, key)
     signature = owner.sign(statement)
-    write_atomic(index.path / SEALED_KEY, authority.encrypt(key.to_bytes(), policy))
+    sealed_key = encrypt(key.to_bytes(), None, PolicyRecipient(authority.public_key, policy))
+    write_atomic(index.path / SEALED_KEY, sealed_key)
     write_atomic(index.path / KEY_SIGNATURE, encode_signed(statement, signature))
 
 
@@ -350,10 +352,8 @@ def open_search_key(index: SearchIndex, identity: Key | Sequence[Key], owner: Ow
         raise InvalidSearchKey(f"{index.path} has no ABE-sealed search key ({SEALED_KEY}); use --key")
     if sealed.stat().st_size > MAX_FILE_BYTES:
         raise InvalidSearchKey(f"{sealed} is too large to be a sealed search key")
-    out = io.BytesIO()
-    with open(sealed, "rb") as fin:
-        decrypt_stream_to(identity, fin, out)
-    key = SearchKey.from_bytes(out.getvalue())
+    identities = list(identity) if isinstance(identity, Sequence) else [identity]
+    key = SearchKey.from_bytes(decrypt(sealed, None, *identities))
     if not hmac.compare_digest(signed_key, key.fingerprint):
         raise InvalidSignature(f"{index.path}: the sealed search key is not the one the owner "
                                f"signed (owner {owner.fingerprint})")

@@ -56,11 +56,11 @@ from typing import Any
 
 import cbor2
 
-from .api import decrypt
+from .encryption import decrypt, encrypt
 from .errors import AbeError, InvalidCiphertext, PolicyNotSatisfied, PolicySyntaxError
 from .keys import Key
-from .ma import ma_encrypt
 from .policy import Policy
+from .recipients import MultiAuthorityRecipient
 
 PHR_TYPE = "abe-health/phr"
 VERSION = 2
@@ -188,8 +188,9 @@ def encrypt_record(record: Mapping[str, Any], pmap: PolicyMap, authorities: Iter
     sections = {}
     for name, value in record.items():
         body = json.dumps(value, ensure_ascii=False, sort_keys=True).encode()
-        sections[name] = ma_encrypt(body, pmap.policy_for(name, today), pks,
-                                    context=section_context(record_id, nonce, name, record))
+        recipient = MultiAuthorityRecipient(pmap.policy_for(name, today), pks)
+        sections[name] = encrypt(body, None, recipient,
+                                 context=section_context(record_id, nonce, name, record))
     return cbor2.dumps({"v": VERSION, "type": PHR_TYPE, "id": record_id, "nonce": nonce,
                         "sections": sections})
 
@@ -245,7 +246,7 @@ def open_record(blob: bytes, keys: Iterable[Key], expect_id: str | None = None) 
     closed: dict[str, str] = {}
     for name, sealed in sections.items():
         try:
-            plain = decrypt(sealed, keys, context=section_context(rid, nonce, name, sections))
+            plain = decrypt(sealed, None, *keys, context=section_context(rid, nonce, name, sections))
         except PolicyNotSatisfied as exc:
             closed[name] = str(exc)
             continue

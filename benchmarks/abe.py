@@ -17,9 +17,9 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from abe_health.pairing import get_group
+from abe_health.hazmat.pairing import get_group
+from abe_health.hazmat.schemes import SCHEMES, get_scheme
 from abe_health.policy import Policy, parse_attributes
-from abe_health.schemes import SCHEMES, get_scheme
 
 from .counting import count_ops, lower_bound_ms
 from .peers import PEERS, PUBLISHED_N50, charm_ops

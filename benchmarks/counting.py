@@ -11,7 +11,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Iterator
 
-from abe_health.pairing import PairingGroup
+from abe_health.hazmat.pairing import PairingGroup
 
 
 @contextlib.contextmanager

@@ -19,8 +19,9 @@ from typing import BinaryIO
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from abe_health.api import CPABE, decrypt_file
-from abe_health.envelope import CHUNK, decrypt_stream
+from abe_health import PolicyRecipient, decrypt, encrypt
+from abe_health.authority import CPABE
+from abe_health.hazmat.envelope import CHUNK
 
 _BLOCK = bytes(range(256)) * 4096  # 1 MiB pattern
 
@@ -80,17 +81,18 @@ def run_child(size: int, workdir: Path) -> dict[str, object]:
     key = abe.keygen(["doctor"])
     path, plain_path = workdir / "bench.abe", workdir / "bench.out"
     result: dict[str, object] = {"size": size}
+    doctor = PolicyRecipient(abe.public_key, "doctor")
     result["encrypt_mem_s"] = _timed(
-        lambda: abe.encrypt_stream(PatternReader(size), NullWriter(), policy="doctor"))
+        lambda: encrypt(PatternReader(size), NullWriter(), doctor))  # type: ignore[arg-type]
     result["raw_mem_s"] = raw_aes_gcm(size, NullWriter())
     with open(path, "wb") as out:
         result["encrypt_disk_s"] = _timed(
-            lambda: abe.encrypt_stream(PatternReader(size), out, policy="doctor"))
+            lambda: encrypt(PatternReader(size), out, doctor))  # type: ignore[arg-type]
     with open(workdir / "raw.bin", "wb") as out:
         result["raw_disk_s"] = raw_aes_gcm(size, out)
     with open(path, "rb") as fin:
-        result["decrypt_mem_s"] = _timed(lambda: decrypt_stream(key, fin, NullWriter()))
-    result["decrypt_disk_s"] = _timed(lambda: decrypt_file(key, path, plain_path))
+        result["decrypt_mem_s"] = _timed(lambda: decrypt(fin, NullWriter(), key))
+    result["decrypt_disk_s"] = _timed(lambda: decrypt(path, plain_path, key))
     digest = hashlib.sha256()
     with open(plain_path, "rb") as fin:
         while block := fin.read(1 << 20):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
-from abe_health.pairing import BACKENDS, PairingGroup, available_backends, get_group
+from abe_health.hazmat.pairing import BACKENDS, PairingGroup, available_backends, get_group
 
 from .report import Report, median_ms
 

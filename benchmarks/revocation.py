@@ -18,11 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from abe_health.api import CPABE
-from abe_health.envelope import decrypt_stream, encrypt_stream, read_header
+from abe_health import PolicyRecipient, decrypt, encrypt
+from abe_health.authority import CPABE
 from abe_health.fileio import atomic_output
+from abe_health.hazmat.envelope import read_header
+from abe_health.hazmat.subjects import key_attributes_of_labels
 from abe_health.keys import Key
-from abe_health.policy import KeyAttributes, Policy
+from abe_health.policy import Policy
 from abe_health.revocation import Vault
 from abe_health.revocation.vault import _Chain, _HeadSplitter, file_context
 from abe_health.revocation.versions import apply_versions
@@ -49,16 +51,16 @@ def naive_revoke(vault: Vault, ids: list[str], authority: CPABE) -> tuple[float,
         if old_policy not in openers:  # a key for the old header, derived by the authority
             labels = Policy.parse(old_policy, internal=True).attributes
             openers[old_policy] = authority.public_key.scheme.keygen(
-                authority.public_key.record, authority.master_key.record, KeyAttributes.of_labels(labels))
+                authority.public_key.record, authority.master_key.record, key_attributes_of_labels(labels))
         opener = Key(authority.public_key.scheme, openers[old_policy])
         with tempfile.SpooledTemporaryFile(max_size=64 << 20) as plain:
             with open(head, "rb") as h, open(body, "rb") as b:
-                decrypt_stream(opener, _Chain(h, b), plain, context=context)
+                decrypt(_Chain(h, b), plain, opener, context=context)
             plain.seek(0)
             with atomic_output(body) as out:
                 tee = _HeadSplitter(out)
                 policy = Policy.parse(target, authority.widths, internal=True)
-                encrypt_stream(authority.public_key, policy, plain, tee, context=context)
+                encrypt(plain, tee, PolicyRecipient(authority.public_key, policy), context=context)
                 written += tee.body_bytes
             with atomic_output(head) as out:
                 out.write(tee.head)

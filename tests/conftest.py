@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from abe_health.errors import BackendUnavailable
-from abe_health.pairing import BACKENDS, get_group
+from abe_health.hazmat.pairing import BACKENDS, get_group
 
 settings.register_profile(
     "default", deadline=None, suppress_health_check=[HealthCheck.too_slow]

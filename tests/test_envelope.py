@@ -12,9 +12,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from abe_health.api import CPABE, KPABE, decrypt, decrypt_file
-from abe_health.envelope import CHUNK, decrypt_stream, encrypt_stream, read_header
+from abe_health import AttributesRecipient, PolicyRecipient, decrypt, encrypt
+from abe_health.authority import CPABE, KPABE
 from abe_health.errors import InvalidCiphertext, InvalidKey, PolicyNotSatisfied
+from abe_health.hazmat.envelope import CHUNK, read_header
 
 SMALL = 1024  # the smallest chunk the format allows: keeps "every byte" tests fast
 
@@ -31,28 +32,28 @@ def alice(abe):
 
 def encrypt_small(abe, data, policy="doctor"):
     out = io.BytesIO()
-    encrypt_stream(abe.public_key, abe.policy(policy), io.BytesIO(data), out, chunk=SMALL)
+    encrypt(io.BytesIO(data), out, PolicyRecipient(abe.public_key, abe.policy(policy)), chunk=SMALL)
     return out.getvalue()
 
 
 @pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 17])
 def test_round_trip_sizes(abe, alice, size):
     data = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    blob = abe.encrypt(data, "doctor and cardiology")
-    assert decrypt(blob, alice) == data
+    blob = encrypt(data, None, PolicyRecipient(abe.public_key, "doctor and cardiology"))
+    assert decrypt(blob, None, alice) == data
     chunks = max(1, -(-size // CHUNK))
     assert len(blob) == read_header(io.BytesIO(blob)).size + size + 16 * chunks
 
 
 def test_unsatisfied_policy_is_refused_before_any_payload(abe, alice):
-    blob = abe.encrypt(b"secret", "nurse")
+    blob = encrypt(b"secret", None, PolicyRecipient(abe.public_key, "nurse"))
     with pytest.raises(PolicyNotSatisfied, match='key attributes do not satisfy policy "nurse"'):
-        decrypt(blob, alice)
+        decrypt(blob, None, alice)
 
 
 def _decrypt_small(blob, key):
     sink = io.BytesIO()
-    decrypt_stream(key, io.BytesIO(blob), sink)
+    decrypt(io.BytesIO(blob), sink, key)
     return sink.getvalue()
 
 
@@ -156,7 +157,7 @@ def test_failed_decryption_writes_no_file(abe, alice, tmp_path):
     src.write_bytes(blob[:-1])
     out = tmp_path / "out.json"
     with pytest.raises(InvalidCiphertext):
-        decrypt_file(alice, src, out)
+        decrypt(src, out, alice)
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.abe"]
 
@@ -165,58 +166,58 @@ def test_failed_decryption_keeps_the_old_file(abe, alice, tmp_path):
     out = tmp_path / "out.json"
     out.write_bytes(b"previous")
     src = tmp_path / "rec.abe"
-    src.write_bytes(abe.encrypt(b"secret", "nurse"))
+    src.write_bytes(encrypt(b"secret", None, PolicyRecipient(abe.public_key, "nurse")))
     with pytest.raises(PolicyNotSatisfied):
-        decrypt_file(alice, src, out)
+        decrypt(src, out, alice)
     assert out.read_bytes() == b"previous"
 
 
 def test_file_round_trip_and_wrong_authority(abe, alice, tmp_path):
     plain = tmp_path / "rec.json"
     plain.write_bytes(b'{"bp": "120/80"}')
-    abe.encrypt_file(plain, tmp_path / "rec.abe", policy="doctor")
-    decrypt_file(alice, tmp_path / "rec.abe", tmp_path / "out.json")
+    encrypt(plain, tmp_path / "rec.abe", PolicyRecipient(abe.public_key, "doctor"))
+    decrypt(tmp_path / "rec.abe", tmp_path / "out.json", alice)
     assert (tmp_path / "out.json").read_bytes() == plain.read_bytes()
     other = CPABE.setup()
     stranger = other.keygen(["doctor"])
     with pytest.raises(InvalidKey, match="encrypted for authority"):
-        decrypt_file(stranger, tmp_path / "rec.abe", tmp_path / "out2.json")
+        decrypt(tmp_path / "rec.abe", tmp_path / "out2.json", stranger)
 
 
 def test_kp_files(tmp_path):
     kp = KPABE.setup()
     key = kp.keygen(policy="lab and (cardiology or oncology)")
-    blob = kp.encrypt(b"ecg", attributes=["lab", "cardiology"])
-    assert decrypt(blob, key) == b"ecg"
+    blob = encrypt(b"ecg", None, AttributesRecipient(kp.public_key, ["lab", "cardiology"]))
+    assert decrypt(blob, None, key) == b"ecg"
     with pytest.raises(PolicyNotSatisfied):
-        decrypt(kp.encrypt(b"ecg", attributes=["lab"]), key)
+        decrypt(encrypt(b"ecg", None, AttributesRecipient(kp.public_key, ["lab"])), None, key)
     with pytest.raises(InvalidKey, match="attributes"):
-        kp.encrypt(b"ecg", policy="lab")
+        encrypt(b"ecg", None, PolicyRecipient(kp.public_key, "lab"))
 
 
 def test_wrong_key_kinds(abe, alice):
-    blob = abe.encrypt(b"x", "doctor")
-    with pytest.raises(InvalidKey, match="needs a user key"):
-        decrypt(blob, abe.public_key)
-    with pytest.raises(InvalidKey, match="needs a public key"):
-        encrypt_stream(alice, abe.policy("doctor"), io.BytesIO(b""), io.BytesIO())
+    blob = encrypt(b"x", None, PolicyRecipient(abe.public_key, "doctor"))
+    with pytest.raises(InvalidKey, match="identity is a user key"):
+        decrypt(blob, None, abe.public_key)
+    with pytest.raises(InvalidKey, match="needs an authority public key"):
+        encrypt(io.BytesIO(b""), io.BytesIO(), PolicyRecipient(alice, abe.policy("doctor")))
     bsw = CPABE.setup("bsw07")
     with pytest.raises(InvalidKey, match="encrypted with fame"):
-        decrypt(blob, bsw.keygen(["doctor"]))
+        decrypt(blob, None, bsw.keygen(["doctor"]))
 
 
 @pytest.mark.parametrize("size", [0, 1, 47, 48, 49, 3000, 70000])
 def test_armored_files(abe, alice, size):
     data = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    armored = abe.encrypt(data, "doctor", armor=True)
+    armored = encrypt(data, None, PolicyRecipient(abe.public_key, "doctor"), armor=True)
     text = armored.decode("ascii")
     assert text.startswith("-----BEGIN ABE FILE-----\n") and text.endswith("-----END ABE FILE-----\n")
     assert all(len(line) <= 64 for line in text.splitlines())
-    assert decrypt(armored, alice) == data
+    assert decrypt(armored, None, alice) == data
 
 
 def test_armor_tampering(abe, alice):
-    armored = abe.encrypt(b"x" * 500, "doctor", armor=True)
+    armored = encrypt(b"x" * 500, None, PolicyRecipient(abe.public_key, "doctor"), armor=True)
     lines = armored.split(b"\n")
     for bad in (
         armored.replace(b"-----END ABE FILE-----\n", b""),
@@ -226,14 +227,14 @@ def test_armor_tampering(abe, alice):
         armored.replace(b"BEGIN ABE FILE", b"BEGIN ABE FILX"),
     ):
         with pytest.raises(InvalidCiphertext):
-            decrypt(bad, alice)
+            decrypt(bad, None, alice)
 
 
 def test_reencapsulation_keeps_the_payload(abe, alice):
-    from abe_health.envelope import reencapsulate
+    from abe_health.hazmat.envelope import reencapsulate
 
     data = bytes(range(256)) * 1000
-    blob = abe.encrypt(data, "doctor and cardiology")
+    blob = encrypt(data, None, PolicyRecipient(abe.public_key, "doctor and cardiology"))
     old = read_header(io.BytesIO(blob))
     nurse = abe.keygen(["nurse"])
     new_gt, new_ct = abe.public_key.scheme.encapsulate(abe.public_key.record, abe.policy("nurse"))
@@ -243,9 +244,9 @@ def test_reencapsulation_keeps_the_payload(abe, alice):
     rewrapped = out.getvalue()
     new = read_header(io.BytesIO(rewrapped))
     assert rewrapped[new.size :] == blob[old.size :]  # payload bytes untouched
-    assert decrypt(rewrapped, nurse) == data
+    assert decrypt(rewrapped, None, nurse) == data
     with pytest.raises(PolicyNotSatisfied):
-        decrypt(rewrapped, alice)
+        decrypt(rewrapped, None, alice)
     with pytest.raises(PolicyNotSatisfied):
         reencapsulate(io.BytesIO(blob), io.BytesIO(),
                       lambda h: nurse.scheme.decapsulate(nurse.record, h.ciphertext),
@@ -256,19 +257,19 @@ def test_context_binds_a_header_to_its_place(abe, alice):
     """A header written for one context (vault file id and generation, PHR section) does not
     open under another, so a stored file moved to another id or section is refused."""
     out = io.BytesIO()
-    encrypt_stream(abe.public_key, abe.policy("doctor"), io.BytesIO(b"f1"), out, chunk=SMALL,
-                   context=b"file-1")
+    encrypt(io.BytesIO(b"f1"), out, PolicyRecipient(abe.public_key, "doctor"), chunk=SMALL,
+            context=b"file-1")
     blob = out.getvalue()
-    assert decrypt_stream(alice, io.BytesIO(blob), io.BytesIO(), context=b"file-1")
+    assert decrypt(io.BytesIO(blob), io.BytesIO(), alice, context=b"file-1")
     for other in (b"", b"file-2", b"file-1\x00"):
         with pytest.raises(InvalidCiphertext, match="belongs to another file"):
-            decrypt_stream(alice, io.BytesIO(blob), io.BytesIO(), context=other)
+            decrypt(io.BytesIO(blob), io.BytesIO(), alice, context=other)
 
 
 def test_headers_sharing_one_encapsulation_have_independent_wraps(abe, alice):
     """The v1 break: one GT key for many headers and a zero nonce let wrap(victim) xor
     wrap(planted) xor planted DEK give the victim's DEK. Each v2 wrap has its own salt and nonce."""
-    from abe_health.envelope import WRAP, unwrap_dek, write_header
+    from abe_health.hazmat.envelope import WRAP, write_header
 
     gt_key, ct = abe.public_key.scheme.encapsulate(abe.public_key.record, abe.policy("doctor"))
     salt, victim_dek, planted_dek = bytes(32), b"V" * 32, b"P" * 32
@@ -281,4 +282,4 @@ def test_headers_sharing_one_encapsulation_have_independent_wraps(abe, alice):
     assert wraps[0][:44] != wraps[1][:44]  # fresh wrap salt and nonce
     forged = bytes(a ^ b ^ c for a, b, c in zip(wraps[0][44:76], wraps[1][44:76], planted_dek, strict=True))
     assert forged != victim_dek
-    assert unwrap_dek(read_header(io.BytesIO(heads[0])), gt_key) == victim_dek
+    assert read_header(io.BytesIO(heads[0])).unwrap(gt_key) == victim_dek

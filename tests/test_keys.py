@@ -8,8 +8,9 @@ import stat
 import cbor2
 import pytest
 
+from abe_health import PolicyRecipient, encrypt
 from abe_health import keys as keys_mod
-from abe_health.api import CPABE
+from abe_health.authority import CPABE
 from abe_health.errors import InvalidKey
 from abe_health.keys import armor_bytes, dearmor, load_key, read_key
 
@@ -100,7 +101,7 @@ def test_expected_kind_and_garbage(abe, tmp_path):
         load_key(cbor2.dumps(future))
     with pytest.raises(InvalidKey, match="cannot read key file"):
         read_key(tmp_path / "missing.key")
-    blob = abe.encrypt(b"x", "doctor")
+    blob = encrypt(b"x", None, PolicyRecipient(abe.public_key, "doctor"))
     with pytest.raises(InvalidKey):
         load_key(blob)
 
@@ -129,7 +130,7 @@ def test_mismatched_master_and_public_key_is_refused(tmp_path):
     """keygen -m A/master.key -k B/public.key once wrote a useless key; now it is refused."""
     from click.testing import CliRunner
 
-    from abe_health.api import ABE
+    from abe_health.authority import ABE
     from abe_health.cli import main
     from abe_health.ma import Authority
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from abe_health.api import decrypt
+from abe_health import MultiAuthorityRecipient, decrypt, encrypt
 from abe_health.errors import InvalidKey, PolicyNotSatisfied
 from abe_health.keys import Key, load_key
-from abe_health.ma import Authority, ma_encrypt
+from abe_health.ma import Authority
 from abe_health.phr import PolicyMap, decrypt_record, encrypt_record
 from abe_health.policy import Attribute, KeyAttributes, Policy
 
@@ -31,18 +31,19 @@ def pks(world, *names):
 
 def test_cross_authority_policy(world):
     policy = "doctor@hospitalA and researcher@university"
-    blob = ma_encrypt(b"cohort data", policy, pks(world, "hospitalA", "university"))
+    blob = encrypt(b"cohort data", None,
+                   MultiAuthorityRecipient(policy, pks(world, "hospitalA", "university")))
     alice = [world["hospitalA"].keygen("alice", ["doctor"]),
              world["university"].keygen("alice", ["researcher"])]
-    assert decrypt(blob, alice) == b"cohort data"
+    assert decrypt(blob, None, alice) == b"cohort data"
     with pytest.raises(PolicyNotSatisfied):
-        decrypt(blob, alice[:1])
+        decrypt(blob, None, alice[:1])
     # the same attribute name from an authority the policy does not name is useless
     impostor = [world["hospitalA"].keygen("carol", ["doctor"]),
                 world["insurer"].keygen("carol", ["researcher"])]
     assert impostor[1].record.meta["attributes"] == ["researcher@insurer"]
     with pytest.raises(PolicyNotSatisfied):
-        decrypt(blob, impostor)
+        decrypt(blob, None, impostor)
 
 
 def test_keys_of_two_gids_do_not_combine(world):
@@ -83,21 +84,22 @@ def test_an_authority_cannot_decrypt_what_needs_another(world):
 
 def test_policy_must_name_known_authorities(world):
     with pytest.raises(InvalidKey, match="needs the public key of authority university"):
-        ma_encrypt(b"x", "doctor@hospitalA and researcher@university", pks(world, "hospitalA"))
+        MultiAuthorityRecipient("doctor@hospitalA and researcher@university",
+                                pks(world, "hospitalA")).encapsulate()
     with pytest.raises(InvalidKey, match="names the authority of every attribute"):
-        ma_encrypt(b"x", "doctor and nurse@hospitalA", pks(world, "hospitalA"))
+        MultiAuthorityRecipient("doctor and nurse@hospitalA", pks(world, "hospitalA")).encapsulate()
 
 
 def test_expiring_emergency_keys(world):
     policy = f"emergency >= {TODAY.isoformat()}@ER"
-    blob = ma_encrypt(b"allergies: penicillin", policy, pks(world, "ER"))
+    blob = encrypt(b"allergies: penicillin", None, MultiAuthorityRecipient(policy, pks(world, "ER")))
     fresh = world["ER"].keygen("dr-er", [f"emergency = {TODAY + dt.timedelta(2)}"])
     on_the_day = world["ER"].keygen("dr-er2", [f"emergency = {TODAY}"])
     expired = world["ER"].keygen("dr-er3", [f"emergency = {TODAY - dt.timedelta(1)}"])
-    assert decrypt(blob, [fresh]) == b"allergies: penicillin"
-    assert decrypt(blob, [on_the_day]) == b"allergies: penicillin"
+    assert decrypt(blob, None, fresh) == b"allergies: penicillin"
+    assert decrypt(blob, None, on_the_day) == b"allergies: penicillin"
     with pytest.raises(PolicyNotSatisfied):
-        decrypt(blob, [expired])
+        decrypt(blob, None, expired)
 
 
 def test_keys_round_trip(world):
@@ -173,13 +175,13 @@ def test_random_two_authority_policies(world, data):
     held = data.draw(st.sets(st.sampled_from(names)))
     keys = [world[auth].keygen("h", [n for n in held if n.endswith("@" + auth)])
             for auth in ("hospitalA", "university") if any(n.endswith("@" + auth) for n in held)]
-    blob = ma_encrypt(b"m", policy, pks(world, "hospitalA", "university"))
+    blob = encrypt(b"m", None, MultiAuthorityRecipient(policy, pks(world, "hospitalA", "university")))
     satisfied = sum(1 for leaf in leaves if leaf in held) >= k
     if satisfied:
-        assert decrypt(blob, keys) == b"m"
+        assert decrypt(blob, None, keys) == b"m"
     else:
         with pytest.raises((PolicyNotSatisfied, InvalidKey)):
-            decrypt(blob, keys)
+            decrypt(blob, None, keys)
 
 
 # -- RW15 expiry: attributes of one GID accumulate, so the expiry is the attribute's own value ------
@@ -258,12 +260,12 @@ def test_old_and_renewed_emergency_keys_do_not_combine_into_a_later_date(tmp_pat
     old = er.keygen("gus", [f"emergency = {day(old_day)}"])
     renewed = renew(er, old, day(new_day))
     assert renewed.record.meta["attributes"] == [f"emergency = {day(new_day)}@ER"]
-    blob = ma_encrypt(b"later", f"emergency >= {day(target)}@ER", [er.public_key])
+    blob = encrypt(b"later", None, MultiAuthorityRecipient(f"emergency >= {day(target)}@ER", [er.public_key]))
     for attempt in ([merged(old, renewed)], [old, renewed]):
         with pytest.raises(PolicyNotSatisfied):
-            decrypt(blob, attempt)
-    assert decrypt(ma_encrypt(b"now", f"emergency >= {today}@ER", [er.public_key]),
-                   [merged(old, renewed)]) == b"now"
+            decrypt(blob, None, attempt)
+    now = encrypt(b"now", None, MultiAuthorityRecipient(f"emergency >= {today}@ER", [er.public_key]))
+    assert decrypt(now, None, merged(old, renewed)) == b"now"
 
 
 @settings(max_examples=25)

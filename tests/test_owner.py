@@ -20,7 +20,8 @@ from click.testing import CliRunner
 
 import search.client
 import search.index
-from abe_health.api import ABE
+from abe_health import PolicyRecipient, decrypt, encrypt
+from abe_health.authority import ABE
 from abe_health.cli import main
 from abe_health.errors import AbeError, InvalidEncoding, InvalidKey
 from abe_health.owner import (
@@ -324,7 +325,8 @@ def _server_swaps_key_and_segments(world, authority, owner):
         shutil.rmtree(seg)
     shutil.copytree(tmp / "rogue" / "seg-0001", idx / "seg-0001")
     write_manifest(idx, ["seg-0001"], read_manifest(idx).index_id)
-    (idx / SEALED_KEY).write_bytes(authority.encrypt(rogue.to_bytes(), "doctor"))
+    sealed = encrypt(rogue.to_bytes(), None, PolicyRecipient(authority.public_key, "doctor"))
+    (idx / SEALED_KEY).write_bytes(sealed)
     return "not the one the owner signed"
 
 
@@ -337,9 +339,8 @@ def _server_signs_with_its_own_owner_key(world, authority, owner):
 
 
 def _rogue_key(world):
-    from abe_health.api import decrypt
 
-    return decrypt((world["idx"] / SEALED_KEY).read_bytes(), world["doctor"])
+    return decrypt((world["idx"] / SEALED_KEY).read_bytes(), None, world["doctor"])
 
 
 def _another_owner_signs_the_right_statement(world, authority, owner):

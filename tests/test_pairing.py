@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from abe_health.errors import BackendUnavailable, InvalidEncoding
-from abe_health.pairing import KINDS, available_backends, get_group, group_from_id
+from abe_health.hazmat.pairing import KINDS, available_backends, get_group, group_from_id
 
 exponents = st.integers(min_value=-(2**300), max_value=2**300)
 

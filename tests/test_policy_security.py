@@ -25,6 +25,9 @@ from strategies import WIDTHS as TREE_WIDTHS
 from strategies import trees
 
 from abe_health.errors import InvalidCiphertext, InvalidKey, PolicySyntaxError
+from abe_health.hazmat.schemes import get_scheme
+from abe_health.hazmat.schemes.base import Record
+from abe_health.hazmat.schemes.common import policy_of
 from abe_health.policy import (
     And,
     Attribute,
@@ -43,9 +46,6 @@ from abe_health.policy import lsss as lsss_module
 from abe_health.policy import parser as parser_module
 from abe_health.policy.ast import days_to_date, prefix_attribute
 from abe_health.policy.parser import _Parser
-from abe_health.schemes import get_scheme
-from abe_health.schemes.base import Record
-from abe_health.schemes.common import policy_of
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 

@@ -13,12 +13,13 @@ import stat
 import pytest
 from click.testing import CliRunner
 
-from abe_health.api import CPABE, KPABE, decrypt
+from abe_health import MultiAuthorityRecipient, PolicyRecipient, decrypt, encrypt
+from abe_health.authority import CPABE, KPABE
 from abe_health.cli import main
 from abe_health.derived import fingerprint
 from abe_health.errors import InvalidKey
 from abe_health.keys import Key, read_key
-from abe_health.ma import Authority, ma_encrypt
+from abe_health.ma import Authority
 from abe_health.register import (
     NotRenewable,
     Register,
@@ -163,8 +164,9 @@ def test_genuine_renewal_ignores_the_key_files_metadata(hospital, authorities):
     assert new.record.meta["attributes"] == ["nurse", f"valid_until = {LATER}"]
     rows = hospital.register.issuances()
     assert rows[-1].renewed_from == old.record.meta["iid"] and rows[-1].iid == new.record.meta["iid"]
-    blob = hospital.encrypt(b"ward notes", f"nurse and valid_until >= {TODAY}")
-    assert decrypt(blob, new) == b"ward notes"
+    ward = PolicyRecipient(hospital.public_key, f"nurse and valid_until >= {TODAY}")
+    blob = encrypt(b"ward notes", None, ward)
+    assert decrypt(blob, None, new) == b"ward notes"
     h = authorities["hospitalA"]
     mold = h.keygen("bob", [f"oncall = {TODAY}", "nurse"])
     mnew = renew(h, edited(mold, gid=None, attributes=None, iid=None, authority=None), LATER)
@@ -283,9 +285,10 @@ def test_multi_authority_renewal_stays_within_its_register(authorities):
     hk = h.keygen("alice", ["doctor", f"oncall = {TODAY}"])
     uk = u.keygen("alice", ["researcher"])
     renewed = renew(h, hk, LATER)
-    blob = ma_encrypt(b"cohort", f"doctor@hospitalA and oncall >= {LATER}@hospitalA and "
-                      "researcher@university", [h.public_key, u.public_key])
-    assert decrypt(blob, [renewed, uk]) == b"cohort"
+    cohort = MultiAuthorityRecipient(f"doctor@hospitalA and oncall >= {LATER}@hospitalA and "
+                                     "researcher@university", [h.public_key, u.public_key])
+    blob = encrypt(b"cohort", None, cohort)
+    assert decrypt(blob, None, renewed, uk) == b"cohort"
 
 
 # -- the same attacks through the command line -----------------------------------------------------

@@ -8,11 +8,12 @@ import datetime as dt
 import pytest
 from click.testing import CliRunner
 
-from abe_health.api import CPABE, decrypt
+from abe_health import MultiAuthorityRecipient, PolicyRecipient, decrypt, encrypt
+from abe_health.authority import CPABE
 from abe_health.cli import main
 from abe_health.errors import InvalidKey, PolicyNotSatisfied
 from abe_health.keys import read_key
-from abe_health.ma import Authority, ma_encrypt
+from abe_health.ma import Authority
 from abe_health.register import NotRenewable, Register
 from abe_health.revocation import renew
 
@@ -22,31 +23,31 @@ TODAY = dt.date.today()
 def test_expiry_boundary_and_renewal(tmp_path):
     hospital = CPABE.setup(register=Register.create(tmp_path / "register.sqlite"))
     policy = f"nurse and valid_until >= {TODAY.isoformat()}"
-    blob = hospital.encrypt(b"ward 3 notes", policy)
+    blob = encrypt(b"ward 3 notes", None, PolicyRecipient(hospital.public_key, policy))
     on_the_day = hospital.keygen(["nurse", f"valid_until = {TODAY}"])
     day_before = hospital.keygen(["nurse", f"valid_until = {TODAY - dt.timedelta(1)}"])
-    assert decrypt(blob, on_the_day) == b"ward 3 notes"
+    assert decrypt(blob, None, on_the_day) == b"ward 3 notes"
     with pytest.raises(PolicyNotSatisfied):
-        decrypt(blob, day_before)
+        decrypt(blob, None, day_before)
     with pytest.raises(InvalidKey, match="in the past"):
         renew(hospital, day_before, TODAY - dt.timedelta(2))
     renewed = renew(hospital, day_before, TODAY + dt.timedelta(7))
     assert renewed.record.meta["attributes"] == ["nurse", f"valid_until = {TODAY + dt.timedelta(7)}"]
-    assert decrypt(blob, renewed) == b"ward 3 notes"
+    assert decrypt(blob, None, renewed) == b"ward 3 notes"
     with pytest.raises(InvalidKey, match="issuance register"):
         renew(CPABE(hospital.public_key, hospital.master_key), renewed, TODAY)
 
 
 def test_emergency_key_renewal_multi_authority(tmp_path):
     er = Authority.setup("ER", register=Register.create(tmp_path / "ER.register.sqlite"))
-    blob = ma_encrypt(b"allergies", f"emergency >= {TODAY}@ER", [er.public_key])
+    blob = encrypt(b"allergies", None, MultiAuthorityRecipient(f"emergency >= {TODAY}@ER", [er.public_key]))
     old = er.keygen("dr-er", [f"emergency = {TODAY - dt.timedelta(1)}", "triage"])
     with pytest.raises(PolicyNotSatisfied):
-        decrypt(blob, [old])
+        decrypt(blob, None, old)
     fresh = renew(er, old, TODAY + dt.timedelta(1))
     assert fresh.record.meta["gid"] == "dr-er"
     assert fresh.record.meta["attributes"] == [f"emergency = {TODAY + dt.timedelta(1)}@ER", "triage@ER"]
-    assert decrypt(blob, [fresh]) == b"allergies"
+    assert decrypt(blob, None, fresh) == b"allergies"
     other = Authority.setup("other", register=Register.create(tmp_path / "other.register.sqlite"))
     with pytest.raises(NotRenewable, match="not in the issuance register"):
         renew(other, fresh, TODAY)

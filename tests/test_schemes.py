@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from strategies import WIDTHS, keys, trees
 
 from abe_health.errors import InvalidCiphertext, InvalidKey, PolicyNotSatisfied
+from abe_health.hazmat.schemes import SCHEMES, get_scheme
 from abe_health.keys import from_map, to_map
 from abe_health.policy import Policy, parse_attributes
-from abe_health.schemes import SCHEMES, get_scheme
 
 CP_SCHEMES = sorted(name for name, cls in SCHEMES.items() if cls.policy_in == "ciphertext")
 

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import search
-from abe_health.api import ABE, decrypt, inspect_file
+from abe_health import PolicyRecipient, decrypt, encrypt, inspect
+from abe_health.authority import ABE
 from abe_health.owner import (
     KEY_SIGNATURE,
     SEALED_KEY,
@@ -213,7 +214,7 @@ def test_sealed_search_key_shows_its_policy_only(tmp_path, authority):
     """I7: the header of search.key.abe names its policy; the key inside is encrypted."""
     index = build(tmp_path / "idx", {"d": Counter({"x": 1})})
     seal_search_key(index, KEY, authority, "doctor and cardiology", OwnerKey.generate())
-    info = inspect_file(tmp_path / "idx" / SEALED_KEY)
+    info = inspect(tmp_path / "idx" / SEALED_KEY)
     assert info["policy"] == "doctor and cardiology"
     sealed = (tmp_path / "idx" / SEALED_KEY).read_bytes()
     assert KEY.secret not in sealed and KEY.to_bytes() not in sealed
@@ -340,7 +341,8 @@ def test_a_search_key_the_server_sealed_is_refused(tmp_path, authority):
     write_manifest(tmp_path / "idx", ["seg-0001"], read_manifest(tmp_path / "idx").index_id)
     for path in (tmp_path / "idx" / "seg-0001").iterdir():
         path.write_bytes((rogue_index.path / "seg-0001" / path.name).read_bytes())
-    (tmp_path / "idx" / SEALED_KEY).write_bytes(authority.encrypt(rogue.to_bytes(), "doctor"))
+    sealed = encrypt(rogue.to_bytes(), None, PolicyRecipient(authority.public_key, "doctor"))
+    (tmp_path / "idx" / SEALED_KEY).write_bytes(sealed)
     doctor = authority.keygen(attributes=["doctor"])
     with pytest.raises(InvalidSignature, match="not the one the owner signed"):
         open_search_key(SearchIndex(tmp_path / "idx"), doctor, owner.public_key)
@@ -352,8 +354,8 @@ def test_a_colluding_reader_opens_everything(tmp_path, authority):
     docs = {"rec-17": Counter({"hiv": 1, "oncology": 1}), "rec-18": Counter({"asthma": 2})}
     index = build(tmp_path / "idx", docs)
     seal_search_key(index, KEY, authority, "doctor", OwnerKey.generate())
-    reader = SearchKey.from_bytes(decrypt((tmp_path / "idx" / SEALED_KEY).read_bytes(),
-                                          authority.keygen(attributes=["doctor"])))
+    sealed = (tmp_path / "idx" / SEALED_KEY).read_bytes()
+    reader = SearchKey.from_bytes(decrypt(sealed, None, authority.keygen(attributes=["doctor"])))
     segment = SearchIndex(tmp_path / "idx").segments[0]
     assert sorted(leaf_words(reader, segment)) == ["asthma", "hiv", "oncology"]
     assert documents(reader, segment) == ["rec-17", "rec-18"]

@@ -14,7 +14,7 @@ import cbor2
 import pytest
 from click.testing import CliRunner
 
-from abe_health.api import ABE, CPABE
+from abe_health.authority import ABE, CPABE
 from abe_health.cli import main
 from abe_health.errors import InvalidCiphertext, InvalidKey, PolicyNotSatisfied, VaultError
 from abe_health.keys import read_key

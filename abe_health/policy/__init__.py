@@ -71,15 +71,6 @@ class KeyAttributes:
         """Every label held, the prefix labels of numeric values included."""
         return key_labels(self.attributes, self.widths)
 
-    @classmethod
-    def of_labels(cls, labels: Iterable[str]) -> KeyAttributes:
-        """A subject holding exactly these labels, prefix labels included: how an authority derives
-        a key that opens a given policy (e.g. to re-encapsulate a header), bypassing the rule
-        that a user holds one value per numeric attribute."""
-        subject = cls(())
-        subject.__dict__["labels"] = frozenset(labels)
-        return subject
-
     @cached_property
     def numbers(self) -> dict[str, int]:
         """Numeric values by subject (`name[@authority]`)."""

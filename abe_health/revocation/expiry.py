@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..api import ABE
+from ..authority import ABE
 from ..derived import fingerprint
 from ..errors import InvalidKey
 from ..keys import Key

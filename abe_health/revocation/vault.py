@@ -46,25 +46,27 @@ from typing import Any, BinaryIO
 import cbor2
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from ..api import ABE
+from ..authority import ABE
 from ..derived import escrow_key, fingerprint
-from ..envelope import (
+from ..encryption import decrypt
+from ..errors import AbeError, InvalidKey, VaultError
+from ..fileio import atomic_output
+from ..hazmat.envelope import (
     CHUNK,
     MAGIC,
     MAX_HEADER,
     WRAP,
-    decrypt_stream,
     open_payload,
     read_header,
     seal_stream,
     write_header,
 )
-from ..errors import AbeError, InvalidKey, VaultError
-from ..fileio import atomic_output
-from ..keys import Key, to_map
+from ..hazmat.pairing import Element
+from ..hazmat.records import to_map
+from ..keys import Key
 from ..locks import exclusive
-from ..pairing import Element
 from ..policy import Policy
+from ..recipients import PolicyRecipient
 from . import escrow
 from .catalog import Catalog, Row, check_id
 from .manifest import AuthorityState, Manifest, parse, write
@@ -234,17 +236,16 @@ class Vault:
     def _write(self, manifest: Manifest, authority: ABE, file_id: str, gen: int, src: BinaryIO,
                base: Policy, name: str, dek: bytes | None = None) -> Row:
         """Encrypt src as generation `gen` (fresh DEK and salt unless a DEK is given)."""
-        scheme = authority.public_key.scheme
-        if scheme.policy_in != "ciphertext":
-            raise InvalidKey(f"the vault stores files under policies (CP-ABE); {scheme.name} is KP-ABE")
-        gt_key, ct = scheme.encapsulate(authority.public_key.record, apply_versions(base, manifest.versions))
-        ct = type(ct)(ct.scheme, ct.group, ct.kind, ct.parts,
-                      {**ct.meta, "pk": fingerprint(authority.public_key)})
-        dek, salt = dek or os.urandom(32), os.urandom(32)
+        if authority.public_key.scheme.policy_in != "ciphertext":
+            raise InvalidKey("the vault stores files under policies (CP-ABE); "
+                             f"{authority.public_key.scheme.name} is KP-ABE")
+        scheme, ct, gt_key = PolicyRecipient(authority.public_key,
+                                             apply_versions(base, manifest.versions)).encapsulate()
+        dek = dek or os.urandom(32)
         with atomic_output(self._path(file_id, gen, "body")) as body:
             tee = _HeadSplitter(body)
-            seal_stream(scheme, ct, gt_key, src, tee, dek=dek, salt=salt,  # type: ignore[arg-type]
-                        context=file_context(manifest.vault, file_id, gen))
+            salt = seal_stream(scheme, ct, gt_key, src, tee, dek=dek,
+                               context=file_context(manifest.vault, file_id, gen))
         with atomic_output(self._path(file_id, gen, "head")) as out:
             out.write(tee.head)
         row = Row(file_id, name, str(base), tee.body_bytes,
@@ -336,7 +337,8 @@ class Vault:
                 self._open(self._path(row.id, row.gen, "body")) as body:
             src = _Chain(head, body)
             vault = self._vault_id(row)
-            return decrypt_stream(key, src, dst, context=file_context(vault, row.id, row.gen))  # type: ignore[arg-type]
+            keys = key if isinstance(key, list) else [key]
+            return decrypt(src, dst, *keys, context=file_context(vault, row.id, row.gen))  # type: ignore[arg-type]
 
     def _vault_id(self, row: Row) -> bytes:
         """The vault id a reader binds to (unverified: a wrong one only makes reading fail)."""
@@ -363,9 +365,7 @@ class Vault:
         scheme = authority.public_key.scheme
         text = str(target)
         if text not in self._encaps:  # one encapsulation per policy and revocation run
-            gt_key, ct = scheme.encapsulate(authority.public_key.record, target)
-            ct = type(ct)(ct.scheme, ct.group, ct.kind, ct.parts,
-                          {**ct.meta, "pk": fingerprint(authority.public_key)})
+            _, ct, gt_key = PolicyRecipient(authority.public_key, target).encapsulate()
             self._encaps[text] = (gt_key, to_map(scheme, ct))
         gt_key, ct_map = self._encaps[text]
         head = io.BytesIO()

@@ -18,6 +18,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from abe_health import AttributesRecipient, MultiAuthorityRecipient, PolicyRecipient, encrypt
+
 HERE = Path(__file__).resolve().parent
 PLAIN = b'{"resourceType": "Observation", "code": "8867-4", "value": 72}\n' * 40
 
@@ -39,7 +41,7 @@ def flip(data: bytes, at: int) -> bytes:
 def abe_vectors(out: Path, encrypt, identities: dict[str, object], good: str, bad: str) -> None:
     """The .abe vectors of one scheme: success, header/payload/version failures, wrong key,
     wrong context; `encrypt(data, context)` makes a file."""
-    from abe_health.envelope import read_header
+    from abe_health.hazmat.envelope import read_header
 
     blob = encrypt(PLAIN, b"")
     size = read_header(io.BytesIO(blob)).size
@@ -62,8 +64,7 @@ def abe_vectors(out: Path, encrypt, identities: dict[str, object], good: str, ba
 
 
 def single_authority(root: Path) -> None:
-    from abe_health.api import CPABE, KPABE
-    from abe_health.envelope import encrypt_stream
+    from abe_health.authority import CPABE, KPABE
 
     for scheme in ("fame", "bsw07", "waters11", "fame-kp"):
         out = root / scheme
@@ -75,24 +76,25 @@ def single_authority(root: Path) -> None:
         if kp:
             alice = abe.keygen(policy="(doctor and cardiology) or age >= 65")
             bob = abe.keygen(policy="nurse and age < 18")
-            target = abe.attributes(["doctor", "cardiology", "age = 70"])
+            target: object = ["doctor", "cardiology", "age = 70"]
         else:
             alice = abe.keygen(["doctor", "cardiology", "age = 70"])
             bob = abe.keygen(["nurse", "age = 12"])
-            target = abe.policy("(doctor and cardiology) or (nurse and age >= 65)")
+            target = "(doctor and cardiology) or (nurse and age >= 65)"
 
-        def encrypt(data: bytes, context: bytes, abe=abe, target=target) -> bytes:
-            buf = io.BytesIO()
-            encrypt_stream(abe.public_key, target, io.BytesIO(data), buf, chunk=1024, context=context)
-            return buf.getvalue()
+        recipient = (AttributesRecipient(abe.public_key, target) if kp
+                     else PolicyRecipient(abe.public_key, target))
 
-        abe_vectors(out, encrypt, {"alice.key": alice, "bob.key": bob}, "alice.key", "bob.key")
+        def make(data: bytes, context: bytes, recipient=recipient) -> bytes:
+            return encrypt(data, None, recipient, chunk=1024, context=context)
+
+        abe_vectors(out, make, {"alice.key": alice, "bob.key": bob}, "alice.key", "bob.key")
 
 
 def multi_authority(root: Path) -> None:
     import datetime as dt
 
-    from abe_health.ma import Authority, ma_encrypt
+    from abe_health.ma import Authority
     from abe_health.phr import PolicyMap, encrypt_record
 
     out = root / "rw15"
@@ -110,10 +112,12 @@ def multi_authority(root: Path) -> None:
             key.save(out / f"{name}-{i}.key")
     pks = [hospital.public_key, university.public_key, er.public_key]
 
-    def encrypt(data: bytes, context: bytes) -> bytes:
-        return ma_encrypt(data, "doctor@hospitalA and researcher@university", pks, context=context)
+    cohort = MultiAuthorityRecipient("doctor@hospitalA and researcher@university", pks)
 
-    abe_vectors(out, encrypt, {}, "alice-0.key,alice-1.key", "bob-0.key,bob-1.key")
+    def make(data: bytes, context: bytes) -> bytes:
+        return encrypt(data, None, cohort, context=context)
+
+    abe_vectors(out, make, {}, "alice-0.key,alice-1.key", "bob-0.key,bob-1.key")
     record = {"profile": {"blood": "A+"}, "lab_results": {"hba1c": 6.1}, "billing": "I48"}
     pmap = PolicyMap.from_json({"sections": {"profile": "doctor@hospitalA",
                                              "lab_results": "doctor@hospitalA and researcher@university",
@@ -155,7 +159,7 @@ def keys(root: Path) -> None:
 
 
 def index(root: Path) -> None:
-    from abe_health.api import CPABE
+    from abe_health.authority import CPABE
     from abe_health.keys import read_key
     from abe_health.owner import OwnerKey, seal_search_key
     from search import SearchIndex, SearchKey

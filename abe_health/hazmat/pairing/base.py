@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import ClassVar, Literal
 
-from ..errors import InvalidEncoding
+from ...errors import InvalidEncoding
 
 GroupKind = Literal["G1", "G2", "GT"]
 KINDS: tuple[GroupKind, ...] = ("G1", "G2", "GT")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
-from ..errors import InvalidCiphertext, InvalidKey, PolicyNotSatisfied, PolicySyntaxError
+from ...errors import InvalidCiphertext, InvalidKey, PolicyNotSatisfied, PolicySyntaxError
+from ...policy import LSSS, Policy
 from ..pairing import Element
-from ..policy import LSSS, Policy
 from .base import Record
 
 

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from ..errors import InvalidCiphertext, InvalidEncoding, InvalidKey
+from ...errors import InvalidCiphertext, InvalidEncoding, InvalidKey
+from ...policy import KeyAttributes, Policy
 from ..pairing import Element, PairingGroup, group_from_id
-from ..policy import KeyAttributes, Policy
 
 RecordKind = Literal["public", "master", "user", "ciphertext"]
 #: a layout entry: "G1" | "G2" | "GT" | "Zr" | ("list", n, spec) | ("map", spec)

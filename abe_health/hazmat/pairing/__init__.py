@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
-from ..errors import BackendUnavailable
+from ...errors import BackendUnavailable
 from .base import KINDS, Element, GroupKind, PairingGroup
 
 __all__ = [
@@ -27,8 +27,8 @@ __all__ = [
 
 #: backend name -> (module, default curve)
 BACKENDS: dict[str, tuple[str, str]] = {
-    "mcl": ("abe_health.pairing.mcl", "BLS12-381"),
-    "charm": ("abe_health.pairing.charm", "BN254"),
+    "mcl": ("abe_health.hazmat.pairing.mcl", "BLS12-381"),
+    "charm": ("abe_health.hazmat.pairing.charm", "BN254"),
 }
 DEFAULT_BACKEND = "mcl"
 

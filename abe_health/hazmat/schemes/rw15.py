@@ -36,10 +36,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from ..errors import InvalidCiphertext, InvalidKey
+from ...errors import InvalidCiphertext, InvalidKey
+from ...policy import Attribute, KeyAttributes, Policy
+from ...policy.ast import leaves
 from ..pairing import Element
-from ..policy import Attribute, KeyAttributes, Policy
-from ..policy.ast import leaves
 from .base import Record, SchemeBase
 from .common import coefficients_or_refuse, policy_of, row_product
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..errors import InvalidCiphertext, InvalidKey
+from ...errors import InvalidCiphertext, InvalidKey
+from ...policy import KeyAttributes, Policy
 from ..pairing import Element
-from ..policy import KeyAttributes, Policy
 from .base import Record, Scheme
 from .common import coefficients_or_refuse, exp, policy_of, row_product
 

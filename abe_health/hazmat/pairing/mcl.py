@@ -11,7 +11,7 @@ import functools
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ..errors import BackendUnavailable, InvalidEncoding
+from ...errors import BackendUnavailable, InvalidEncoding
 from .base import Element, GroupKind, PairingGroup
 
 try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 
-from ..errors import BackendUnavailable, InvalidEncoding
+from ...errors import BackendUnavailable, InvalidEncoding
 from .base import Element, GroupKind, PairingGroup
 
 try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidKey
+from ...errors import InvalidKey
 from ..pairing import PairingGroup, get_group
 from .base import Record, Scheme, SchemeBase, decode_record, group_of
 from .bsw07 import BSW07
