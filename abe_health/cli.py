@@ -19,7 +19,7 @@ import click
 from . import __version__
 from .armor import BEGIN
 from .authority import ABE
-from .cli_common import CliError, handle_errors
+from .cli_common import CliError, handle_errors, printable
 from .cli_ma import register as register_ma
 from .cli_search import register as register_search
 from .cli_vault import register as register_vault
@@ -277,7 +277,8 @@ def inspect(path: str, as_json: bool) -> None:
         click.echo(json.dumps(info, indent=2))
         return
     for name, value in info.items():
-        click.echo(f"{name}: {', '.join(value) if isinstance(value, list) else value}")
+        text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        click.echo(f"{name}: {printable(text)}")
 
 
 def _key_info(key: Key) -> dict[str, Any]:

@@ -22,11 +22,17 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+def printable(text: str) -> str:
+    """`text` with every non-printable character escaped, so that text from an untrusted store
+    (catalog names, header policies) cannot move the cursor or rewrite a terminal's lines."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def describe(exc: AbeError | SearchError) -> str:
     """One readable line for a toolkit error."""
     if isinstance(exc, PolicySyntaxError) and exc.text:
-        return f'policy "{exc.text}": {exc}'
-    return str(exc)
+        return printable(f'policy "{exc.text}": {exc}')
+    return printable(str(exc))
 
 
 def handle_errors(func: F) -> F:

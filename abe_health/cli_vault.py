@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .authority import ABE
-from .cli_common import CliError
+from .cli_common import CliError, printable
 from .fileio import atomic_output
 from .keys import read_key
 from .register import register_path_for
@@ -35,7 +35,8 @@ def _authority_vault(path: str, master_path: str) -> tuple[Vault, ABE]:
 def _report_failures(failed: list[tuple[str, str]]) -> None:
     """Name each file that could not be rewritten; the others were."""
     for file_id, why in failed:
-        click.echo(f"error: file {file_id}: {why}", err=True)
+        where = "" if why.startswith(f"file {file_id}") else f"file {file_id}: "
+        click.echo(f"error: {where}{printable(why)}", err=True)
     if failed:
         raise CliError(f"{len(failed)} file(s) could not be rewritten (listed above); "
                        "the others were")
@@ -105,7 +106,7 @@ def register(main: click.Group, handle_errors) -> None:
         pending = set(store.pending(ABE(read_key(public_path, expect="public")))) if public_path else set()
         for file_id, name, policy, size in store.list():
             mark = "*" if file_id in pending else " "
-            click.echo(f"{file_id}{mark} {size:>12,}  {name}  [{policy}]")
+            click.echo(f"{file_id}{mark} {size:>12,}  {printable(name)}  [{printable(policy)}]")
 
     @vault.command("issue")
     @click.argument("path", type=click.Path(file_okay=False))

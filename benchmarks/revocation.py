@@ -26,6 +26,7 @@ from abe_health.hazmat.subjects import key_attributes_of_labels
 from abe_health.keys import Key
 from abe_health.policy import Policy
 from abe_health.revocation import Vault
+from abe_health.revocation.manifest import AuthorityState
 from abe_health.revocation.vault import _Chain, _HeadSplitter, file_context
 from abe_health.revocation.versions import apply_versions
 
@@ -69,7 +70,7 @@ def naive_revoke(vault: Vault, ids: list[str], authority: CPABE) -> tuple[float,
 
 
 def _vault(root: Path, name: str, authority: CPABE, files: int, size: int) -> tuple[Vault, list[str]]:
-    vault = Vault(root / name, create_for=authority)
+    vault = Vault(root / name, create_for=authority, state=AuthorityState(root / f"{name}.state"))
     ids = [vault.add(PatternReader(size), POLICY, authority) for _ in range(files)]
     return vault, ids
 

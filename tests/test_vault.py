@@ -10,6 +10,7 @@ from abe_health import decrypt
 from abe_health.authority import CPABE
 from abe_health.errors import PolicyNotSatisfied
 from abe_health.revocation import Vault
+from abe_health.revocation.manifest import AuthorityState
 from abe_health.revocation.versions import apply_versions
 
 POLICY = "(doctor and cardiology) or nurse"
@@ -18,7 +19,7 @@ POLICY = "(doctor and cardiology) or nurse"
 @pytest.fixture
 def setting(tmp_path):
     hospital = CPABE.setup()
-    vault = Vault(tmp_path / "vault", create_for=hospital)
+    vault = Vault(tmp_path / "vault", create_for=hospital, state=AuthorityState(tmp_path / "state.db"))
     keys = {
         "mallory": vault.issue_key(hospital, ["doctor", "cardiology"]),
         "alice": vault.issue_key(hospital, ["doctor", "cardiology"]),
@@ -127,7 +128,7 @@ def test_vault_errors(tmp_path):
     with pytest.raises(VaultError, match="not a vault"):
         Vault(tmp_path / "nothing")
     hospital = CPABE.setup()
-    vault = Vault(tmp_path / "v", create_for=hospital)
+    vault = Vault(tmp_path / "v", create_for=hospital, state=AuthorityState(tmp_path / "state.db"))
     with pytest.raises(VaultError, match="invalid file id"):
         read(vault, "missing", hospital.keygen(["x"]))
     with pytest.raises(VaultError, match="no file"):
@@ -210,4 +211,4 @@ def test_vault_refuses_kp_schemes(tmp_path):
     from abe_health.errors import InvalidKey
 
     with pytest.raises(InvalidKey, match="KP-ABE"):
-        Vault(tmp_path / "kp", create_for=KPABE.setup())
+        Vault(tmp_path / "kp", create_for=KPABE.setup(), state=AuthorityState(tmp_path / "s.db"))

@@ -119,10 +119,65 @@ def test_5_escrow_key_is_pinned(world):
         assert result.exit_code == 1 and "signature does not verify" in result.output
     # another authority's validly signed manifest is refused too
     other = CPABE.setup()
-    Vault(tmp_path / "w", create_for=other).close()
-    (tmp_path / "v" / "vault.manifest").write_bytes((tmp_path / "w" / "vault.manifest").read_bytes())
+    Vault(tmp_path / "w" / "v", create_for=other, state=AuthorityState(tmp_path / "w.db")).close()
+    (tmp_path / "v" / "vault.manifest").write_bytes((tmp_path / "w" / "v" / "vault.manifest").read_bytes())
     result = run("vault", "add", tmp_path / "v", tmp_path / "x.txt", "-k", public, "-p", "doctor")
     assert result.exit_code == 1 and "does not verify" in result.output
+
+
+def test_f1_another_vaults_manifest_is_refused(world):
+    """Review F1: the cloud put vault B's (older, validly signed) manifest into vault A; a writer
+    then encrypted new files at B's versions and the authority's update accepted it."""
+    tmp_path, master, public, ids = world
+    assert run("vault", "init", tmp_path / "B", "-m", master).exit_code == 0
+    assert run("revoke", tmp_path / "v", "--attr", "nurse", "-m", master).exit_code == 0
+    (tmp_path / "v" / "vault.manifest").write_bytes((tmp_path / "B" / "vault.manifest").read_bytes())
+    (tmp_path / "r2.txt").write_bytes(b"after the revocation")
+    result = run("vault", "add", tmp_path / "v", tmp_path / "r2.txt", "-k", public, "-p", "doctor or nurse")
+    assert result.exit_code == 1 and "vault 'B'" in result.output
+    for args in (("vault", "update", tmp_path / "v", "-m", master),
+                 ("vault", "issue", tmp_path / "v", "-m", master, "-a", "nurse", "-o", tmp_path / "n.key"),
+                 ("vault", "get", tmp_path / "v", ids[1], "-i", tmp_path / "nina.key", "-m", master)):
+        result = run(*args)
+        assert result.exit_code == 1 and "vault 'B'" in result.output, args
+    # renamed to the other vault's name, its files' escrows (bound to vault A's id) refuse to open
+    (tmp_path / "B").rename(tmp_path / "B.old")
+    (tmp_path / "v").rename(tmp_path / "B")
+    result = run("vault", "update", tmp_path / "B", "-m", master)
+    assert result.exit_code == 1 and "escrow does not open" in result.output
+
+
+def test_the_api_refuses_an_authority_without_state(tmp_path):
+    """Review: without its own state the authority would accept a replayed manifest."""
+    hospital = CPABE.setup()
+    with pytest.raises(VaultError, match="own state"):
+        Vault(tmp_path / "v", create_for=hospital)
+    state = AuthorityState(tmp_path / "s.db")
+    Vault(tmp_path / "v", create_for=hospital, state=state).close()
+    with pytest.raises(VaultError, match="own state"):
+        Vault(tmp_path / "v").revoke("doctor", hospital)
+
+
+def test_f4_planted_links_at_temporary_names_are_never_followed(world):
+    """Review F4: a header rewrite wrote through a link planted at its predictable temporary
+    name. Temporary files are now random and created with O_EXCL | O_NOFOLLOW, relative to the
+    directory descriptor opened with the vault, so even a swapped files/ directory is not used."""
+    tmp_path, master, _public, ids = world
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"authority's file")
+    files = tmp_path / "v" / "files"
+    for file_id in ids:
+        (files / f".{file_id}.0.head.tmp").symlink_to(victim)
+    assert run("revoke", tmp_path / "v", "--attr", "doctor", "-m", master).exit_code == 0
+    assert victim.read_bytes() == b"authority's file"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    authority = ABE(read_key(_public), read_key(master))
+    vault = Vault(tmp_path / "v", state=AuthorityState(tmp_path / "h" / "register.sqlite"))
+    files.rename(tmp_path / "v" / "files.moved")
+    (tmp_path / "v" / "files").symlink_to(outside)
+    vault.revoke("nurse", authority)
+    assert list(outside.iterdir()) == []
 
 
 @pytest.mark.parametrize("bad_id", ["../../x", "/etc/passwd", "0123456789ABCDEF", "abc", "0" * 15 + "/",
@@ -253,3 +308,14 @@ def test_concurrent_writers_queue_on_the_vault_lock(world):
     for i, file_id in enumerate(new_ids):
         result = run("vault", "get", tmp_path / "v", file_id, "-i", tmp_path / "nina.key")
         assert result.output == f"concurrent {i}"
+
+
+def test_f7_untrusted_text_cannot_drive_the_terminal(world):
+    """Review F7: a catalog name with escape sequences was printed raw by `vault list`."""
+    tmp_path, _master, public, ids = world
+    with db(tmp_path) as con:
+        con.execute("UPDATE files SET name = ? WHERE id = ?",
+                    ("report.pdf\x1b[2K\r\x1b[1Aall files verified OK\x07", ids[0]))
+    out = run("vault", "list", tmp_path / "v", "-k", public).output
+    assert "\x1b" not in out and "\r" not in out and "\x07" not in out
+    assert "\\x1b[2K\\r\\x1b[1Aall files verified OK\\x07" in out

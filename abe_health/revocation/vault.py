@@ -50,7 +50,6 @@ from ..authority import ABE
 from ..derived import escrow_key, fingerprint
 from ..encryption import decrypt
 from ..errors import AbeError, InvalidKey, VaultError
-from ..fileio import atomic_output
 from ..hazmat.envelope import (
     CHUNK,
     MAGIC,
@@ -70,6 +69,7 @@ from ..recipients import PolicyRecipient
 from . import escrow
 from .catalog import Catalog, Row, check_id
 from .manifest import AuthorityState, Manifest, parse, write
+from .storedir import FilesDir
 from .versions import apply_versions, mentioned, versioned_key_attributes
 
 #: headers rewritten per disk sync
@@ -145,11 +145,15 @@ class Vault:
     """A vault directory: files/, catalog.sqlite and vault.manifest."""
 
     def __init__(self, path: str | os.PathLike[str], create_for: ABE | None = None,
-                 state: AuthorityState | None = None) -> None:
+                 state: AuthorityState | None = None, name: str | None = None) -> None:
         """Open a vault; `create_for=authority` (with its master key) creates a new one whose
         escrows only that authority can open. `state` is the authority's own record of the
-        manifests it signed (pass it wherever the authority acts, to refuse replayed state)."""
+        manifests it signed: the authority acts on a vault only with it (given here, or the
+        database of the authority's issuance register). `name` is the vault's name as its
+        manifest records it (default: the directory's name): a manifest of another vault is
+        refused."""
         self.path = Path(path)
+        self.name = name or self.path.resolve().name
         self.files = self.path / "files"
         self.state = state
         self._escrow: X25519PrivateKey | None = None
@@ -161,41 +165,59 @@ class Vault:
                                  f"{create_for.scheme} is KP-ABE")
             if (self.path / "catalog.sqlite").exists():
                 raise VaultError(f"{self.path} is already a vault")
+            state = self._state_of(create_for)
             self.files.mkdir(parents=True, exist_ok=True)
-            manifest = Manifest(secrets.token_bytes(16), fingerprint(create_for.public_key),
+            manifest = Manifest(secrets.token_bytes(16), self.name, fingerprint(create_for.public_key),
                                 escrow_key(master).public_key().public_bytes_raw())
             write(self.path / "vault.manifest", manifest, master)
-            if state is not None:
-                state.record(manifest)
+            state.pin(manifest.name, manifest.vault, replace=True)
+            state.record(manifest)
             self.catalog = Catalog(self.path / "catalog.sqlite", create=True)
         else:
             self.catalog = Catalog(self.path / "catalog.sqlite")
-        if self.files.is_symlink() or not self.files.is_dir():
-            raise VaultError(f"{self.files} is not a directory of the vault")
+        self.dir = FilesDir(self.files)
 
     def close(self) -> None:
         self.catalog.close()
+        self.dir.close()
 
     # -- trusted state -------------------------------------------------------------------------
     def manifest(self, public_key: Key) -> Manifest:
-        """The manifest, verified against the pinned authority public key."""
+        """The manifest, verified against the pinned authority public key and this vault's name."""
         try:
             raw = (self.path / "vault.manifest").read_bytes()
         except OSError as exc:
             raise VaultError(f"{self.path}: cannot read vault.manifest: {exc.strerror}") from None
-        return parse(raw, public_key)
+        manifest = parse(raw, public_key)
+        if manifest.name != self.name:
+            raise VaultError(f"the manifest in {self.path} is vault {manifest.name!r}'s, not "
+                             f"{self.name!r}'s (another vault's manifest, or a renamed vault: give "
+                             "its name)")
+        return manifest
+
+    def _state_of(self, authority: ABE) -> AuthorityState:
+        """The authority's own state: given to the vault, or its register's database."""
+        if self.state is None and authority.register is not None:
+            self.state = AuthorityState(authority.register.path)
+        if self.state is None:
+            raise VaultError("the authority acts on a vault only with its own state (an "
+                             "AuthorityState, or an authority with an issuance register), which "
+                             "refuses replayed or foreign manifests")
+        return self.state
 
     def _current(self, authority: ABE) -> Manifest:
-        """The newest manifest: the store's if it verifies and is not older than the authority's
-        own record (an older one is replaced by the record, signed again)."""
+        """The newest manifest: the store's if it verifies, is this vault's, and is not older
+        than the authority's own record (an older one is replaced by the record, signed again)."""
         manifest = self.manifest(authority.public_key)
-        if self.state is None or authority.master_key is None:
+        if authority.master_key is None:
             return manifest
-        known = self.state.latest(manifest.vault)
+        state = self._state_of(authority)
+        state.pin(manifest.name, manifest.vault)
+        known = state.latest(manifest.vault)
         if known is not None and known.seq > manifest.seq:
             write(self.path / "vault.manifest", known, authority.master_key)
             return known
-        self.state.record(manifest)
+        state.record(manifest)
         return manifest
 
     def versions(self, authority: ABE) -> dict[str, int]:
@@ -214,23 +236,18 @@ class Vault:
         return key
 
     # -- paths ---------------------------------------------------------------------------------
-    def _path(self, file_id: str, gen: int, part: str) -> Path:
+    @staticmethod
+    def _name(file_id: str, gen: int, part: str) -> str:
+        """The stored file name of one part ("head" or "body") of one generation."""
         check_id(file_id)
-        return self.files / f"{file_id}.{int(gen)}.{part}"
+        return f"{file_id}.{int(gen)}.{part}"
 
     def _head(self, file_id: str, gen: int | None = None) -> Path:
-        return self._path(file_id, self.catalog.row(file_id).gen if gen is None else gen, "head")
+        """Where a file's current header lives (for inspection; the vault itself uses `dir`)."""
+        return self.files / self._name(file_id, self.catalog.row(file_id).gen if gen is None else gen, "head")
 
     def _body(self, file_id: str, gen: int | None = None) -> Path:
-        return self._path(file_id, self.catalog.row(file_id).gen if gen is None else gen, "body")
-
-    def _open(self, path: Path) -> BinaryIO:
-        """Open a stored file for reading, refusing symbolic links (the store may plant them)."""
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError as exc:
-            raise VaultError(f"cannot read {path.name} in {self.path}: {exc.strerror}") from None
-        return os.fdopen(fd, "rb")
+        return self.files / self._name(file_id, self.catalog.row(file_id).gen if gen is None else gen, "body")
 
     # -- files ---------------------------------------------------------------------------------
     def _write(self, manifest: Manifest, authority: ABE, file_id: str, gen: int, src: BinaryIO,
@@ -242,11 +259,11 @@ class Vault:
         scheme, ct, gt_key = PolicyRecipient(authority.public_key,
                                              apply_versions(base, manifest.versions)).encapsulate()
         dek = dek or os.urandom(32)
-        with atomic_output(self._path(file_id, gen, "body")) as body:
+        with self.dir.atomic(self._name(file_id, gen, "body")) as body:
             tee = _HeadSplitter(body)
             salt = seal_stream(scheme, ct, gt_key, src, tee, dek=dek,
                                context=file_context(manifest.vault, file_id, gen))
-        with atomic_output(self._path(file_id, gen, "head")) as out:
+        with self.dir.atomic(self._name(file_id, gen, "head")) as out:
             out.write(tee.head)
         row = Row(file_id, name, str(base), tee.body_bytes,
                   dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), salt, CHUNK,
@@ -286,7 +303,7 @@ class Vault:
 
     def _remove_generation(self, row: Row) -> None:
         for part in ("head", "body"):
-            self._path(row.id, row.gen, part).unlink(missing_ok=True)
+            self.dir.unlink(self._name(row.id, row.gen, part))
 
     def list(self) -> list[tuple[str, str, str, int]]:
         """(id, name, base policy as the catalog says, body bytes) of every well-formed row."""
@@ -295,7 +312,7 @@ class Vault:
     def _header_policy(self, row: Row) -> str | None:
         """The policy text a stored header carries (read without decoding group elements)."""
         try:
-            with self._open(self._path(row.id, row.gen, "head")) as head:
+            with self.dir.open_read(self._name(row.id, row.gen, "head")) as head:
                 prefix = head.read(8)
                 (length,) = struct.unpack(">I", prefix[4:8]) if len(prefix) == 8 else (0,)
                 if prefix[:4] != MAGIC or length > MAX_HEADER:
@@ -333,8 +350,8 @@ class Vault:
             with self._lock():
                 self._update(authority, [file_id], self._current(authority))
         row = self.catalog.row(file_id)
-        with self._open(self._path(row.id, row.gen, "head")) as head, \
-                self._open(self._path(row.id, row.gen, "body")) as body:
+        with self.dir.open_read(self._name(row.id, row.gen, "head")) as head, \
+                self.dir.open_read(self._name(row.id, row.gen, "body")) as body:
             src = _Chain(head, body)
             vault = self._vault_id(row)
             keys = key if isinstance(key, list) else [key]
@@ -382,41 +399,42 @@ class Vault:
             batch = []
             for file_id in file_ids[start : start + BATCH]:
                 try:
-                    batch.append((self._head(file_id), self._new_head(authority, manifest, file_id), file_id))
+                    name = self._name(file_id, self.catalog.row(file_id).gen, "head")
+                    batch.append((name, self._new_head(authority, manifest, file_id), file_id))
                 except AbeError as exc:
                     failed.append((file_id, str(exc)))
-            temps = []
+            temps: list[str] = []
             try:
-                for target, head, _ in batch:
-                    tmp = target.with_name(f".{target.name}.tmp")
-                    tmp.unlink(missing_ok=True)
-                    tmp.write_bytes(head)
-                    temps.append(tmp)
+                for name, head, _ in batch:
+                    temp, handle = self.dir.create_temp(name)
+                    temps.append(temp)
+                    with handle:
+                        handle.write(head)
                 os.sync()
-                for (target, head, file_id), tmp in zip(batch, temps, strict=True):
-                    os.replace(tmp, target)
+                for (name, head, file_id), temp in zip(batch, temps, strict=True):
+                    self.dir.replace(temp, name)
                     written += len(head)
                     done.append(file_id)
             except OSError as exc:
                 failed.extend((f, f"cannot write its header: {exc.strerror}") for _, _, f in batch
                               if f not in done)
             finally:
-                for tmp in temps:
-                    tmp.unlink(missing_ok=True)
+                for temp in temps:
+                    self.dir.unlink(temp)
         return written, done, failed
 
     def _rotate(self, authority: ABE, manifest: Manifest, file_id: str) -> int:
         """Re-encrypt a file's body under a fresh DEK as its next generation; returns bytes written."""
         old = self.catalog.row(file_id)
         dek = self._dek(authority, manifest, old)
-        with self._open(self._path(old.id, old.gen, "head")) as head:
+        with self.dir.open_read(self._name(old.id, old.gen, "head")) as head:
             header = read_header(head)
         read_fd, write_fd = os.pipe()
         failure: list[BaseException] = []
 
         def decrypt_into_pipe() -> None:
             try:
-                with self._open(self._path(old.id, old.gen, "body")) as body, \
+                with self.dir.open_read(self._name(old.id, old.gen, "body")) as body, \
                         os.fdopen(write_fd, "wb") as sink:
                     open_payload(header, dek, body, sink)  # type: ignore[arg-type]
             except BaseException as exc:  # reported to the writer below, never swallowed
@@ -454,8 +472,7 @@ class Vault:
         self._encaps.clear()  # a revocation never reuses an encapsulation from before it
         manifest = self._current(authority).bump(label)
         write(self.path / "vault.manifest", manifest, master)
-        if self.state is not None:
-            self.state.record(manifest)
+        self._state_of(authority).record(manifest)
         affected, failed = self._mentioning(authority, label)
         written, done = 0, []
         if rotate:
