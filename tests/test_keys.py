@@ -148,3 +148,31 @@ def test_mismatched_master_and_public_key_is_refused(tmp_path):
                                   "-o", str(tmp_path / "u.key")])
     assert result.exit_code == 1 and "does not belong to public key" in result.output
     assert not (tmp_path / "u.key").exists()
+
+
+def test_secret_keys_never_print_or_pickle_their_secrets():
+    """Review F6: repr of a master key printed its exponents."""
+    import copy
+    import pickle
+
+    from abe_health import Authority, MasterKey, PublicKey, UserKey
+
+    hospital = CPABE.setup()
+    alice = hospital.keygen(["doctor", "cardiology"])
+    er = Authority.setup("ER")
+    secrets_seen = [str(x) for x in hospital.master_key.record.parts["a"]]
+    secrets_seen += [str(er.secret_key.record.parts["alpha"]), str(er.secret_key.record.parts["y"])]
+    for key in (hospital.master_key, alice, er.secret_key, hospital.public_key):
+        text = repr(key) + str(key) + f"{key}"
+        assert all(s[:12] not in text for s in secrets_seen)
+        assert "parts" not in text and key.fingerprint in text
+        with pytest.raises(TypeError, match="not pickled"):
+            pickle.dumps(key)
+        assert copy.deepcopy(key) is key
+    assert isinstance(hospital.master_key, MasterKey) and isinstance(alice, UserKey)
+    assert isinstance(hospital.public_key, PublicKey)
+    assert hospital.master_key.public_key() == hospital.public_key
+    assert repr(alice) == f"UserKey(scheme='fame', fingerprint='{alice.fingerprint}', " \
+                          "attributes=['doctor', 'cardiology'])"
+    other = hospital.keygen(["doctor", "cardiology"])
+    assert alice == load_key(alice.to_bytes()) and alice != other
