@@ -39,7 +39,7 @@ from .hazmat.pairing import get_group, group_from_id
 from .hazmat.schemes import RW15, get_scheme
 from .keys import Key
 from .policy import parse_attributes
-from .register import Register, as_register
+from .register import Register, as_register, expiring_subjects
 
 GLOBAL_TYPE = "abe-health/rw15-global"
 
@@ -77,10 +77,18 @@ class Authority:
         if self.register is not None and not isinstance(self.register, Register):
             object.__setattr__(self, "register", as_register(self.register))
 
-    def keygen(self, gid: str, attributes: Iterable[str], *, renewed_from: str | None = None) -> Key:
-        """User `gid`'s key for attributes of this authority (`doctor` or `doctor@<name>`;
-        an attribute that must expire carries its last day: `emergency = 2026-12-31`), recorded
-        in the register when there is one (`renewed_from`: the issuance this key renews)."""
+    def keygen(self, gid: str, attributes: Iterable[str], *, expiring: Iterable[str] = (),
+               renewed_from: str | None = None) -> Key:
+        """User `gid`'s key for attributes of this authority (`doctor` or `doctor@<name>`),
+        recorded in the register when there is one (`renewed_from`: the issuance this key
+        renews).
+
+        `expiring` names the attributes that expire (`["emergency"]` with the attribute
+        `emergency = 2026-12-31`): each must be issued with a date value, its last day, and
+        renewal moves exactly these to the new day. The authority decides this here because a
+        date value alone does not say it: `born = 1980-04-02` is a fact that renewal must keep.
+        A name that is not an attribute of the key, or whose attribute has no date value, is
+        refused (InvalidKey) and nothing is issued."""
         if self.secret_key is None:
             raise InvalidKey(f"issuing keys needs authority {self.name}'s secret key")
         scheme = self.public_key.scheme
@@ -88,9 +96,12 @@ class Authority:
             raise InvalidKey(f"an authority runs rw15, not {scheme.name}")
         rec = scheme.keygen(self.public_key.record, self.secret_key.record, gid,
                             parse_attributes(attributes))
+        # checked against the canonical attributes the scheme issued, before anything is recorded
+        names = expiring_subjects(rec.meta["attributes"], expiring, self.name)
         key = Key(scheme, rec)
         if self.register is not None:
-            return self.register.record(key, fingerprint(self.public_key), renewed_from)
+            return self.register.record(key, fingerprint(self.public_key), renewed_from,
+                                        expiring=names)
         if renewed_from is not None:
             raise InvalidKey("a renewal is recorded in the issuance register: give the authority one")
         return key

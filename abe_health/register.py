@@ -8,11 +8,19 @@ the authority's own memory instead: renewal finds the presented key by the SHA-2
 group-element parts, which a holder cannot change without breaking the key, and re-issues what
 the register says was issued, never anything from the key file.
 
+Which attributes of an issuance expire is decided by the authority when it issues the key and
+recorded with the issuance (`expiring`), never guessed from the values: a multi-authority (RW15)
+key may hold date-valued attributes that are facts, not expiries (`born = 1980-04-02`, a licence
+date), and re-dating those on renewal would widen the key (break F3). Renewal moves exactly the
+recorded expiring attributes. For CP keys the expiring attribute is always the key-wide
+`valid_until` (their components share the key's randomness, so one key-wide last day is sound),
+and the register records it when the key holds one.
+
 The register is a local SQLite database next to the master key (WAL mode, mode 0600, since it
 says who holds what): `DIR/register.sqlite` beside `DIR/master.key`, `DIR/NAME.register.sqlite`
 beside a multi-authority `DIR/NAME.key` (`register_path_for`). It holds:
 
-    register_meta(name TEXT PRIMARY KEY, value TEXT)   -- row ("schema", "1"), checked on open
+    register_meta(name TEXT PRIMARY KEY, value TEXT)   -- row ("schema", "2"), checked on open
     issuances(                                         -- append-only: UPDATE/DELETE abort
         seq          INTEGER PRIMARY KEY AUTOINCREMENT,
         iid          TEXT UNIQUE,      -- random id of the row (32 hex digits); `iid` in key meta
@@ -28,7 +36,20 @@ beside a multi-authority `DIR/NAME.key` (`register_path_for`). It holds:
         recorded_at  TEXT,             -- UTC, ISO 8601
         renewed_from TEXT,             -- the iid this issuance renews (at most one renewal each)
         withdraws    TEXT,             -- withdrawn rows: the iid whose lineage is withdrawn
-        reason       TEXT)
+        reason       TEXT,
+        expiring     TEXT)             -- issued rows: JSON list of the subjects (`name@authority`
+                                       -- for RW15) that expire and that renewal may re-date;
+                                       -- NULL in rows recorded under schema 1 (not recorded)
+
+Schema 1 (abe-health before expiring attributes were recorded) had no `expiring` column. Opening
+such a register upgrades it in place, in one transaction: `ALTER TABLE issuances ADD COLUMN
+expiring` and the schema row set to 2. No row is rewritten (SQLite reads the new column of an
+existing row as NULL), so the register stays append-only, and it keeps what a fresh register
+could not: its withdrawals, its renewal lineages, and the other tables that share the file (the
+vault's record of the manifests it signed). Its RW15 issuances have no recorded expiring
+attributes, so they are not renewed (the authority issues a new key with `expiring` and
+withdraws the old one); its CP issuances renew as before (`valid_until` only). A register of a
+newer schema is refused.
 
 Rows never change: withdrawing is an appended 'withdrawn' row naming an issuance (its whole
 renewal lineage stops being renewable) or a holder GID (every issuance of that GID recorded
@@ -59,11 +80,15 @@ from typing import Any
 
 import cbor2
 
-from .errors import AbeError, InvalidKey
+from .errors import AbeError, InvalidKey, PolicySyntaxError
 from .keys import Key, to_map
-from .policy import parse_attribute
+from .policy import Attribute, parse_attribute
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: schema versions `Register` upgrades in place when it opens them (see the module docstring)
+UPGRADABLE = {"1"}
+#: the key-wide expiry of CP keys (RW15 keys refuse it; they name their expiring attributes)
+VALID_UNTIL = "valid_until"
 #: file name of a single-authority register (beside master.key)
 REGISTER_NAME = "register.sqlite"
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
@@ -86,6 +111,7 @@ CREATE TABLE IF NOT EXISTS issuances (
     renewed_from TEXT REFERENCES issuances(iid),
     withdraws    TEXT REFERENCES issuances(iid),
     reason       TEXT,
+    expiring     TEXT,
     CHECK ((event = 'issued' AND key_digest IS NOT NULL AND withdraws IS NULL
             AND (attributes IS NOT NULL OR policy IS NOT NULL))
         OR (event = 'withdrawn' AND key_digest IS NULL AND renewed_from IS NULL
@@ -107,7 +133,7 @@ CREATE TRIGGER IF NOT EXISTS issuances_no_replace BEFORE INSERT ON issuances
 """
 
 _SELECT = ("SELECT seq, iid, event, authority, scheme, gid, attributes, policy, valid_until, dates, "
-           "key_digest, recorded_at, renewed_from, withdraws, reason FROM issuances")
+           "key_digest, recorded_at, renewed_from, withdraws, reason, expiring FROM issuances")
 _BY_SEQ = _SELECT + " WHERE seq = ?"
 _BY_IID = _SELECT + " WHERE iid = ?"
 _BY_DIGEST = _SELECT + " WHERE key_digest = ?"
@@ -142,13 +168,18 @@ class Issuance:
     renewed_from: str | None
     withdraws: str | None
     reason: str | None
+    #: subjects (`name@authority` for RW15, `valid_until` for CP) that renewal re-dates, as the
+    #: authority decided at issuance; None when the row predates schema 2 (not recorded)
+    expiring: tuple[str, ...] | None = None
 
     @classmethod
     def _from_row(cls, row: Sequence[Any]) -> Issuance:
         attributes = json.loads(row[6]) if row[6] is not None else None
+        expiring = json.loads(row[15]) if row[15] is not None else None
         return cls(int(row[0]), row[1], row[2], row[3], row[4], row[5],
                    tuple(attributes) if attributes is not None else None, row[7], row[8],
-                   json.loads(row[9]) if row[9] else {}, row[10], row[11], row[12], row[13], row[14])
+                   json.loads(row[9]) if row[9] else {}, row[10], row[11], row[12], row[13], row[14],
+                   tuple(expiring) if expiring is not None else None)
 
 
 def register_path_for(master_path: str | os.PathLike[str]) -> Path:
@@ -170,15 +201,59 @@ def key_digest(key: Key) -> bytes:
     return hashlib.sha256(cbor2.dumps(parts, canonical=True)).digest()
 
 
+def subject_of(attr: Attribute) -> str:
+    """What an attribute is about, without its value: `name` or `name@authority`."""
+    return attr.name + (f"@{attr.authority}" if attr.authority else "")
+
+
 def dated_attributes(attributes: Iterable[str]) -> dict[str, str]:
-    """{subject (`name[@authority]`): ISO date} of the attributes whose value is a date."""
+    """{subject (`name[@authority]`): ISO date} of the attributes whose value is a date. Only a
+    description of the values: which of them expire is `expiring_subjects`' business."""
     dates = {}
     for text in attributes:
         attr = parse_attribute(text, internal=True)
         if attr.value is not None and _ISO_DATE.match(attr.value):
-            subject = attr.name + (f"@{attr.authority}" if attr.authority else "")
-            dates[subject] = attr.value
+            dates[subject_of(attr)] = attr.value
     return dates
+
+
+def expiring_subjects(attributes: Iterable[str], names: Iterable[str],
+                      authority: str | None) -> tuple[str, ...]:
+    """The canonical subjects of the expiring attributes `names` of a key holding `attributes`
+    (canonical attribute texts, as a key's metadata lists them) issued by multi-authority
+    authority `authority`: `emergency` and `emergency@ER` both give `emergency@ER`. Each name
+    must be an attribute of the key whose value is a date (YYYY-MM-DD), since renewal replaces
+    that value with the new last day; anything else is refused with InvalidKey, so an issuance
+    never records an expiry that renewal could not move or that is not there."""
+    if isinstance(names, str):  # one name, not its letters
+        names = (names,)
+    issued: dict[str, Attribute] = {}
+    for text in attributes:
+        attr = parse_attribute(text, internal=True)
+        issued[subject_of(attr)] = attr
+    subjects: list[str] = []
+    for name in names:
+        try:
+            attr = parse_attribute(name)
+        except PolicySyntaxError as exc:
+            raise InvalidKey(f"expiring attribute {name!r} is not an attribute name: {exc}") from None
+        if attr.value is not None:
+            raise InvalidKey(f"expiring names an attribute, not a value: give {attr.name!r}, and "
+                             f"issue it with its last day (-a '{attr.name} = YYYY-MM-DD')")
+        if attr.authority not in (None, authority):
+            raise InvalidKey(f"expiring attribute {name!r} belongs to authority {attr.authority}, "
+                             f"not to the issuer of this key")
+        subject = subject_of(Attribute(attr.name, None, authority))
+        if subject not in issued:
+            raise InvalidKey(f"expiring attribute {attr.name!r} is not among the attributes issued")
+        value = issued[subject].value
+        if value is None or not _ISO_DATE.match(value):
+            raise InvalidKey(f"expiring attribute {attr.name!r} has no date value (it is issued as "
+                             f"'{issued[subject]}'): an attribute that expires carries its last "
+                             f"day, as -a '{attr.name} = YYYY-MM-DD'")
+        if subject not in subjects:
+            subjects.append(subject)
+    return tuple(subjects)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -206,12 +281,18 @@ class Register:
     around and shared without holding the database open."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        """Open an existing register; RegisterError if it is missing or not a register."""
+        """Open an existing register; RegisterError if it is missing, not a register, or of a
+        newer schema. A schema-1 register is upgraded in place (module docstring);
+        `upgraded_from` then names the schema it had, so a caller can say so."""
         self.path = Path(path)
+        #: the schema version this register was upgraded from when it was opened, if it was
+        self.upgraded_from: int | None = None
         if not self.path.is_file():
             raise RegisterError(f"no issuance register at {self.path} (it is created by setup)")
         with self._db() as db:
-            self._check_schema(db)
+            version = self._check_schema(db)
+            if version in UPGRADABLE:
+                self._upgrade(db)
 
     def __repr__(self) -> str:
         return f"Register({str(self.path)!r})"
@@ -274,7 +355,9 @@ class Register:
         finally:
             db.close()
 
-    def _check_schema(self, db: sqlite3.Connection) -> None:
+    def _check_schema(self, db: sqlite3.Connection) -> str:
+        """The register's schema version: the current one or one `_upgrade` handles; anything
+        else is refused."""
         try:
             row = db.execute("SELECT value FROM register_meta WHERE name = 'schema'").fetchone()
             has_table = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
@@ -283,16 +366,46 @@ class Register:
             raise RegisterError(f"{self.path} is not an issuance register") from None
         if row is None or not has_table:
             raise RegisterError(f"{self.path} is not an issuance register")
-        if row[0] != str(SCHEMA_VERSION):
+        if row[0] != str(SCHEMA_VERSION) and row[0] not in UPGRADABLE:
             raise RegisterError(f"{self.path} has register schema {row[0]!r}; this version of "
-                                f"abe-health reads schema {SCHEMA_VERSION}")
+                                f"abe-health reads schema {SCHEMA_VERSION} (and upgrades schema 1): "
+                                "open it with the abe-health version that wrote it")
+        return str(row[0])
+
+    def _upgrade(self, db: sqlite3.Connection) -> None:
+        """Schema 1 -> 2 in one transaction: add the `expiring` column (existing rows read it as
+        NULL: not recorded; no row is rewritten) and set the schema row. Another process may
+        have upgraded it meanwhile, so the version is read again under the write lock."""
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._check_schema(db)
+                if version in UPGRADABLE:
+                    db.execute("ALTER TABLE issuances ADD COLUMN expiring TEXT")
+                    db.execute("UPDATE register_meta SET value = ? WHERE name = 'schema'",
+                               (str(SCHEMA_VERSION),))
+                    self.upgraded_from = int(version)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise RegisterError(f"cannot upgrade issuance register {self.path} from schema 1 to "
+                                f"{SCHEMA_VERSION} ({exc}): it is upgraded in place when first "
+                                "opened, by a user that can write it") from None
 
     # -- writing -------------------------------------------------------------------------------
-    def record(self, key: Key, authority: str, renewed_from: str | None = None) -> Key:
+    def record(self, key: Key, authority: str, renewed_from: str | None = None, *,
+               expiring: Iterable[str] = ()) -> Key:
         """Append the issuance of user key `key` by the authority with fingerprint `authority`
         and return the key with its issuance id (`iid`) in the metadata. With `renewed_from`,
         the row renews that issuance: in the same transaction the issuance must still be
-        renewable (not withdrawn, not renewed already), so two renewals cannot both succeed."""
+        renewable (not withdrawn, not renewed already), so two renewals cannot both succeed.
+
+        `expiring` (multi-authority keys only): the names of the key's attributes that expire,
+        each of which must carry a date (`expiring_subjects`); renewal re-dates exactly these.
+        A CP key's expiring attribute is its `valid_until`, recorded when it has one; naming
+        any other is refused. KP keys have none."""
         if key.kind != "user":
             raise InvalidKey(f"the register records user keys, not {key.kind} keys")
         meta = key.record.meta
@@ -301,15 +414,25 @@ class Register:
         if attributes is None and not isinstance(policy, str):
             raise InvalidKey("a user key records its attributes or its policy")
         dates = dated_attributes(attributes) if attributes is not None else {}
-        if "valid_until" in dates:
-            valid_until: str | None = dates["valid_until"]
+        names = (expiring,) if isinstance(expiring, str) else tuple(expiring)
+        gid = meta.get("gid")
+        if gid is not None:
+            subjects = expiring_subjects(attributes or (), names, meta.get("authority"))
+            valid_until = max((dates[s] for s in subjects), default=None)
         else:
-            valid_until = max(dates.values()) if dates and meta.get("gid") is not None else None
+            if any(name != VALID_UNTIL for name in names):
+                raise InvalidKey(f"a {key.scheme.name} key expires by its {VALID_UNTIL} "
+                                 "attribute only; it names no other expiring attribute")
+            subjects = (VALID_UNTIL,) if VALID_UNTIL in dates else ()
+            if names and not subjects:
+                raise InvalidKey(f"this {key.scheme.name} key has no {VALID_UNTIL} date to expire by")
+            valid_until = dates.get(VALID_UNTIL)
         iid = new_iid()
-        row = (iid, "issued", authority, key.scheme.name, meta.get("gid"),
+        row = (iid, "issued", authority, key.scheme.name, gid,
                json.dumps(list(attributes), ensure_ascii=False) if attributes is not None else None,
                policy, valid_until, json.dumps(dates, ensure_ascii=False, sort_keys=True),
-               key_digest(key), _now(), renewed_from, None, None)
+               key_digest(key), _now(), renewed_from, None, None,
+               json.dumps(list(subjects), ensure_ascii=False))
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -317,7 +440,8 @@ class Register:
                     self._check_renewable(db, self._by_iid(db, renewed_from), authority)
                 db.execute("INSERT INTO issuances (iid, event, authority, scheme, gid, attributes, "
                            "policy, valid_until, dates, key_digest, recorded_at, renewed_from, "
-                           "withdraws, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                           "withdraws, reason, expiring) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

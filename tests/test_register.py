@@ -4,8 +4,10 @@ is append-only, versioned and private."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import json
 import os
 import sqlite3
 import stat
@@ -17,17 +19,19 @@ from abe_health import MultiAuthorityRecipient, PolicyRecipient, decrypt, encryp
 from abe_health.authority import CPABE, KPABE
 from abe_health.cli import main
 from abe_health.derived import fingerprint
-from abe_health.errors import InvalidKey
+from abe_health.errors import InvalidKey, PolicyNotSatisfied
 from abe_health.keys import Key, read_key
 from abe_health.ma import Authority
 from abe_health.register import (
     NotRenewable,
     Register,
     RegisterError,
+    dated_attributes,
     key_digest,
     register_path_for,
 )
 from abe_health.revocation import renew
+from abe_health.revocation.expiry import renewal_moves
 
 TODAY = dt.date.today()
 LATER = TODAY + dt.timedelta(30)
@@ -37,6 +41,16 @@ def edited(key: Key, **meta) -> Key:
     """The key with its metadata edited (what any holder can do to a key file)."""
     new_meta = {k: v for k, v in {**key.record.meta, **meta}.items() if v is not None}
     return Key(key.scheme, dataclasses.replace(key.record, meta=new_meta))
+
+
+def merged(*keys: Key) -> Key:
+    """One RW15 key file holding the components of several keys of one GID (what a holder can
+    make: RW15 binds components only through H(GID))."""
+    parts: dict[str, dict] = {"K": {}, "Kp": {}}
+    for key in keys:
+        parts["K"].update(key.record["K"])
+        parts["Kp"].update(key.record["Kp"])
+    return Key(keys[0].scheme, dataclasses.replace(keys[0].record, parts=parts))
 
 
 @pytest.fixture
@@ -141,15 +155,18 @@ def test_keygen_records_every_issuance(tmp_path, hospital, authorities):
     assert row.attributes == ("nurse", "ward = 3", f"valid_until = {LATER}")
     assert row.valid_until == LATER.isoformat() and row.dates == {"valid_until": LATER.isoformat()}
     assert row.key_digest == key_digest(key) and row.renewed_from is None
-    mk = authorities["hospitalA"].keygen("bob", ["doctor", f"oncall = {LATER}"])
+    assert row.expiring == ("valid_until",)
+    mk = authorities["hospitalA"].keygen("bob", ["doctor", f"oncall = {LATER}"], expiring=["oncall"])
     (mrow,) = authorities["hospitalA"].register.issuances()
     assert (mrow.gid, mrow.attributes, mrow.valid_until) == (
         "bob", ("doctor@hospitalA", f"oncall = {LATER}@hospitalA"), LATER.isoformat())
+    assert mrow.expiring == ("oncall@hospitalA",)
     assert mk.record.meta["iid"] == mrow.iid
     kp = KPABE.setup(register=Register.create(tmp_path / "kp.sqlite"))
     kp_key = kp.keygen(policy="lab and cardiology")
     (kp_row,) = kp.register.issuances()
     assert kp_row.policy == "lab and cardiology" and kp_row.attributes is None
+    assert kp_row.expiring == ()
     with pytest.raises(NotRenewable, match="KP-ABE"):
         renew(kp, kp_key, LATER)
 
@@ -168,10 +185,11 @@ def test_genuine_renewal_ignores_the_key_files_metadata(hospital, authorities):
     blob = encrypt(b"ward notes", None, ward)
     assert decrypt(blob, None, new) == b"ward notes"
     h = authorities["hospitalA"]
-    mold = h.keygen("bob", [f"oncall = {TODAY}", "nurse"])
+    mold = h.keygen("bob", [f"oncall = {TODAY}", "nurse"], expiring=["oncall"])
     mnew = renew(h, edited(mold, gid=None, attributes=None, iid=None, authority=None), LATER)
     assert mnew.record.meta["gid"] == "bob"
     assert mnew.record.meta["attributes"] == [f"oncall = {LATER}@hospitalA", "nurse@hospitalA"]
+    assert h.register.lookup(mnew).expiring == ("oncall@hospitalA",)  # carried to the renewal
 
 
 def test_edited_attributes_are_refused(hospital):
@@ -186,7 +204,7 @@ def test_edited_gid_is_refused(authorities):
     """bob's university key was issued to GID bob-u; renewed under bob it would pool with his
     hospitalA key for GID bob."""
     uni = authorities["university"]
-    bob_u = uni.keygen("bob-u", ["researcher", f"project = {TODAY}"])
+    bob_u = uni.keygen("bob-u", ["researcher", f"project = {TODAY}"], expiring=["project"])
     with pytest.raises(NotRenewable, match="edited: its gid"):
         renew(uni, edited(bob_u, gid="bob"), LATER)
     with pytest.raises(NotRenewable, match="edited: it names another authority"):
@@ -233,11 +251,12 @@ def test_unknown_and_altered_keys_are_refused(hospital, authorities):
 def test_withdrawn_holders_and_issuances_are_not_renewed(hospital, authorities):
     h = authorities["hospitalA"]
     fp = fingerprint(h.public_key)
-    old = h.keygen("mallory", [f"oncall = {TODAY}"])
+    old = h.keygen("mallory", [f"oncall = {TODAY}"], expiring=["oncall"])
     h.register.withdraw(fp, gid="mallory", reason="left the hospital")
     with pytest.raises(NotRenewable, match="withdrawn"):
         renew(h, old, LATER)
-    readmitted = h.keygen("mallory", [f"oncall = {TODAY}"])  # a new issuance after the withdrawal
+    # a new issuance after the withdrawal
+    readmitted = h.keygen("mallory", [f"oncall = {TODAY}"], expiring=["oncall"])
     assert renew(h, readmitted, LATER).record.meta["gid"] == "mallory"
     cp_old = hospital.keygen(["nurse", f"valid_until = {TODAY}"])
     cp_new = renew(hospital, cp_old, LATER)
@@ -282,7 +301,7 @@ def test_multi_authority_renewal_stays_within_its_register(authorities):
     """A renewed multi-authority key is still one GID's; the same GID at another authority is
     another register's business."""
     h, u = authorities["hospitalA"], authorities["university"]
-    hk = h.keygen("alice", ["doctor", f"oncall = {TODAY}"])
+    hk = h.keygen("alice", ["doctor", f"oncall = {TODAY}"], expiring=["oncall"])
     uk = u.keygen("alice", ["researcher"])
     renewed = renew(h, hk, LATER)
     cohort = MultiAuthorityRecipient(f"doctor@hospitalA and oncall >= {LATER}@hospitalA and "
@@ -363,3 +382,204 @@ def test_cli_renewal_needs_a_register(cli_world):
                "--register", t / "alt.sqlite").exit_code == 0
     assert run("renew", "-m", t / "h" / "master.key", "-i", t / "k2.key", "--until", LATER,
                "-o", t / "n2.key", "--register", t / "alt.sqlite").exit_code == 0
+
+
+# -- F3: renewal moves only what the authority recorded as expiring --------------------------------
+
+BORN = "1980-04-02"
+ADULTS_BORN_BEFORE = "2008-08-01"  # `born >= ADULTS_BORN_BEFORE` admits minors only
+
+
+def test_renewal_keeps_dates_that_are_not_expiries(tmp_path):
+    """F3: `born = 1980-04-02` is a fact, not an expiry. Renewal used to re-date every dated
+    attribute of an RW15 key, giving bob `born = <renewal day>` and opening minors-only files."""
+    h = Authority.setup("H", register=Register.create(tmp_path / "H.register.sqlite"))
+    staff_until, until = TODAY + dt.timedelta(30), TODAY + dt.timedelta(365)
+    bob = h.keygen("bob", [f"staff = {staff_until}", f"born = {BORN}"], expiring=["staff"])
+    minors = MultiAuthorityRecipient(f"staff >= {TODAY}@H and born >= {ADULTS_BORN_BEFORE}@H",
+                                     [h.public_key])
+    blob = encrypt(b"paediatric ward", None, minors)
+    with pytest.raises(PolicyNotSatisfied):
+        decrypt(blob, None, bob)
+    bob2 = renew(h, bob, until)
+    assert bob2.record.meta["attributes"] == [f"staff = {until}@H", f"born = {BORN}@H"]
+    for attempt in ([bob2], [bob, bob2], [merged(bob, bob2)]):
+        with pytest.raises(PolicyNotSatisfied):
+            decrypt(blob, None, *attempt)
+    later = TODAY + dt.timedelta(200)
+    staff_only = encrypt(b"rota", None, MultiAuthorityRecipient(f"staff >= {later}@H", [h.public_key]))
+    assert decrypt(staff_only, None, bob2) == b"rota"  # the expiry did move
+    before, after = h.register.lookup(bob), h.register.lookup(bob2)
+    assert after.expiring == ("staff@H",) and after.renewed_from == before.iid
+    assert renewal_moves(before, after) == [("staff@H", staff_until.isoformat(), until.isoformat())]
+    bob3 = renew(h, bob2, until + dt.timedelta(1))  # the lineage keeps its expiring attributes
+    assert bob3.record.meta["attributes"] == [f"staff = {until + dt.timedelta(1)}@H", f"born = {BORN}@H"]
+
+
+def test_renewal_without_expiring_attributes_is_refused(tmp_path):
+    h = Authority.setup("H", register=Register.create(tmp_path / "H.register.sqlite"))
+    bob = h.keygen("bob", [f"staff = {LATER}", f"born = {BORN}"])  # no expiring: nothing moves
+    assert h.register.lookup(bob).expiring == ()
+    with pytest.raises(NotRenewable, match="no expiring attribute"):
+        renew(h, bob, LATER + dt.timedelta(1))
+    assert len(h.register.issuances()) == 1
+
+
+def test_expiring_attributes_are_checked_at_keygen(tmp_path):
+    h = Authority.setup("H", register=Register.create(tmp_path / "H.register.sqlite"))
+    attrs = ["doctor", "ward = 3", f"emergency = {LATER}"]
+    for names, message in ((["doctor"], "'doctor' has no date value"),
+                           (["ward"], "'ward' has no date value"),
+                           (["nurse"], "'nurse' is not among the attributes issued"),
+                           ([f"emergency = {LATER}"], "not a value"),
+                           (["emergency@ER"], "belongs to authority ER"),
+                           (["emergency and doctor"], "not an attribute name")):
+        with pytest.raises(InvalidKey, match=message):
+            h.keygen("bob", attrs, expiring=names)
+    with pytest.raises(InvalidKey, match="no date value"):  # refused without a register too
+        Authority(h.public_key, h.secret_key).keygen("bob", attrs, expiring=["ward"])
+    assert h.register.issuances() == []  # nothing was recorded
+    for names in (["emergency"], ["emergency@H"], "emergency", ["emergency", "emergency@H"]):
+        key = h.keygen("bob", attrs, expiring=names)
+        assert h.register.lookup(key).expiring == ("emergency@H",)
+
+
+def test_cp_renewal_replaces_only_valid_until(hospital):
+    key = hospital.keygen(["nurse", f"born = {BORN}", f"valid_until = {TODAY}"])
+    assert hospital.register.lookup(key).expiring == ("valid_until",)
+    new = renew(hospital, key, LATER)
+    assert new.record.meta["attributes"] == ["nurse", f"born = {BORN}", f"valid_until = {LATER}"]
+    undated = hospital.keygen(["nurse"])  # a CP key without an expiry gets one (only narrower)
+    assert hospital.register.lookup(undated).expiring == ()
+    renewed = renew(hospital, undated, LATER)
+    assert renewed.record.meta["attributes"] == ["nurse", f"valid_until = {LATER}"]
+    assert renewal_moves(hospital.register.lookup(undated), hospital.register.lookup(renewed)) == [
+        ("valid_until", None, LATER.isoformat())]
+    fp = fingerprint(hospital.public_key)
+    plain = CPABE(hospital.public_key, hospital.master_key)
+    with pytest.raises(InvalidKey, match="valid_until attribute only"):
+        hospital.register.record(plain.keygen(["nurse", f"born = {BORN}"]), fp, expiring=["born"])
+    with pytest.raises(InvalidKey, match="no valid_until date"):
+        hospital.register.record(plain.keygen(["nurse"]), fp, expiring=["valid_until"])
+
+
+# -- registers of schema 1 (before expiring attributes were recorded) ------------------------------
+
+SCHEMA_V1 = """
+CREATE TABLE register_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE issuances (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    iid          TEXT NOT NULL UNIQUE,
+    event        TEXT NOT NULL CHECK (event IN ('issued', 'withdrawn')),
+    authority    TEXT NOT NULL,
+    scheme       TEXT NOT NULL,
+    gid          TEXT,
+    attributes   TEXT,
+    policy       TEXT,
+    valid_until  TEXT,
+    dates        TEXT,
+    key_digest   BLOB UNIQUE,
+    recorded_at  TEXT NOT NULL,
+    renewed_from TEXT REFERENCES issuances(iid),
+    withdraws    TEXT REFERENCES issuances(iid),
+    reason       TEXT,
+    CHECK ((event = 'issued' AND key_digest IS NOT NULL AND withdraws IS NULL
+            AND (attributes IS NOT NULL OR policy IS NOT NULL))
+        OR (event = 'withdrawn' AND key_digest IS NULL AND renewed_from IS NULL
+            AND (withdraws IS NOT NULL OR gid IS NOT NULL)))
+);
+CREATE UNIQUE INDEX issuances_renewed_once ON issuances(renewed_from)
+    WHERE renewed_from IS NOT NULL;
+CREATE INDEX issuances_holder ON issuances(authority, gid);
+CREATE INDEX issuances_withdraws ON issuances(withdraws);
+CREATE TRIGGER issuances_no_update BEFORE UPDATE ON issuances
+    BEGIN SELECT RAISE(ABORT, 'the issuance register is append-only'); END;
+CREATE TRIGGER issuances_no_delete BEFORE DELETE ON issuances
+    BEGIN SELECT RAISE(ABORT, 'the issuance register is append-only'); END;
+CREATE TRIGGER issuances_no_replace BEFORE INSERT ON issuances
+    WHEN EXISTS (SELECT 1 FROM issuances WHERE seq = NEW.seq OR iid = NEW.iid
+                 OR key_digest = NEW.key_digest OR renewed_from = NEW.renewed_from)
+    BEGIN SELECT RAISE(ABORT, 'the issuance register is append-only: the row repeats another');
+    END;
+INSERT INTO register_meta VALUES ('schema', '1');
+"""
+V1_COLUMNS = ("seq, iid, event, authority, scheme, gid, attributes, policy, valid_until, dates, "
+              "key_digest, recorded_at, renewed_from, withdraws, reason")
+
+
+def v1_register(path, rows):
+    """A register as abe-health wrote it before schema 2: the v1 schema, its rows as v1 wrote
+    them (`rows`: (iid, key or None, authority fingerprint, extra columns)), and a table of
+    someone else's sharing the file."""
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA_V1)
+    for iid, key, fp, extra in rows:
+        meta = key.record.meta if key is not None else {}
+        attributes = meta.get("attributes")
+        dates = dated_attributes(attributes or [])
+        db.execute("INSERT INTO issuances (iid, event, authority, scheme, gid, attributes, dates, "
+                   "valid_until, key_digest, recorded_at, withdraws) VALUES "
+                   "(?, ?, ?, ?, ?, ?, ?, ?, ?, '2025-01-01T00:00:00+00:00', ?)",
+                   (iid, extra.get("event", "issued"), fp, extra.get("scheme", key and key.scheme.name),
+                    extra.get("gid", meta.get("gid")),
+                    json.dumps(attributes) if attributes is not None else None,
+                    json.dumps(dates), max(dates.values(), default=None),
+                    key_digest(key) if key is not None else None, extra.get("withdraws")))
+    db.execute("CREATE TABLE vault_versions (label TEXT PRIMARY KEY, version INTEGER)")
+    db.execute("INSERT INTO vault_versions VALUES ('nurse', 3)")
+    db.commit()
+    db.close()
+
+
+def test_schema_1_register_is_upgraded_in_place(tmp_path):
+    cp = CPABE.setup()
+    er = Authority.setup("ER")
+    cp_fp, er_fp = fingerprint(cp.public_key), fingerprint(er.public_key)
+    nurse = cp.keygen(["nurse", f"valid_until = {TODAY}"])
+    dee = er.keygen("dee", [f"emergency = {TODAY}", f"born = {BORN}"])
+    eve = er.keygen("eve", [f"emergency = {TODAY}"])
+    path = tmp_path / "ER.register.sqlite"
+    v1_register(path, [("a" * 32, nurse, cp_fp, {}), ("b" * 32, dee, er_fp, {}),
+                       ("c" * 32, eve, er_fp, {}),
+                       ("d" * 32, None, er_fp, {"event": "withdrawn", "scheme": "rw15", "gid": "eve"})])
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        old_rows = db.execute(f"SELECT {V1_COLUMNS} FROM issuances ORDER BY seq").fetchall()
+
+    register = Register(path)
+    assert register.upgraded_from == 1
+    assert Register(path).upgraded_from is None  # once
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT value FROM register_meta WHERE name = 'schema'").fetchone() == ("2",)
+        assert db.execute(f"SELECT {V1_COLUMNS} FROM issuances ORDER BY seq").fetchall() == old_rows
+        assert db.execute("SELECT * FROM vault_versions").fetchall() == [("nurse", 3)]
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute("UPDATE issuances SET expiring = '[\"born@ER\"]'")  # still append-only
+    assert [row.expiring for row in register.issuances()] == [None] * 4  # not recorded
+
+    # RW15 issuances of schema 1 are not renewed: nothing says which dates are expiries
+    er = Authority(er.public_key, er.secret_key, register=register)
+    with pytest.raises(NotRenewable, match="recorded before the register kept which attributes"):
+        renew(er, dee, LATER)
+    with pytest.raises(NotRenewable, match="withdrawn"):
+        renew(er, eve, LATER)  # the withdrawal recorded under schema 1 still holds
+    # CP issuances renew as before (valid_until only); new issuances record expiring attributes
+    cp = CPABE(cp.public_key, cp.master_key, register=register)
+    assert renew(cp, nurse, LATER).record.meta["attributes"] == ["nurse", f"valid_until = {LATER}"]
+    dee2 = er.keygen("dee", [f"emergency = {TODAY}", f"born = {BORN}"], expiring=["emergency"])
+    assert renew(er, dee2, LATER).record.meta["attributes"] == [
+        f"emergency = {LATER}@ER", f"born = {BORN}@ER"]
+
+
+def test_a_schema_1_register_that_cannot_be_upgraded_is_refused(tmp_path):
+    """The upgrade is one transaction: when it fails, the register is left as it was (schema 1)
+    and the error says what happens and who can do it."""
+    path = tmp_path / "register.sqlite"
+    v1_register(path, [])
+    with contextlib.closing(sqlite3.connect(path)) as db:  # a column the upgrade then cannot add
+        db.execute("ALTER TABLE issuances ADD COLUMN expiring TEXT")
+        db.commit()
+    with pytest.raises(RegisterError, match=r"cannot upgrade .*register\.sqlite from schema 1 to 2 "
+                                            r".*by a user that can write it"):
+        Register(path)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT value FROM register_meta WHERE name = 'schema'").fetchone() == ("1",)

@@ -41,7 +41,8 @@ def test_expiry_boundary_and_renewal(tmp_path):
 def test_emergency_key_renewal_multi_authority(tmp_path):
     er = Authority.setup("ER", register=Register.create(tmp_path / "ER.register.sqlite"))
     blob = encrypt(b"allergies", None, MultiAuthorityRecipient(f"emergency >= {TODAY}@ER", [er.public_key]))
-    old = er.keygen("dr-er", [f"emergency = {TODAY - dt.timedelta(1)}", "triage"])
+    old = er.keygen("dr-er", [f"emergency = {TODAY - dt.timedelta(1)}", "triage"],
+                    expiring=["emergency"])
     with pytest.raises(PolicyNotSatisfied):
         decrypt(blob, None, old)
     fresh = renew(er, old, TODAY + dt.timedelta(1))
@@ -52,7 +53,7 @@ def test_emergency_key_renewal_multi_authority(tmp_path):
     with pytest.raises(NotRenewable, match="not in the issuance register"):
         renew(other, fresh, TODAY)
     undated = er.keygen("dr-er", ["triage"])
-    with pytest.raises(NotRenewable, match="no dated attribute"):
+    with pytest.raises(NotRenewable, match="no expiring attribute"):
         renew(er, undated, TODAY)
 
 
