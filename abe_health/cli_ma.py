@@ -22,6 +22,7 @@ from .phr import PolicyMap, encrypt_record, load_record, open_record
 from .phr import record_id as record_id_of
 from .register import Register, register_path_for
 from .revocation import renew
+from .revocation.expiry import renewal_moves
 
 
 def _read_passphrase(path: str | None) -> str | None:
@@ -41,12 +42,23 @@ def _issuer(master_path: str, register_path: str | None, passphrase_file: str | 
     """The authority whose master key is at `master_path` (NAME.key beside NAME.pub for
     multi-authority, master.key beside public.key otherwise), with its issuance register."""
     master = read_key(master_path, _read_passphrase(passphrase_file), expect="master")
-    register = Register(register_path or register_path_for(master_path))
+    register = _noted(Register(register_path or register_path_for(master_path)))
     if master.scheme.name == "rw15":
         return Authority(read_key(Path(master_path).with_suffix(".pub"), expect="public"), master,
                          register=register)
     return ABE(read_key(Path(master_path).with_name("public.key"), expect="public"), master,
                register=register)
+
+
+def _noted(register: Register) -> Register:
+    """`register`, after a note on stderr if opening it upgraded it from schema 1 (see
+    `abe_health.register`): the multi-authority keys it recorded before carry no expiring
+    attributes and are not renewed."""
+    if register.upgraded_from is not None:
+        click.echo(f"note: upgraded issuance register {register.path} from schema "
+                   f"{register.upgraded_from}; multi-authority keys recorded before name no expiring "
+                   "attributes and are not renewed: issue new keys with --expiring NAME", err=True)
+    return register
 
 
 def _open_register(path: Path) -> Register:
@@ -55,7 +67,7 @@ def _open_register(path: Path) -> Register:
     if not path.exists():
         click.echo(f"note: no issuance register at {path}; creating it (keys issued before "
                    "cannot be renewed)", err=True)
-    return Register.create(path)
+    return _noted(Register.create(path))
 
 
 def _authority_keys(paths: tuple[str, ...], directory: str | None) -> list:
@@ -106,22 +118,31 @@ def register(main: click.Group, handle_errors) -> None:
                   help="The authority's NAME.key.")
     @click.option("--gid", required=True, help="The user's global identifier.")
     @click.option("-a", "--attr", "attrs", multiple=True, required=True, metavar="ATTR")
+    @click.option("--expiring", "expiring", multiple=True, metavar="NAME",
+                  help="An attribute of this key that expires (repeatable). It must be given a "
+                       "date, its last day (-a 'emergency = 2026-12-31' --expiring emergency), and "
+                       "`renew` moves exactly these to the new day; every other attribute, dated "
+                       "or not (born = 1980-04-02), is renewed as issued. A key without one is "
+                       "not renewable.")
     @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False))
     @click.option("--register", "register_path", type=click.Path(dir_okay=False), default=None,
                   help="The issuance register (default: NAME.register.sqlite beside NAME.key).")
     @handle_errors
-    def authority_keygen(secret_path: str, gid: str, attrs: tuple[str, ...], out_path: str,
-                         register_path: str | None) -> None:
-        """Issue user GID a key (0600) for attributes of this authority, recorded in its register.
-        An attribute that must expire carries its last day: -a 'emergency = 2026-12-31'."""
+    def authority_keygen(secret_path: str, gid: str, attrs: tuple[str, ...],
+                         expiring: tuple[str, ...], out_path: str, register_path: str | None) -> None:
+        """Issue user GID a key (0600) for attributes of this authority, recorded in its register
+        with the attributes that expire: -a 'emergency = 2026-12-31' --expiring emergency."""
         secret = read_key(secret_path, expect="master")
         public = read_key(Path(secret_path).with_suffix(".pub"), expect="public")
         issuer = Authority(public, secret)  # refuses a mismatched pair before any register is touched
         register = _open_register(Path(register_path) if register_path else register_path_for(secret_path))
-        key = dataclasses.replace(issuer, register=register).keygen(gid, attrs)
+        key = dataclasses.replace(issuer, register=register).keygen(gid, attrs, expiring=expiring)
         key.save(out_path)
-        click.echo(f"wrote {out_path}: {key.describe()} (gid {gid}, issuance {key.record.meta['iid']})",
-                   err=True)
+        recorded = register.lookup(key).expiring or ()
+        expires = (f"expiring: {', '.join(recorded)}" if recorded
+                   else "no expiring attribute: not renewable")
+        click.echo(f"wrote {out_path}: {key.describe()} (gid {gid}, issuance "
+                   f"{key.record.meta['iid']}, {expires})", err=True)
 
     @main.command("renew")
     @click.option("-m", "--master", "master_path", required=True, type=click.Path(dir_okay=False),
@@ -139,13 +160,19 @@ def register(main: click.Group, handle_errors) -> None:
     def renew_cmd(master_path: str, old_path: str, until: dt.datetime, out_path: str,
                   register_path: str | None, passphrase_file: str | None) -> None:
         """Re-issue a key for a new period: what the issuance register says was issued (never the
-        key file's own metadata), with valid_until (CP) or every dated attribute (multi-authority,
-        e.g. emergency = DATE) set to --until. Keys the register does not know, withdrawn ones and
-        ones already renewed are refused."""
+        key file's own metadata), with valid_until (CP) or the attributes recorded as expiring at
+        keygen (multi-authority, e.g. emergency = DATE) set to --until, and every other attribute
+        as issued. Keys the register does not know, withdrawn ones, ones already renewed and
+        multi-authority keys with no expiring attribute are refused."""
         issuer = _issuer(master_path, register_path, passphrase_file)
+        assert issuer.register is not None
         old = read_key(old_path, expect="user")
         key = renew(issuer, old, until.date())
         key.save(out_path)
+        moves = renewal_moves(issuer.register.lookup(old), issuer.register.lookup(key))
+        moved = ", ".join(f"{subject} {before or '(none)'} -> {after}"
+                          for subject, before, after in moves)
+        click.echo(f"moved: {moved}; every other attribute as issued", err=True)
         click.echo(f"wrote {out_path}: {key.describe()} (issuance {key.record.meta['iid']}, "
                    f"renewing {old_path})", err=True)
 

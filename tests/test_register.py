@@ -350,7 +350,8 @@ def test_cli_renewal_of_multi_authority_keys(cli_world):
     t = cli_world
     auth = t / "auth"
     assert run("authority", "keygen", "-m", auth / "university.key", "--gid", "bob-u", "-a",
-               "researcher", "-a", f"project = {TODAY}", "-o", t / "bob-u.key").exit_code == 0
+               "researcher", "-a", f"project = {TODAY}", "--expiring", "project",
+               "-o", t / "bob-u.key").exit_code == 0
     edited(read_key(t / "bob-u.key"), gid="bob").save(t / "bob-forged.key")
     args = ["-m", auth / "university.key", "--until", LATER, "-o", t / "bob-new.key"]
     assert_cli_error(run("renew", "-i", t / "bob-forged.key", *args), "edited: its gid")
@@ -361,7 +362,7 @@ def test_cli_renewal_of_multi_authority_keys(cli_world):
     assert_cli_error(run("renew", "-i", t / "bob-u.key", *args), "withdrawn")
     assert not (t / "bob-new.key").exists()
     assert run("authority", "keygen", "-m", auth / "university.key", "--gid", "cy", "-a",
-               f"project = {TODAY}", "-o", t / "cy.key").exit_code == 0
+               f"project = {TODAY}", "--expiring", "project", "-o", t / "cy.key").exit_code == 0
     assert run("withdraw", "-m", auth / "university.key", "-i", t / "cy.key").exit_code == 0
     assert_cli_error(run("renew", "-m", auth / "university.key", "-i", t / "cy.key", "--until",
                          LATER, "-o", t / "cy-new.key"), "withdrawn")
@@ -461,6 +462,43 @@ def test_cp_renewal_replaces_only_valid_until(hospital):
         hospital.register.record(plain.keygen(["nurse", f"born = {BORN}"]), fp, expiring=["born"])
     with pytest.raises(InvalidKey, match="no valid_until date"):
         hospital.register.record(plain.keygen(["nurse"]), fp, expiring=["valid_until"])
+
+
+def test_cli_reproduction_of_f3(tmp_path):
+    """The attacker review's reproduction, through the command line."""
+    auth = tmp_path / "auth"
+    assert run("authority", "setup", "H", "-o", auth).exit_code == 0
+    staff_until, until = TODAY + dt.timedelta(30), TODAY + dt.timedelta(365)
+    keygen = ["authority", "keygen", "-m", auth / "H.key", "--gid", "bob",
+              "-a", f"staff = {staff_until}", "-a", f"born = {BORN}"]
+    result = run(*keygen, "--expiring", "staff", "-o", tmp_path / "bob.key")
+    assert result.exit_code == 0 and "expiring: staff@H" in result.output
+    (tmp_path / "notes").write_bytes(b"paediatric ward")
+    assert run("encrypt", "--authority", auth / "H.pub", "-p",
+               f"staff >= {TODAY}@H and born >= {ADULTS_BORN_BEFORE}@H",
+               "-o", tmp_path / "notes.abe", tmp_path / "notes").exit_code == 0
+    assert_cli_error(run("decrypt", "-i", tmp_path / "bob.key", "-o", tmp_path / "out",
+                         tmp_path / "notes.abe"))
+    result = run("renew", "-m", auth / "H.key", "-i", tmp_path / "bob.key", "--until", until,
+                 "-o", tmp_path / "bob2.key")
+    assert result.exit_code == 0, result.output
+    assert f"moved: staff@H {staff_until} -> {until}; every other attribute as issued" in result.output
+    assert read_key(tmp_path / "bob2.key").record.meta["attributes"] == [
+        f"staff = {until}@H", f"born = {BORN}@H"]
+    for keys in (["bob2.key"], ["bob.key", "bob2.key"]):
+        args = [a for k in keys for a in ("-i", tmp_path / k)]
+        assert_cli_error(run("decrypt", *args, "-o", tmp_path / "out", tmp_path / "notes.abe"))
+    assert not (tmp_path / "out").exists()
+    # without --expiring the key says it is not renewable, and renew refuses it
+    result = run(*keygen, "-o", tmp_path / "plain.key")
+    assert result.exit_code == 0 and "no expiring attribute: not renewable" in result.output
+    assert_cli_error(run("renew", "-m", auth / "H.key", "-i", tmp_path / "plain.key", "--until",
+                         until, "-o", tmp_path / "plain2.key"), "no expiring attribute")
+    # an expiring attribute without a date value is refused at keygen, and no key is written
+    assert_cli_error(run("authority", "keygen", "-m", auth / "H.key", "--gid", "bob", "-a", "doctor",
+                         "--expiring", "doctor", "-o", tmp_path / "no.key"), "no date value")
+    assert not (tmp_path / "no.key").exists()
+    assert "--expiring NAME" in run("authority", "keygen", "--help").output
 
 
 # -- registers of schema 1 (before expiring attributes were recorded) ------------------------------
@@ -568,6 +606,28 @@ def test_schema_1_register_is_upgraded_in_place(tmp_path):
     dee2 = er.keygen("dee", [f"emergency = {TODAY}", f"born = {BORN}"], expiring=["emergency"])
     assert renew(er, dee2, LATER).record.meta["attributes"] == [
         f"emergency = {LATER}@ER", f"born = {BORN}@ER"]
+
+
+def test_schema_1_register_through_the_cli(tmp_path):
+    auth = tmp_path / "auth"
+    assert run("authority", "setup", "ER", "-o", auth).exit_code == 0
+    er = Authority(read_key(auth / "ER.pub"), read_key(auth / "ER.key"))
+    old = er.keygen("dee", [f"emergency = {TODAY}"])
+    old.save(tmp_path / "old.key")
+    path = auth / "ER.register.sqlite"
+    path.unlink()
+    v1_register(path, [("b" * 32, old, fingerprint(er.public_key), {})])
+    result = run("renew", "-m", auth / "ER.key", "-i", tmp_path / "old.key", "--until", LATER,
+                 "-o", tmp_path / "new.key")
+    assert result.exit_code == 1 and not (tmp_path / "new.key").exists()
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("note: upgraded issuance register") and "--expiring" in lines[0]
+    assert lines[1].startswith("error: ") and "recorded before the register kept" in lines[1]
+    result = run("authority", "keygen", "-m", auth / "ER.key", "--gid", "dee", "-a",
+                 f"emergency = {TODAY}", "--expiring", "emergency", "-o", tmp_path / "dee.key")
+    assert result.exit_code == 0 and "note:" not in result.output  # upgraded once
+    assert run("renew", "-m", auth / "ER.key", "-i", tmp_path / "dee.key", "--until", LATER,
+               "-o", tmp_path / "new.key").exit_code == 0
 
 
 def test_a_schema_1_register_that_cannot_be_upgraded_is_refused(tmp_path):
