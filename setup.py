@@ -1,15 +1,28 @@
 """Packaging of abe-health: the toolkit, the PASS-tree search index and the benchmark suites."""
 
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+#: the one version source: abe_health/__init__.py
+VERSION = re.search(r'^__version__ = "([^"]+)"', Path("abe_health/__init__.py").read_text(encoding="utf-8"),
+                    re.M).group(1)
 
 setup(
     name="abe-health",
-    version="0.2.0",
+    version=VERSION,
     description=(
         "Attribute-based encryption, revocation and encrypted search for personal health records"
     ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    license_files=["LICENSE"],
+    author="The abe-health developers",
+    url="https://github.com/abe-health/abe-health",
+    project_urls={"Documentation": "https://github.com/abe-health/abe-health/tree/main/docs",
+                  "Security": "https://github.com/abe-health/abe-health/blob/main/docs/security.md"},
     python_requires=">=3.10",
     packages=find_packages(include=["abe_health", "abe_health.*", "search", "search.*",
                                     "benchmarks", "benchmarks.*"]),
@@ -29,6 +42,8 @@ setup(
     entry_points={"console_scripts": ["abe-health=abe_health.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Intended Audience :: Healthcare Industry",
         "Topic :: Security :: Cryptography",
     ],
 )

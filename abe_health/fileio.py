@@ -1,17 +1,79 @@
-"""Atomic file output: write to a temporary file beside the target, then rename over it.
+"""Atomic file output: an unnamed temporary file beside the target, linked into place only when
+complete, then renamed over the target; the directory is synced after the rename.
 
-An interrupted or failed run never leaves a half-written file under the target name; secret
-files are created with mode 0600 from the start (never chmod-ed after being readable).
+An interrupted or failed run never leaves a half-written file under the target name, and on Linux
+(`O_TMPFILE`) a run killed with SIGKILL leaves no file at all: the data has no name until it is
+complete, so a killed `decrypt` leaves no plaintext behind. Elsewhere (or on file systems without
+`O_TMPFILE`) a named `.NAME.XXXX.tmp` is used and removed on any error. Secret files are created
+with mode 0600 from the start (never chmod-ed after being readable).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+_TMPFILE = getattr(os, "O_TMPFILE", 0)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable (best effort where directories cannot be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+_LINKABLE: dict[int, bool] = {}
+
+
+def _link(fd: int, name: str) -> None:
+    os.link(f"/proc/self/fd/{fd}", name, follow_symlinks=True)
+
+
+def _tmpfile_links(directory: Path) -> bool:
+    """Whether an O_TMPFILE file in `directory` can later be given a name (some kernels and
+    sandboxes refuse the link); probed once per file system with an empty file."""
+    try:
+        device = os.stat(directory).st_dev
+    except OSError:
+        return False
+    if device not in _LINKABLE:
+        works = False
+        with contextlib.suppress(OSError):
+            fd = os.open(directory, _TMPFILE | os.O_WRONLY, 0o600)
+            try:
+                probe = str(directory / f".abe-health-probe.{secrets.token_hex(6)}")
+                _link(fd, probe)
+                os.unlink(probe)
+                works = True
+            finally:
+                os.close(fd)
+        _LINKABLE[device] = works
+    return _LINKABLE[device]
+
+
+def _unnamed(directory: Path, mode: int) -> int | None:
+    """An unnamed file in `directory` (Linux O_TMPFILE), or None where there is none."""
+    if not _TMPFILE or not _tmpfile_links(directory):
+        return None
+    try:
+        return os.open(directory, _TMPFILE | os.O_WRONLY, mode)
+    except OSError:
+        return None
 
 
 @contextlib.contextmanager
@@ -19,24 +81,27 @@ def atomic_output(path: str | os.PathLike[str], secret: bool = False) -> Iterato
     """Yield a binary file that replaces `path` only if the block completes without error."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    mode = 0o600 if secret else 0o644 & ~_umask()
+    fd = _unnamed(directory, mode)
+    tmp_name: str | None = None
+    if fd is None:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
-        os.fchmod(fd, 0o600 if secret else 0o644 & ~_umask())
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+            if tmp_name is None:  # give the complete file a name, then move it into place
+                tmp_name = str(directory / f".{target.name}.{secrets.token_hex(6)}.tmp")
+                _link(handle.fileno(), tmp_name)
         os.replace(tmp_name, target)
+        _sync_directory(directory)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
+        if tmp_name is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes, secret: bool = False) -> None:
