@@ -257,7 +257,7 @@ def test_old_and_renewed_emergency_keys_do_not_combine_into_a_later_date(tmp_pat
     target = next(n for n in range((today - day(0)).days + 260, 1 << 20) if n & 0x300 == 0x300)
     new_day, old_day = bit_mixing_dates(target) if target & 0xFF == 0 else (target - 256, target - 512)
     assert (day(target) - day(new_day)).days >= 200 and day(new_day) >= today
-    old = er.keygen("gus", [f"emergency = {day(old_day)}"])
+    old = er.keygen("gus", [f"emergency = {day(old_day)}"], expiring=["emergency"])
     renewed = renew(er, old, day(new_day))
     assert renewed.record.meta["attributes"] == [f"emergency = {day(new_day)}@ER"]
     blob = encrypt(b"later", None, MultiAuthorityRecipient(f"emergency >= {day(target)}@ER", [er.public_key]))
@@ -343,7 +343,8 @@ def test_expiry_forgeries_through_the_cli(tmp_path):
     target = next(n for n in range((today - day(0)).days + 260, 1 << 20) if n & 0x300 == 0x300)
     new_day, old_day = target - 256, target - 512
     assert run("authority", "keygen", "-m", auth / "ER.key", "--gid", "gus", "-a",
-               f"emergency = {day(old_day)}", "-o", tmp_path / "gus-old.key").exit_code == 0
+               f"emergency = {day(old_day)}", "--expiring", "emergency",
+               "-o", tmp_path / "gus-old.key").exit_code == 0
     assert run("renew", "-m", auth / "ER.key", "-i", tmp_path / "gus-old.key", "--until",
                day(new_day), "-o", tmp_path / "gus-new.key").exit_code == 0
     (tmp_path / "x").write_bytes(b"later")
