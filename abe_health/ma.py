@@ -12,7 +12,8 @@ it with one comparison on that one attribute, `emergency >= 2026-12-01@ER`. Nume
 are prefix labels (`abe_health.policy.numeric`): each certifies an interval that contains the
 key's value, so the values of an old and a renewed issuance never combine into a later date than
 either holds. Keygen refuses a bare `valid_until` attribute; `renew` re-issues the register's
-attributes with every date-valued attribute set to the new last day.
+attributes with exactly those named `expiring` at keygen set to the new last day, and every
+other attribute, dated or not, as issued.
 
 >>> hospital, university = Authority.setup("hospitalA"), Authority.setup("university")
 >>> keys = [hospital.keygen("alice", ["doctor"]), university.keygen("alice", ["researcher"])]
