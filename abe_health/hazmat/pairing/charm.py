@@ -11,6 +11,7 @@ Tested against Charm 0.62 built on PBC 1.0 (the tests skip this backend where it
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from ...errors import BackendUnavailable, InvalidEncoding
 from .base import Element, GroupKind, PairingGroup
@@ -97,7 +98,7 @@ class CharmGroup(PairingGroup):
         self._identities = {kind: gen ** 0 for kind, gen in self._generators.items()}
         self.sizes = {kind: len(gen.to_bytes()) for kind, gen in self._generators.items()}
 
-    def _in_subgroup(self, kind: GroupKind, value: object) -> bool:
+    def _in_subgroup(self, kind: GroupKind, value: Any) -> bool:
         """value^r == 1 by square-and-multiply on Charm's group law.
 
         Charm's own `ismember` answers False for every G2 element of BN254 (PBC's G2 order field

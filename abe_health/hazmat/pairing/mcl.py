@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ...errors import BackendUnavailable, InvalidEncoding
 from .base import Element, GroupKind, PairingGroup
@@ -31,15 +31,16 @@ def _fr(exponent: int) -> pymcl.Fr:
 class _MclElement(Element):
     __slots__ = ("_v",)
     _group: ClassVar[MclGroup]
+    _v: Any  # the pymcl value (pymcl ships no type information)
 
-    def __init__(self, value: object) -> None:
+    def __init__(self, value: Any) -> None:
         self._v = value
 
     @property
     def group(self) -> MclGroup:
         return self._group
 
-    def _key(self) -> object:
+    def _key(self) -> Any:
         return self._v
 
     def to_bytes(self) -> bytes:
