@@ -30,7 +30,9 @@ catalog transaction, and `update_pending` finishes an interrupted run.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import dataclasses
 import datetime as dt
 import io
 import os
@@ -41,7 +43,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import cbor2
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -55,6 +57,7 @@ from ..hazmat.envelope import (
     MAGIC,
     MAX_HEADER,
     WRAP,
+    Header,
     open_payload,
     read_header,
     seal_stream,
@@ -62,6 +65,7 @@ from ..hazmat.envelope import (
 )
 from ..hazmat.pairing import Element
 from ..hazmat.records import to_map
+from ..hazmat.schemes import Scheme
 from ..keys import Key
 from ..locks import exclusive
 from ..policy import Policy
@@ -227,7 +231,9 @@ class Vault:
         """A user key holding the current epoch of every versioned attribute it has."""
         master = _master(authority, "issuing keys")
         subject = versioned_key_attributes(authority.attributes(attributes), self.versions(authority))
-        rec = authority.public_key.scheme.keygen(authority.public_key.record, master.record, subject)
+        scheme = authority.public_key.scheme
+        assert isinstance(scheme, Scheme)  # ABE holds single-authority schemes only
+        rec = scheme.keygen(authority.public_key.record, master.record, subject)
         rec = type(rec)(rec.scheme, rec.group, rec.kind, rec.parts,
                         {**rec.meta, "pk": fingerprint(authority.public_key)})
         key = Key(authority.public_key.scheme, rec)
@@ -270,7 +276,7 @@ class Vault:
                   b"", gen)
         sealed = escrow.seal(X25519PublicKey.from_public_bytes(manifest.escrow), dek,
                              _escrow_fields(manifest.vault, row))
-        return Row(*row.values()[:7], sealed, gen)
+        return dataclasses.replace(row, escrow=sealed)
 
     def _writer_manifest(self, authority: ABE) -> Manifest:
         return self._current(authority) if authority.master_key is not None \
@@ -326,7 +332,7 @@ class Vault:
     def _target(self, authority: ABE, row: Row, versions: dict[str, int]) -> Policy:
         return apply_versions(authority.policy(row.policy), versions)
 
-    def pending(self, authority: ABE, label: str | None = None) -> list[str]:
+    def pending(self, authority: ABE, label: str | None = None) -> builtins.list[str]:
         """Files whose stored header is not at the current versions of the attributes it
         mentions (decided from the headers themselves, not from catalog bookkeeping)."""
         versions = self.versions(authority)
@@ -344,7 +350,8 @@ class Vault:
                 out.append(row.id)
         return out
 
-    def get(self, file_id: str, key: Key | list[Key], dst: BinaryIO, authority: ABE | None = None) -> Any:
+    def get(self, file_id: str, key: Key | builtins.list[Key], dst: BinaryIO,
+            authority: ABE | None = None) -> Header:
         """Decrypt a stored file into dst; with `authority`, a pending header is rewritten first."""
         if authority is not None and authority.master_key is not None and file_id in self.pending(authority):
             with self._lock():
@@ -355,7 +362,7 @@ class Vault:
             src = _Chain(head, body)
             vault = self._vault_id(row)
             keys = key if isinstance(key, list) else [key]
-            return decrypt(src, dst, *keys, context=file_context(vault, row.id, row.gen))  # type: ignore[arg-type]
+            return decrypt(cast(BinaryIO, src), dst, *keys, context=file_context(vault, row.id, row.gen))
 
     def _vault_id(self, row: Row) -> bytes:
         """The vault id a reader binds to (unverified: a wrong one only makes reading fail)."""
@@ -390,8 +397,8 @@ class Vault:
                      file_context(manifest.vault, row.id, row.gen))
         return head.getvalue()
 
-    def _update(self, authority: ABE, file_ids: list[str], manifest: Manifest
-                ) -> tuple[int, list[str], list[tuple[str, str]]]:
+    def _update(self, authority: ABE, file_ids: builtins.list[str], manifest: Manifest
+                ) -> tuple[int, builtins.list[str], builtins.list[tuple[str, str]]]:
         """Rewrite headers in batches (one sync per batch, then a rename each):
         (bytes written, ids rewritten, [(id, why)] of files that failed)."""
         written, done, failed = 0, [], []
@@ -488,7 +495,8 @@ class Vault:
         return RevocationReport(label, manifest.versions[label], len(done), written,
                                 time.perf_counter() - start, failed)
 
-    def _mentioning(self, authority: ABE, label: str) -> tuple[list[str], list[tuple[str, str]]]:
+    def _mentioning(self, authority: ABE, label: str
+                    ) -> tuple[builtins.list[str], builtins.list[tuple[str, str]]]:
         """Ids of the files whose base policy mentions `label`, and the rows that could not be
         read (reported, never silently skipped)."""
         out, bad = [], []
