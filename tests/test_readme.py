@@ -1,0 +1,54 @@
+"""The documentation's Python examples run as written.
+
+Every ```python fenced block of README.md and of docs/**/*.md is run on its own: a fresh
+namespace, the current directory a new temporary directory (a block that needs files creates
+them), line numbers those of the Markdown file, so a traceback points at the page. A block that
+is not meant to run is fenced with another info string (```pycon, ```text). A failure names the
+file, the line and the block's first line.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
+
+
+def python_blocks(path: Path) -> list[tuple[int, str]]:
+    """(line of the block's first code line, code) of every ```python block of a Markdown file."""
+    text = path.read_text(encoding="utf-8")
+    return [(text.count("\n", 0, match.start(1)) + 1, match.group(1)) for match in FENCE.finditer(text)]
+
+
+def _pages() -> list[Path]:
+    return [README, *sorted(DOCS.rglob("*.md"))] if DOCS.is_dir() else [README]
+
+
+BLOCKS = [(page, line, code) for page in _pages() for line, code in python_blocks(page)]
+
+
+def test_readme_has_python_blocks():
+    assert len(python_blocks(README)) >= 3, "README.md lost its Python examples (or the fence regex broke)"
+
+
+@pytest.mark.parametrize(("page", "line", "code"), BLOCKS,
+                         ids=[f"{page.relative_to(ROOT)}:{line}" for page, line, _ in BLOCKS])
+def test_block_runs(page: Path, line: int, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    where = str(page.relative_to(ROOT))
+    first = next((text.strip() for text in code.splitlines() if text.strip()), "")
+    program = compile("\n" * (line - 1) + code, where, "exec")
+    try:
+        exec(program, {"__name__": "__main__"})  # the documentation's own examples
+    except Exception as exc:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == where]
+        at = frames[-1].lineno if frames else line
+        pytest.fail(f"{where}:{at}: the block starting {first!r} (line {line}) failed: "
+                    f"{type(exc).__name__}: {exc}", pytrace=False)
