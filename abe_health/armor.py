@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from .errors import InvalidCiphertext
 
@@ -112,5 +112,5 @@ def open_maybe_armored(src: BinaryIO) -> BinaryIO:
     head = src.read(len(BEGIN))
     replay = _Replay(head, src)
     if head == BEGIN:
-        return ArmorReader(replay)  # type: ignore[return-value]
-    return replay  # type: ignore[return-value]
+        return cast(BinaryIO, ArmorReader(cast(BinaryIO, replay)))
+    return cast(BinaryIO, replay)

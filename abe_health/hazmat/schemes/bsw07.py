@@ -45,6 +45,7 @@ class BSW07(Scheme):
 
     def keygen(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> Record:
         self.key_subject(pk, msk, subject)
+        assert isinstance(subject, KeyAttributes)  # key_subject checked the type
         grp, q = self.group, self.group.order
         g1, g2 = grp.generator("G1"), grp.generator("G2")
         r = grp.random_zr()
@@ -61,6 +62,7 @@ class BSW07(Scheme):
 
     def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
         self.encap_target(pk, target)
+        assert isinstance(target, Policy)  # encap_target checked the type
         grp = self.group
         lsss = target.lsss
         s = grp.random_zr()

@@ -93,6 +93,7 @@ class FameCP(_Fame):
 
     def keygen(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> Record:
         self.key_subject(pk, msk, subject)
+        assert isinstance(subject, KeyAttributes)  # key_subject checked the type
         grp, q = self.group, self.group.order
         g = grp.generator("G1")
         beta, sk0 = self._key_randomness(msk)
@@ -124,6 +125,7 @@ class FameCP(_Fame):
 
     def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
         self.encap_target(pk, target)
+        assert isinstance(target, Policy)  # encap_target checked the type
         lsss = target.lsss
         s1, s2, ct0, key = self._encap_randomness(pk)
         s = (s1, s2)
@@ -174,6 +176,7 @@ class FameKP(_Fame):
 
     def keygen(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> Record:
         self.key_subject(pk, msk, subject)
+        assert isinstance(subject, Policy)  # key_subject checked the type
         grp, q = self.group, self.group.order
         g = grp.generator("G1")
         lsss = subject.lsss
@@ -203,6 +206,7 @@ class FameKP(_Fame):
 
     def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
         self.encap_target(pk, target)
+        assert isinstance(target, KeyAttributes)  # encap_target checked the type
         s1, s2, ct0, key = self._encap_randomness(pk)
         ct = {
             label: [self._h(label, l, 0) ** s1 * self._h(label, l, 1) ** s2 for l in range(3)]

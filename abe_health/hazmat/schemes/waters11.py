@@ -44,6 +44,7 @@ class Waters11(Scheme):
 
     def keygen(self, pk: Record, msk: Record, subject: KeyAttributes | Policy) -> Record:
         self.key_subject(pk, msk, subject)
+        assert isinstance(subject, KeyAttributes)  # key_subject checked the type
         grp = self.group
         t = grp.random_zr()
         K = grp.generator("G1") ** (msk["alpha"] + msk["a"] * t)
@@ -54,6 +55,7 @@ class Waters11(Scheme):
 
     def encapsulate(self, pk: Record, target: Policy | KeyAttributes) -> tuple[Element, Record]:
         self.encap_target(pk, target)
+        assert isinstance(target, Policy)  # encap_target checked the type
         grp = self.group
         lsss = target.lsss
         s = grp.random_zr()
