@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import InvalidKey
-from .keys import Key, from_map, to_map
+from .hazmat.records import from_map, to_map
+from .keys import Key
 
 LABEL = "abe-health/v2/derived/"
 

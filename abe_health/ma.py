@@ -124,4 +124,4 @@ def read_global(path: str | os.PathLike[str]) -> str:
     if not isinstance(data, dict) or data.get("type") != GLOBAL_TYPE \
             or not isinstance(data.get("group"), str):
         raise InvalidKey(f"{path} is not a global parameters file")
-    return data["group"]
+    return str(data["group"])

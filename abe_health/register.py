@@ -81,7 +81,8 @@ from typing import Any
 import cbor2
 
 from .errors import AbeError, InvalidKey, PolicySyntaxError
-from .keys import Key, to_map
+from .hazmat.records import to_map
+from .keys import Key
 from .policy import Attribute, parse_attribute
 
 SCHEMA_VERSION = 2

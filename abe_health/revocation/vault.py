@@ -443,7 +443,7 @@ class Vault:
             try:
                 with self.dir.open_read(self._name(old.id, old.gen, "body")) as body, \
                         os.fdopen(write_fd, "wb") as sink:
-                    open_payload(header, dek, body, sink)  # type: ignore[arg-type]
+                    open_payload(header, dek, body, sink)
             except BaseException as exc:  # reported to the writer below, never swallowed
                 failure.append(exc)
 
