@@ -52,3 +52,12 @@ def test_block_runs(page: Path, line: int, code: str, tmp_path: Path, monkeypatc
         at = frames[-1].lineno if frames else line
         pytest.fail(f"{where}:{at}: the block starting {first!r} (line {line}) failed: "
                     f"{type(exc).__name__}: {exc}", pytrace=False)
+
+
+def test_api_page_lists_every_recipe():
+    """docs/api.md (rendered by mkdocstrings) documents exactly the top-level names."""
+    import abe_health
+
+    listed = re.findall(r"^::: abe_health\.(\w+)\s*$", (DOCS / "api.md").read_text(encoding="utf-8"), re.M)
+    assert sorted(listed) == sorted(set(listed)), "a name is listed twice in docs/api.md"
+    assert set(listed) == set(abe_health.__all__) - {"__version__"}
