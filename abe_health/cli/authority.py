@@ -11,18 +11,18 @@ from pathlib import Path
 
 import click
 
-from .authority import ABE
-from .cli_common import CliError
-from .derived import fingerprint
-from .fileio import write_atomic
-from .hazmat.pairing import get_group
-from .keys import read_key
-from .ma import Authority, read_global, write_global
-from .phr import PolicyMap, encrypt_record, load_record, open_record
-from .phr import record_id as record_id_of
-from .register import Register, register_path_for
-from .revocation import renew
-from .revocation.expiry import renewal_moves
+from ..authority import ABE
+from ..derived import fingerprint
+from ..fileio import write_atomic
+from ..hazmat.pairing import get_group
+from ..keys import read_key
+from ..ma import Authority, read_global, write_global
+from ..phr import PolicyMap, encrypt_record, load_record, open_record
+from ..phr import record_id as record_id_of
+from ..register import Register, register_path_for
+from ..revocation import renew
+from ..revocation.expiry import renewal_moves
+from .common import CliError
 
 
 def _read_passphrase(path: str | None) -> str | None:

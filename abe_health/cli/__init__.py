@@ -16,21 +16,21 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .armor import BEGIN
-from .authority import ABE
-from .cli_common import CliError, handle_errors, printable
-from .cli_ma import register as register_ma
-from .cli_search import register as register_search
-from .cli_vault import register as register_vault
-from .encryption import decrypt as decrypt_to
-from .encryption import encrypt as encrypt_to
-from .encryption import inspect as inspect_file
-from .hazmat.schemes import SCHEMES
-from .keys import Key, read_key
-from .policy import Policy, parse_attributes
-from .recipients import AttributesRecipient, MultiAuthorityRecipient, PolicyRecipient, Recipient
-from .register import Register, register_path_for
+from .. import __version__
+from ..armor import BEGIN
+from ..authority import ABE
+from ..encryption import decrypt as decrypt_to
+from ..encryption import encrypt as encrypt_to
+from ..encryption import inspect as inspect_file
+from ..hazmat.schemes import SCHEMES
+from ..keys import Key, read_key
+from ..policy import Policy, parse_attributes
+from ..recipients import AttributesRecipient, MultiAuthorityRecipient, PolicyRecipient, Recipient
+from ..register import Register, register_path_for
+from .authority import register as register_ma
+from .common import CliError, handle_errors, printable
+from .search import register as register_search
+from .vault import register as register_vault
 
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024
 
@@ -302,7 +302,7 @@ def _open_input(path: str) -> Any:
 @handle_errors
 def demo() -> None:
     """Walk through what the toolkit does today, on a hospital example."""
-    from .demo import run_demo
+    from ..demo import run_demo
 
     run_demo(click.echo)
 

@@ -10,7 +10,7 @@ import click
 
 from search.errors import SearchError
 
-from .errors import AbeError, PolicySyntaxError
+from ..errors import AbeError, PolicySyntaxError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

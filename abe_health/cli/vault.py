@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from .authority import ABE
-from .cli_common import CliError, printable
-from .fileio import atomic_output
-from .keys import read_key
-from .register import register_path_for
-from .revocation import Vault
-from .revocation.manifest import AuthorityState
+from ..authority import ABE
+from ..fileio import atomic_output
+from ..keys import read_key
+from ..register import register_path_for
+from ..revocation import Vault
+from ..revocation.manifest import AuthorityState
+from .common import CliError, printable
 
 
 def _authority(master_path: str) -> ABE:

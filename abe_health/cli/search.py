@@ -23,12 +23,12 @@ from search import SearchIndex, SearchKey
 from search.errors import InvalidSearchKey
 from search.text import collect, document_keywords
 
-from .authority import ABE
-from .cli_common import CliError
-from .errors import AbeError
-from .keys import read_key
-from .owner import SEALED_KEY, OwnerKey, OwnerPublicKey, open_search_key, seal_search_key
-from .recipients import PolicyRecipient
+from ..authority import ABE
+from ..errors import AbeError
+from ..keys import read_key
+from ..owner import SEALED_KEY, OwnerKey, OwnerPublicKey, open_search_key, seal_search_key
+from ..recipients import PolicyRecipient
+from .common import CliError
 
 WRAPPED_KEY = SEALED_KEY
 
