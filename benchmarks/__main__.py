@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .report import to_markdown, write
+from .report import Report, to_markdown, write
 
 #: suite name -> module with a `run(quick: bool) -> Report`
 SUITES = {"primitives": "benchmarks.primitives", "abe": "benchmarks.abe", "search": "benchmarks.search",
@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="output directory (default: bench-results)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    Report.partial = args.out / args.suite / "results.partial.json"
+    sys.stderr.write(f"{args.suite}: partial results go to {Report.partial}\n")
     report = importlib.import_module(SUITES[args.suite]).run(args.quick)
     paths = write(report, args.out, args.quick)
     sys.stdout.write(to_markdown(report))

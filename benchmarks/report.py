@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,14 +30,64 @@ def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
     return statistics.median(samples) / 1e6
 
 
+PACKAGES = ("abe-health", "pymcl", "cryptography", "numpy", "cbor2", "click",
+            "charm-crypto-framework", "matplotlib")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> str:
+    """The commit measured, with `-dirty` when the work tree differs from it."""
+    root = Path(__file__).resolve().parent.parent
+    git = shutil.which("git")
+    if git is None:
+        return "unknown"
+    try:
+        head = subprocess.run([git, "-C", str(root), "rev-parse", "HEAD"],  # noqa: S603
+                              capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run([git, "-C", str(root), "status", "--porcelain",  # noqa: S603
+                                "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
 def machine() -> dict[str, Any]:
-    """Where the figures were measured: they are only comparable within one run on one machine."""
+    """Where and what was measured: figures are only comparable within one run on one machine."""
     return {
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "cpu": _cpu_model(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
+        "commit": _git_commit(),
+        "packages": _versions(),
     }
+
+
+def speed_words(ratio: float) -> str:
+    """A ratio of times (theirs / ours) in words: 2.3 -> "2.3x faster", 0.9 -> "1.1x slower"."""
+    if ratio <= 0:
+        return "n/a"
+    return f"{ratio:.3g}x faster" if ratio >= 1 else f"{1 / ratio:.3g}x slower"
 
 
 @dataclass
@@ -47,8 +101,21 @@ class Report:
     plots: list[dict[str, str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    #: where partial results go while the suite runs (set by the runner), so a long run that is
+    #: interrupted still leaves what it measured
+    partial: Path | None = None
+
     def add(self, **row: Any) -> None:
+        """Record a row, print a progress line to stderr and update the partial results."""
         self.rows.append(row)
+        shown = ", ".join(f"{c}={_cell(row[c])}" for c in self.columns if c in row)
+        sys.stderr.write(f"[{self.suite} {len(self.rows)}] {shown}\n")
+        sys.stderr.flush()
+        if self.partial is not None:
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(self.partial, json.dumps({"suite": self.suite, "partial": True,
+                                                    "machine": machine(), "rows": self.rows},
+                                                   indent=2, default=str) + "\n")
 
 
 def _cell(value: Any) -> str:
@@ -63,7 +130,9 @@ def to_markdown(report: Report) -> str:
     lines.append("| " + " | ".join(report.columns) + " |")
     lines.append("|" + "|".join("---" for _ in report.columns) + "|")
     for row in report.rows:
-        lines.append("| " + " | ".join(_cell(row.get(c, "")) for c in report.columns) + " |")
+        cells = [speed_words(row[c]) if "speedup" in c and isinstance(row.get(c), float)
+                 else _cell(row.get(c, "")) for c in report.columns]
+        lines.append("| " + " | ".join(cells) + " |")
     if report.notes:
         lines.append("")
         lines.extend(f"- {note}" for note in report.notes)
@@ -85,7 +154,8 @@ def write(report: Report, out_dir: Path, quick: bool) -> list[Path]:
         "notes": report.notes,
         **report.extra,
     }
-    written = [_atomic_write(target / "results.json", json.dumps(payload, indent=2) + "\n")]
+    written = [_atomic_write(target / "results.json", json.dumps(payload, indent=2, default=str) + "\n")]
+    (target / "results.partial.json").unlink(missing_ok=True)
     written.append(_atomic_write(target / "results.md", to_markdown(report)))
     return written + plots
 
@@ -136,7 +206,16 @@ def _plots(report: Report, target: Path) -> list[Path]:
         ax.set_ylabel(spec.get("ylabel", spec["y"]))
         if spec.get("logy"):
             ax.set_yscale("log")
-        ax.legend()
+        if spec.get("log"):
+            from matplotlib.ticker import FuncFormatter
+
+            plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+            ax.xaxis.set_major_formatter(plain)
+            ax.yaxis.set_major_formatter(plain)
+        handles, labels = ax.get_legend_handles_labels()
+        if handles:
+            order = sorted(range(len(labels)), key=lambda i: labels[i])
+            ax.legend([handles[i] for i in order], [labels[i] for i in order])
         fig.tight_layout()
         path = target / spec["file"]
         fig.savefig(path, dpi=110)

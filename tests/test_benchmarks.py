@@ -38,7 +38,7 @@ def test_abe_quick(tmp_path):
     decrypt = next(r for r in rows if r["op"] == "decrypt")
     assert decrypt["counts"] == {"pair": 6}  # FAME decrypts with 6 pairings, any policy size
     for row in data["rows"]:
-        assert row["lower_bound_ms"] > 0 and row["median_ms"] > 0
+        assert row["estimate_ms"] > 0 and row["median_ms"] > 0
     envelope = data["envelope"]
     assert all(e["ok"] for e in envelope)
     assert all(e["peak_rss_mb"] < 150 for e in envelope)
@@ -64,3 +64,11 @@ def test_revocation_quick(tmp_path):
     assert ours and all(r["bytes_ratio"] > 1 for r in ours)
     big = [r for r in ours if r["file_bytes"] == 1 << 20]
     assert all(r["bytes_ratio"] > 100 for r in big)  # headers only, never the 1 MiB bodies
+
+
+def test_report_words_and_metadata():
+    from benchmarks.report import machine, speed_words
+
+    assert speed_words(2.345) == "2.35x faster" and speed_words(0.9) == "1.11x slower"
+    info = machine()
+    assert {"cpu", "python", "commit", "packages"} <= set(info) and "abe-health" in info["packages"]
