@@ -1,4 +1,4 @@
-"""`abe-health owner ...`, `abe-health index ...` and `abe-health search ...` from a terminal.
+"""`abe-health owner ...`, `abe-health index ...` and `abe-health search` from a terminal.
 
 `owner keygen -o DIR` makes the data owner's Ed25519 signing key (DIR/owner.key, mode 0600) and
 its public half (DIR/owner.pub), which readers pin. With `--policy P -k public.key --owner-key
@@ -12,9 +12,11 @@ needs no signature.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -26,19 +28,30 @@ from search.text import collect, document_keywords
 from ..authority import ABE
 from ..errors import AbeError
 from ..keys import read_key
-from ..owner import SEALED_KEY, OwnerKey, OwnerPublicKey, open_search_key, seal_search_key
+from ..owner import OwnerKey, OwnerPublicKey, open_search_key, seal_search_key
 from ..recipients import PolicyRecipient
-from .common import CliError
+from .common import (
+    CliError,
+    check_output_dir,
+    check_output_file,
+    make_output_dir,
+    note,
+    printable,
+    read_secret_key,
+)
 
-WRAPPED_KEY = SEALED_KEY
+index_argument = click.argument("index_dir", type=click.Path(file_okay=False), metavar="INDEX")
+docs_argument = click.argument("docs", nargs=-1, required=True, metavar="DOC_OR_DIR...")
+search_key_option = click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False),
+                                 metavar="SEARCH.key", help="The search key (index keygen).")
 
 
-def _collect(paths: tuple[str, ...]) -> dict:
-    """Read documents with a progress bar on a terminal."""
+def _collect(paths: tuple[str, ...]) -> Mapping[str, Mapping[str, int]]:
+    """Read documents (a progress bar on a terminal); a missing one names its path."""
     roots = [Path(p) for p in paths]
     for root in roots:
         if not root.exists():
-            raise CliError(f"no such file or directory: {root}")
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(root))
     if not sys.stderr.isatty():
         return collect(roots)
     files = [(root, f) for root in roots
@@ -51,6 +64,7 @@ def _collect(paths: tuple[str, ...]) -> dict:
 
 
 def _status(stage: str, n: int) -> None:
+    """Progress of a build on a terminal, rewritten in place."""
     if sys.stderr.isatty():
         click.echo(f"\r{stage}: {n:>10,}", err=True, nl=False)
 
@@ -72,141 +86,142 @@ def _check_key_options(key_path: str | None, identity: str | None, owner_path: s
 def _search_key(index: SearchIndex, key_path: str | None, identity: str | None,
                 owner_path: str | None) -> SearchKey:
     """The owner's own key (--key), or the sealed key opened with -i and checked against --owner."""
-    _check_key_options(key_path, identity, owner_path)
     if key_path:
         return SearchKey.load(key_path)
-    assert identity is not None and owner_path is not None  # checked above
+    assert identity is not None and owner_path is not None  # _check_key_options
     owner = OwnerPublicKey.load(owner_path)
-    user = read_key(identity, expect="user")
-    return open_search_key(index, user, owner)
+    return open_search_key(index, read_secret_key(identity, "user"), owner)
 
 
-def register(main: click.Group, handle_errors) -> None:
-    """Add the `owner` and `index` groups and the `search` command to the CLI."""
+@click.group()
+def owner() -> None:
+    """The data owner's signing key, which vouches for sealed search keys."""
 
-    @main.group()
-    def owner() -> None:
-        """The data owner's signing key, which vouches for sealed search keys."""
 
-    @owner.command("keygen")
-    @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
-                  help="Directory for owner.key (secret, mode 0600) and owner.pub.")
-    @click.option("--force", is_flag=True, help="Overwrite an existing owner key.")
-    @handle_errors
-    def owner_keygen(out_dir: str, force: bool) -> None:
-        """A new Ed25519 owner key: OUT/owner.key (mode 0600) and OUT/owner.pub for readers."""
-        secret, public = os.path.join(out_dir, "owner.key"), os.path.join(out_dir, "owner.pub")
-        for path in (secret, public):
-            if os.path.exists(path) and not force:
-                raise CliError(f"{path} exists; use --force to replace it (signatures made with "
-                               "the old key stop verifying under the new one)")
-        os.makedirs(out_dir, exist_ok=True)
-        key = OwnerKey.generate()
-        key.save(secret)
-        key.public_key.save(public)
-        click.echo(f"wrote {secret} (keep it secret) and {public}; fingerprint {key.fingerprint}",
-                   err=True)
+@owner.command("keygen")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Directory for owner.key (secret, mode 0600) and owner.pub (created if missing).")
+@click.option("--force", is_flag=True, help="Overwrite an existing owner key.")
+def owner_keygen(out_dir: str, force: bool) -> None:
+    """A new Ed25519 owner key: DIR/owner.key (mode 0600) and DIR/owner.pub for readers."""
+    secret, public = os.path.join(out_dir, "owner.key"), os.path.join(out_dir, "owner.pub")
+    for path in (secret, public):
+        if os.path.exists(path) and not force:
+            raise CliError(f"{path} exists; use --force to replace it (signatures made with the old "
+                           "key stop verifying under the new one)")
+    make_output_dir(out_dir)
+    key = OwnerKey.generate()
+    key.save(secret)
+    key.public_key.save(public)
+    note(f"wrote {secret} (keep it secret) and {public}; fingerprint {key.fingerprint}")
 
-    @owner.command("fingerprint")
-    @click.argument("path", type=click.Path(dir_okay=False))
-    @handle_errors
-    def owner_fingerprint(path: str) -> None:
-        """Print the fingerprint of owner.pub or owner.key (to compare out of band)."""
-        try:
-            click.echo(OwnerPublicKey.load(path).fingerprint)
-        except AbeError:
-            click.echo(OwnerKey.load(path).fingerprint)
 
-    @main.group()
-    def index() -> None:
-        """Build and extend encrypted PASS-tree search indexes."""
+@owner.command("fingerprint")
+@click.argument("path", type=click.Path(dir_okay=False), metavar="KEY")
+def owner_fingerprint(path: str) -> None:
+    """Print the fingerprint of KEY, an owner.pub or owner.key (to compare out of band)."""
+    try:
+        click.echo(OwnerPublicKey.load(path).fingerprint)
+    except AbeError:
+        click.echo(OwnerKey.load(path).fingerprint)
 
-    @index.command("keygen")
-    @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False))
-    @handle_errors
-    def index_keygen(out_path: str) -> None:
-        """A new random search key (mode 0600)."""
-        SearchKey.generate().save(out_path)
-        click.echo(f"wrote {out_path}", err=True)
 
-    @index.command("build")
-    @click.argument("docs", nargs=-1, required=True)
-    @click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False))
-    @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
-    @click.option("--policy", default=None, help="Also seal the search key under this ABE policy.")
-    @click.option("-k", "--public", "public_path", type=click.Path(dir_okay=False),
-                  help="The ABE public key for --policy.")
-    @click.option("--owner-key", "owner_path", type=click.Path(dir_okay=False),
-                  help="The owner's owner.key, to sign the sealed key for this index (with --policy).")
-    @handle_errors
-    def index_build(docs: tuple[str, ...], key_path: str, out_dir: str, policy: str | None,
-                    public_path: str | None, owner_path: str | None) -> None:
-        """Index DOC_OR_DIR ... (JSON string values or plain text) into a new index directory."""
-        if (policy is None) != (public_path is None):
-            raise click.UsageError("--policy and -k/--public go together")
-        if policy is not None and owner_path is None:
-            raise click.UsageError("--policy needs --owner-key OWNER.key: readers accept a sealed "
-                                   "search key only with the owner's signature")
-        if policy is None and owner_path is not None:
-            raise click.UsageError("--owner-key signs the key that --policy seals; give both")
-        key = SearchKey.load(key_path)
-        authority = ABE(read_key(public_path, expect="public")) if public_path else None
-        owner_key = OwnerKey.load(owner_path) if owner_path else None
-        if authority is not None:  # a policy that cannot seal fails now, not after the build
-            PolicyRecipient(authority.public_key, policy)
-        found = _collect(docs)
-        idx, stats = SearchIndex.create(out_dir, found, key, _status)
-        if authority is not None and owner_key is not None and policy is not None:
-            seal_search_key(idx, key, authority, policy, owner_key)
-        if sys.stderr.isatty():
-            click.echo("", err=True)
-        click.echo(f"indexed {stats.documents} documents, {stats.keywords} keywords into {out_dir} "
-                   f"({(stats.filter_bytes + stats.leaf_bytes) / max(1, stats.keywords):.0f} bytes "
-                   "per keyword)", err=True)
+@click.group()
+def index() -> None:
+    """Build and extend encrypted PASS-tree search indexes."""
 
-    @index.command("add")
-    @click.argument("index_dir", type=click.Path(file_okay=False))
-    @click.argument("docs", nargs=-1, required=True)
-    @click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False))
-    @handle_errors
-    def index_add(index_dir: str, docs: tuple[str, ...], key_path: str) -> None:
-        """Add documents to an index without rebuilding it (new segment, merged when due)."""
-        key = SearchKey.load(key_path)
-        idx = SearchIndex(index_dir)
-        stats = idx.add(_collect(docs), key, _status)
-        click.echo(f"added {stats.documents} documents ({stats.keywords} keywords); "
-                   f"{len(idx.segments)} segment(s)", err=True)
 
-    @main.command("search")
-    @click.argument("index_dir", type=click.Path(file_okay=False))
-    @click.argument("pattern")
-    @click.option("--key", "key_path", type=click.Path(dir_okay=False), help="The search key.")
-    @click.option("-i", "--identity", type=click.Path(dir_okay=False),
-                  help="An ABE user key that may open INDEX/search.key.abe.")
-    @click.option("--owner", "owner_path", type=click.Path(dir_okay=False),
-                  help="The owner's owner.pub (with -i): the sealed key must carry its signature.")
-    @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1))
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-    @handle_errors
-    def search_cmd(index_dir: str, pattern: str, key_path: str | None, identity: str | None,
-                   owner_path: str | None, top: int, as_json: bool) -> None:
-        """Ranked documents whose keywords contain PATTERN (`card`, `^card`, `itis$`, `^heart$`)."""
-        _check_key_options(key_path, identity, owner_path)
-        idx = SearchIndex(index_dir)
-        key = _search_key(idx, key_path, identity, owner_path)
-        if not idx.key_matches(key):
-            raise InvalidSearchKey(f"this search key did not build {index_dir}")
-        result = idx.search(pattern, key, top)
-        if as_json:
-            click.echo(json.dumps({
-                "pattern": pattern,
-                "hits": [{"document": h.doc_id, "match": h.match, "score": h.score,
-                          "keywords": list(h.keywords)} for h in result.hits],
-                "stats": result.stats.__dict__,
-            }, indent=2))
-            return
-        if not result.hits:
-            click.echo("no match", err=True)
-        for rank_no, hit in enumerate(result.hits, start=1):
-            click.echo(f"{rank_no:>3}. {hit.doc_id}  ({hit.match}, {hit.score:.3f}: "
-                       f"{', '.join(hit.keywords[:5])})")
+@index.command("keygen")
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              metavar="OUT", help="The new search key (mode 0600).")
+def index_keygen(out_path: str) -> None:
+    """A new random search key OUT (mode 0600)."""
+    check_output_file(out_path)
+    SearchKey.generate().save(out_path)
+    note(f"wrote {out_path}")
+
+
+@index.command("build")
+@docs_argument
+@search_key_option
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              metavar="INDEX", help="The new index directory (missing or empty; its parent must exist).")
+@click.option("--policy", default=None, metavar="POLICY",
+              help="Also seal the search key under this ABE policy.")
+@click.option("-k", "--public", "public_path", type=click.Path(dir_okay=False), metavar="PUBLIC",
+              help="The ABE public key for --policy.")
+@click.option("--owner-key", "owner_path", type=click.Path(dir_okay=False), metavar="OWNER.key",
+              help="The owner's owner.key, to sign the sealed key for this index (with --policy).")
+def index_build(docs: tuple[str, ...], key_path: str, out_dir: str, policy: str | None,
+                public_path: str | None, owner_path: str | None) -> None:
+    """Index DOC_OR_DIR... (JSON string values or plain text) into a new directory INDEX."""
+    if (policy is None) != (public_path is None):
+        raise click.UsageError("--policy and -k/--public go together")
+    if policy is not None and owner_path is None:
+        raise click.UsageError("--policy needs --owner-key OWNER.key: readers accept a sealed "
+                               "search key only with the owner's signature")
+    if policy is None and owner_path is not None:
+        raise click.UsageError("--owner-key signs the key that --policy seals; give both")
+    key = SearchKey.load(key_path)
+    authority = ABE(read_key(public_path, expect="public")) if public_path else None
+    owner_key = OwnerKey.load(owner_path) if owner_path else None
+    if authority is not None and policy is not None:  # a policy that cannot seal fails now
+        PolicyRecipient(authority.public_key, policy)
+    check_output_dir(out_dir)
+    found = _collect(docs)
+    idx, stats = SearchIndex.create(out_dir, found, key, _status)
+    if authority is not None and owner_key is not None and policy is not None:
+        seal_search_key(idx, key, authority, policy, owner_key)
+    if sys.stderr.isatty():
+        note("")
+    note(f"indexed {stats.documents} documents, {stats.keywords} keywords into {out_dir} "
+         f"({(stats.filter_bytes + stats.leaf_bytes) / max(1, stats.keywords):.0f} bytes per keyword)")
+
+
+@index.command("add")
+@index_argument
+@docs_argument
+@search_key_option
+def index_add(index_dir: str, docs: tuple[str, ...], key_path: str) -> None:
+    """Add DOC_OR_DIR... to INDEX without rebuilding it (a new segment, merged when due)."""
+    key = SearchKey.load(key_path)
+    idx = SearchIndex(index_dir)
+    stats = idx.add(_collect(docs), key, _status)
+    note(f"added {stats.documents} documents ({stats.keywords} keywords); {len(idx.segments)} segment(s)")
+
+
+@click.command("search")
+@index_argument
+@click.argument("pattern")
+@click.option("--key", "key_path", type=click.Path(dir_okay=False), metavar="SEARCH.key",
+              help="The search key (the owner's).")
+@click.option("-i", "--identity", type=click.Path(dir_okay=False), metavar="KEY",
+              help="An ABE user key that may open INDEX/search.key.abe.")
+@click.option("--owner", "owner_path", type=click.Path(dir_okay=False), metavar="OWNER.pub",
+              help="The owner's owner.pub (with -i): the sealed key must carry its signature.")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
+              help="How many documents to list.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def search(index_dir: str, pattern: str, key_path: str | None, identity: str | None,
+           owner_path: str | None, top: int, as_json: bool) -> None:
+    """Ranked documents of INDEX whose keywords contain PATTERN (`card`, `^card`, `itis$`,
+    `^heart$`)."""
+    _check_key_options(key_path, identity, owner_path)
+    idx = SearchIndex(index_dir)
+    key = _search_key(idx, key_path, identity, owner_path)
+    if not idx.key_matches(key):
+        raise InvalidSearchKey(f"this search key did not build {index_dir}")
+    result = idx.search(pattern, key, top)
+    if as_json:
+        click.echo(json.dumps({
+            "pattern": pattern,
+            "hits": [{"document": h.doc_id, "match": h.match, "score": h.score,
+                      "keywords": list(h.keywords)} for h in result.hits],
+            "stats": result.stats.__dict__,
+        }, indent=2))
+        return
+    if not result.hits:
+        note("no match")
+    for rank_no, hit in enumerate(result.hits, start=1):
+        click.echo(f"{rank_no:>3}. {printable(hit.doc_id)}  ({hit.match}, {hit.score:.3f}: "
+                   f"{printable(', '.join(hit.keywords[:5]))})")
