@@ -68,6 +68,8 @@ CONTEXT_LABEL = b"abe-health/v2/phr-section\x00"
 NONCE = 16
 #: the longest record id or section name accepted (they are printed, so also no control chars)
 MAX_NAME = 256
+#: the most sections a record may have (each costs a decryption attempt when opened)
+MAX_SECTIONS = 256
 #: the numeric attribute break-glass clauses test
 EMERGENCY = "emergency"
 V1_MESSAGE = ("this is a version-1 .phr record, whose sections are not bound to their record "
@@ -178,6 +180,8 @@ def encrypt_record(record: Mapping[str, Any], pmap: PolicyMap, authorities: Iter
     default random) and to its list of sections; returns the `.phr` bytes."""
     if not isinstance(record, Mapping) or not record:
         raise RecordInputError("a PHR record is a non-empty JSON object of sections")
+    if len(record) > MAX_SECTIONS:
+        raise RecordInputError(f"a PHR record has at most {MAX_SECTIONS} sections")
     record_id = secrets.token_hex(16) if record_id is None else record_id
     _check_name(record_id, "a record id", RecordInputError)
     for name in record:
@@ -215,13 +219,17 @@ def _parse(blob: bytes) -> tuple[str, bytes, dict[str, bytes]]:
     if data.get("v") == 1:
         raise InvalidCiphertext(V1_MESSAGE)
     if data.get("v") != VERSION:
-        raise InvalidCiphertext(f"unsupported .phr version {data.get('v')!r} (this is version {VERSION})")
+        version = data.get("v")
+        shown = repr(version) if type(version) is int and 0 <= version < 1000 else "unknown"
+        raise InvalidCiphertext(f"unsupported .phr version {shown} (this is version {VERSION})")
     record_id = _check_name(data.get("id"), "the record id", InvalidCiphertext)
     nonce, sections = data.get("nonce"), data.get("sections")
     if not isinstance(nonce, bytes) or len(nonce) != NONCE:
         raise InvalidCiphertext("malformed .phr record (nonce)")
     if not isinstance(sections, dict) or not sections:
         raise InvalidCiphertext("malformed .phr record (no sections)")
+    if len(sections) > MAX_SECTIONS:
+        raise InvalidCiphertext(f"malformed .phr record (over {MAX_SECTIONS} sections)")
     for name, sealed in sections.items():
         _check_name(name, "a section name", InvalidCiphertext)
         if not isinstance(sealed, bytes):
