@@ -60,6 +60,8 @@ def open_leaf(key: SearchKey, segment: Segment, leaf: int, sealed: bytes
     """(keyword, [(segment-local document index, tf)]) of a leaf."""
     item = open_payload(key, sealed, segment.id + leaf.to_bytes(8, "big"), str(segment.path))
     if (not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str)
-            or not isinstance(item[1], list)):
+            or not isinstance(item[1], list)
+            or not all(isinstance(p, list) and len(p) == 2
+                       and all(type(x) is int and 0 <= x < 2**63 for x in p) for p in item[1])):
         raise IndexCorrupt(f"{segment.path}: malformed leaf {leaf}")
-    return item[0], [(int(d), int(tf)) for d, tf in item[1]]
+    return item[0], [(d, tf) for d, tf in item[1]]

@@ -15,14 +15,26 @@ signature over the search key names it (see `abe_health.owner`), so a key signed
 is refused for another. Version 2 added it and pads the document table to a capacity bucket
 (version 1 padded it to 32 bytes only, which showed the document count); version-1 indexes are
 refused with a request to rebuild. Nothing in an index is a plaintext keyword, document id or
-count beyond what `docs/leakage.md` lists. Loading checks versions, shapes and offsets, so a
-damaged index raises `IndexCorrupt`, not garbage.
+count beyond what `docs/leakage.md` lists.
+
+Everything in an index directory is written by the server that stores it, so loading is one
+explicit, bounded decoding layer that raises `IndexCorrupt` for anything else: the manifest and
+meta.cbor have their sizes, types and ranges checked; the `.npy` arrays are NOT read with
+`np.load` (whose header parser evaluates text and allocates what the header claims): `_read_npy`
+matches the header against the one layout this writer produces (version 1.0 or 2.0, a fixed
+little-endian dtype, C order, a shape of at most 19-digit integers), requires exactly the dtype
+and shape the tree's level sizes call for, and requires the file's length to be exactly header
+plus data before it memory-maps the data. Bloom offsets and sizes are checked against the length
+of filters.bin with subtractions that cannot overflow (size <= bits - offset once offset <=
+bits), and leaf offsets are checked to rise strictly from 0 to the length of leaves.bin, so
+traversal can only index inside the maps.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -39,6 +51,18 @@ SEGMENT_FORMAT = "abe-health/pass-segment"
 #: manifest and segment layout version (2: index id in the manifest, bucketed document table)
 VERSION = 2
 INDEX_ID_BYTES = 16
+#: bounds of what an index file may declare (far above what the builder writes)
+MAX_META_BYTES = 256 * 1024 * 1024
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_LEVELS = 64
+MAX_NODES = 1 << 40
+MAX_SEGMENTS = 4096
+#: Bloom filter sizes are multiplied into 32-bit hash words (prf.positions), so below 2^32 bits
+MAX_FILTER_BITS = 1 << 32
+SEGMENT_NAME = re.compile(r"seg-[0-9]{4,9}\Z")
+_NPY_MAGIC = b"\x93NUMPY"
+_NPY_HEADER = re.compile(r"\{'descr': '([<>|][a-zA-Z][0-9]{1,2})', 'fortran_order': (False|True), "
+                         r"'shape': \(((?:[0-9]{1,19}, ?)*(?:[0-9]{1,19})?)\), \} *\n\Z")
 _REBUILD = "rebuild it with `abe-health index build` (older indexes show their document count)"
 
 
@@ -96,55 +120,133 @@ def _corrupt(path: Path, why: str) -> IndexCorrupt:
     return IndexCorrupt(f"{path}: {why}")
 
 
-def load_segment(path: Path) -> Segment:
-    """Memory-map a segment, validating everything that traversal will index into."""
+def _read_npy(path: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Memory-map a `.npy` file that must hold exactly `dtype` (`<u8`, `|u1`) of `shape`.
+
+    The header is matched, not evaluated, and the data's length is required to be exactly what
+    dtype and shape call for, so no declared size is ever allocated or trusted."""
+    name = path.name
     try:
-        meta = cbor2.loads((path / "meta.cbor").read_bytes())
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+            if len(head) < 10 or head[:6] != _NPY_MAGIC or head[6:8] not in (b"\x01\x00", b"\x02\x00"):
+                raise IndexCorrupt(f"{name} is not a .npy file of a known version")
+            if head[6] == 1:
+                start, header_len = 10, int.from_bytes(head[8:10], "little")
+            else:
+                start, header_len = 12, int.from_bytes(head[8:12], "little")
+            if header_len > 4096 or start + header_len > size:
+                raise IndexCorrupt(f"{name}: malformed .npy header")
+            handle.seek(start)
+            header = handle.read(header_len)
+    except OSError as exc:
+        raise IndexCorrupt(f"cannot read {name}: {exc.strerror}") from None
+    match = _NPY_HEADER.match(header.decode("latin-1"))
+    if match is None:
+        raise IndexCorrupt(f"{name}: malformed .npy header")
+    descr, fortran, dims = match.groups()
+    found = tuple(int(d) for d in dims.replace(" ", "").split(",") if d)
+    if descr != dtype or fortran != "False" or found != shape:
+        raise IndexCorrupt(f"{name}: expected {dtype} of shape {shape}, found {descr} of shape {found}")
+    itemsize = np.dtype(dtype).itemsize
+    count = 1
+    for d in shape:
+        count *= d
+    offset = start + header_len
+    if size - offset != count * itemsize:
+        raise IndexCorrupt(f"{name}: {size - offset} data bytes, expected {count * itemsize}")
+    if count == 0:
+        return np.zeros(shape, dtype=dtype)
+    try:
+        return np.asarray(np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape))
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"cannot map {name}: {exc}") from None
+
+
+def _map_bytes(path: Path) -> np.ndarray:
+    """A raw byte file (filters.bin, leaves.bin) as a read-only uint8 map (empty: an empty array)."""
+    try:
+        size = path.stat().st_size
+        if not size:
+            return np.zeros(0, dtype=np.uint8)
+        return np.asarray(np.memmap(path, dtype=np.uint8, mode="r"))
     except FileNotFoundError:
-        raise _corrupt(path, "missing meta.cbor") from None
-    except Exception:  # cbor2 raises several error types for garbage
-        raise _corrupt(path, "meta.cbor is not valid CBOR") from None
+        raise IndexCorrupt(f"missing {path.name}") from None
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"cannot map {path.name}: {exc}") from None
+
+
+def _read_small(path: Path, limit: int, what: str) -> bytes:
+    """A file's bytes, refusing more than `limit` (a planted huge file costs nothing)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise IndexCorrupt(f"missing {what}") from None
+    except OSError as exc:
+        raise IndexCorrupt(f"cannot read {what}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise IndexCorrupt(f"{what} is larger than {limit} bytes")
+    return data
+
+
+def _decode(data: bytes, what: str) -> Any:
+    try:
+        return cbor2.loads(data)
+    except Exception:  # cbor2 raises several error types (and RecursionError) for garbage
+        raise IndexCorrupt(f"{what} is not valid CBOR") from None
+
+
+def check_meta(meta: Any, path: Path) -> dict[str, Any]:
+    """A segment's meta.cbor, with the type and range of every field traversal or the client use."""
     if not isinstance(meta, dict) or meta.get("format") != SEGMENT_FORMAT:
         raise _corrupt(path, "not a PASS segment")
     if meta.get("v") != VERSION:
         raise _corrupt(path, f"a version-{_version(meta)} segment; this version reads version "
                              f"{VERSION} only: {_REBUILD}")
     levels = meta.get("levels")
-    if (not isinstance(levels, list) or not levels
-            or any(not isinstance(n, int) or n < 1 for n in levels)
+    if (not isinstance(levels, list) or not 1 <= len(levels) <= MAX_LEVELS
+            or any(type(n) is not int or not 1 <= n <= MAX_NODES for n in levels)
             or any(levels[i + 1] != (levels[i] + 1) // 2 for i in range(len(levels) - 1))):
         raise _corrupt(path, "level sizes do not describe a binary tree")
-    for field, kind in (("id", bytes), ("k", int), ("key_check", bytes), ("documents", bytes)):
-        if not isinstance(meta.get(field), kind):
+    for field, kind, low, high in (("id", bytes, 1, 64), ("key_check", bytes, 16, 16),
+                                   ("documents", bytes, 28, MAX_META_BYTES)):
+        value = meta.get(field)
+        if not isinstance(value, kind) or not low <= len(value) <= high:
             raise _corrupt(path, f"meta field {field!r} missing or malformed")
-    if not 1 <= meta["k"] <= 32:
+    if type(meta.get("k")) is not int or not 1 <= meta["k"] <= 32:
         raise _corrupt(path, "bad number of hash functions")
+    return meta
+
+
+def load_segment(path: Path) -> Segment:
+    """Memory-map a segment, validating everything that traversal will index into."""
     try:
-        filters = np.memmap(path / "filters.bin", dtype=np.uint8, mode="r")
-        node_off = np.load(path / "node_off.npy", mmap_mode="r")
-        node_m = np.load(path / "node_m.npy", mmap_mode="r")
-        salts = np.load(path / "salts.npy", mmap_mode="r")
-        leaf_off = np.load(path / "leaf_off.npy", mmap_mode="r")
-        leaves_size = (path / "leaves.bin").stat().st_size
-        leaves = (np.memmap(path / "leaves.bin", dtype=np.uint8, mode="r") if leaves_size
-                  else np.zeros(0, dtype=np.uint8))
-    except (OSError, ValueError) as exc:
-        raise _corrupt(path, f"cannot map index arrays: {exc}") from None
-    total = sum(levels)
-    if node_off.shape != (total,) or node_m.shape != (total,) or salts.shape != (total, 16):
-        raise _corrupt(path, "node arrays do not match the tree")
-    if node_off.dtype != np.uint64 or node_m.dtype != np.uint64 or salts.dtype != np.uint8:
-        raise _corrupt(path, "node arrays have the wrong types")
-    if np.any(node_m == 0) or np.any(node_off + node_m > np.uint64(8 * len(filters))):
+        meta = check_meta(_decode(_read_small(path / "meta.cbor", MAX_META_BYTES, "meta.cbor"),
+                                  "meta.cbor"), path)
+        levels: list[int] = meta["levels"]
+        total = sum(levels)
+        node_off = _read_npy(path / "node_off.npy", "<u8", (total,))
+        node_m = _read_npy(path / "node_m.npy", "<u8", (total,))
+        salts = _read_npy(path / "salts.npy", "|u1", (total, 16))
+        leaf_off = _read_npy(path / "leaf_off.npy", "<u8", (levels[0] + 1,))
+        filters = _map_bytes(path / "filters.bin")
+        leaves = _map_bytes(path / "leaves.bin")
+    except IndexCorrupt as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise _corrupt(path, str(exc)) from None
+    bits = np.uint64(8 * len(filters))
+    # offset <= bits first, so that bits - offset cannot wrap; sizes in [1, 2^32)
+    if np.any(node_m == 0) or np.any(node_m >= np.uint64(MAX_FILTER_BITS)) or np.any(node_off > bits) \
+            or np.any(node_m > bits - np.minimum(node_off, bits)):
         raise _corrupt(path, "a Bloom filter lies outside filters.bin")
-    if leaf_off.shape != (levels[0] + 1,) or leaf_off[0] != 0 or leaf_off[-1] != leaves_size \
-            or np.any(np.diff(leaf_off.astype(np.int64)) <= 0):
+    if leaf_off[0] != 0 or int(leaf_off[-1]) != len(leaves) or np.any(leaf_off[1:] <= leaf_off[:-1]):
         raise _corrupt(path, "leaf offsets do not match leaves.bin")
     start = np.zeros(len(levels), dtype=np.int64)
     start[1:] = np.cumsum(levels)[:-1]
-    # plain ndarray views of the maps: the same pages, without np.memmap's per-index overhead
-    return Segment(path, meta, levels, start, *(np.asarray(a) for a in (
-        filters, node_off, node_m, salts, leaves, leaf_off)))
+    return Segment(path, meta, levels, start, filters, node_off, node_m, salts, leaves, leaf_off)
 
 
 @dataclass(frozen=True)
@@ -157,12 +259,13 @@ class Manifest:
 
 def read_manifest(index: Path) -> Manifest:
     """The manifest of an index directory, validated (a version-1 index is refused: rebuild it)."""
+    if not (index / "manifest.cbor").is_file():
+        raise IndexCorrupt(f"{index}: not an index (no manifest.cbor)")
     try:
-        manifest = cbor2.loads((index / "manifest.cbor").read_bytes())
-    except FileNotFoundError:
-        raise IndexCorrupt(f"{index}: not an index (no manifest.cbor)") from None
-    except Exception:  # cbor2 raises several error types for garbage
-        raise IndexCorrupt(f"{index}: manifest.cbor is not valid CBOR") from None
+        manifest = _decode(_read_small(index / "manifest.cbor", MAX_MANIFEST_BYTES, "manifest.cbor"),
+                           "manifest.cbor")
+    except IndexCorrupt as exc:
+        raise IndexCorrupt(f"{index}: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT:
         raise IndexCorrupt(f"{index}: not an abe-health search index")
     if manifest.get("v") != VERSION:
@@ -172,8 +275,9 @@ def read_manifest(index: Path) -> Manifest:
     if not isinstance(index_id, bytes) or len(index_id) != INDEX_ID_BYTES:
         raise IndexCorrupt(f"{index}: manifest has no valid index id")
     segments = manifest.get("segments")
-    if not isinstance(segments, list) or not all(
-            isinstance(s, str) and s.startswith("seg-") and "/" not in s for s in segments):
+    if not isinstance(segments, list) or not 1 <= len(segments) <= MAX_SEGMENTS or not all(
+            isinstance(s, str) and SEGMENT_NAME.match(s) for s in segments) \
+            or len(set(segments)) != len(segments):
         raise IndexCorrupt(f"{index}: malformed segment list")
     return Manifest(index_id, segments)
 
