@@ -47,6 +47,7 @@ def open_register(path: Path) -> Register:
     """The register at `path`, created (with a note) if an authority set up before registers
     existed has none: its earlier keys are then unknown to it and are not renewed."""
     if not path.exists():
+        check_output_file(str(path))
         note(f"note: no issuance register at {path}; creating it (keys issued before cannot be "
              "renewed)")
     return Register.create(path)
