@@ -280,6 +280,11 @@ def test_usage_errors_exit_2_with_a_pointer_to_help():
     assert assert_one_error(result.stderr) == "error: Missing option '-m' / '--master'."
     assert result.stderr.splitlines()[-1] == "hint: see 'abe-health keygen --help'"
     assert run("vault", "nonsense").exit_code == 2
+    bare = run("vault")  # a group without a command: its help, then one error line
+    assert bare.exit_code in (0, 2)  # click before 8.2 shows the help and exits 0
+    assert "Commands:" in bare.output and "Traceback" not in bare.output
+    if bare.exit_code == 2:
+        assert assert_one_error(bare.stderr) == "error: missing a command"
 
 
 # -- exit statuses -------------------------------------------------------------------------------

@@ -47,6 +47,10 @@ EXIT_BUSY = 4
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
+#: what click (8.2 and later) raises for a group run without a command, after which it shows help
+NO_ARGS_IS_HELP: tuple[type[Exception], ...] = tuple(
+    e for e in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if e is not None)
+
 #: set to any non-empty value to print the traceback of an internal error (for a bug report)
 DEBUG_VARIABLE = "ABE_HEALTH_DEBUG"
 
@@ -80,6 +84,8 @@ class Failure:
     message: str
     hint: str | None
     status: int
+    #: trusted text printed before the error line (the help of a group run without a command)
+    before: str | None = None
 
 
 def hint_for(exc: BaseException) -> str | None:
@@ -114,6 +120,9 @@ def failure_of(exc: BaseException) -> Failure:
     """The whole mapping from an exception to what is printed and the exit status."""
     if isinstance(exc, CliError):
         return Failure(exc.message, exc.hint, exc.status)
+    if isinstance(exc, NO_ARGS_IS_HELP):  # `abe-health vault`: its help, then what is missing
+        assert isinstance(exc, click.UsageError)
+        return Failure("missing a command", None, EXIT_USAGE, before=exc.format_message())
     if isinstance(exc, click.UsageError):
         where = exc.ctx.command_path if exc.ctx is not None else "abe-health"
         return Failure(exc.format_message(), f"see '{where} --help'", EXIT_USAGE)
@@ -145,6 +154,8 @@ def report(exc: BaseException) -> int:
     failure = failure_of(exc)
     if failure.status == EXIT_INTERNAL and os.environ.get(DEBUG_VARIABLE):
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    if failure.before:
+        click.echo(failure.before, err=True)
     click.echo(f"error: {printable(failure.message)}", err=True)
     if failure.hint:
         click.echo(f"hint: {printable(failure.hint)}", err=True)
