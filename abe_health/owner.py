@@ -24,6 +24,9 @@ length-first, shortest integer forms), so it cannot be confused with an Ed25519 
 for any other purpose, and a re-encoding of the same statement still verifies. Statements are
 maps with a non-empty "type" string; their values are text, bytes, integers, booleans, null,
 lists and maps with text keys (no floats or tags, whose encodings are not unique).
+
+Size: the owner key, its statement encoding and the search-key signature are one protocol; they
+stay together so the domain separation and the checks are read in one place.
 """
 
 from __future__ import annotations

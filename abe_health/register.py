@@ -60,6 +60,9 @@ file (the authority's machine is trusted with its master key anyway). Other tabl
 the same file (the vault keeps `vault_versions` here): `open` checks only the `schema` row of
 `register_meta` and the `issuances` table, and other rows of `register_meta` belong to whoever
 wrote them. Every database error surfaces as `RegisterError` naming the file.
+
+Size: one append-only store and the checks that keep it so (schema, triggers, upgrade in place,
+lookups by key digest); splitting it would spread one invariant over several files.
 """
 
 from __future__ import annotations

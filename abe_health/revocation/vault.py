@@ -26,6 +26,10 @@ also re-encrypts every affected body under a fresh DEK as a new generation. One 
 altered row, a missing header) is reported in `RevocationReport.failed` and does not stop the
 others. Crash safety: files and headers are replaced atomically, a generation switch is one
 catalog transaction, and `update_pending` finishes an interrupted run.
+
+Size: this module is the orchestration only (one class, whose methods share the vault's lock,
+directory descriptor, catalog and per-run encapsulation cache); its parts with a job of their
+own are separate: catalog.py, escrow.py, manifest.py, storedir.py, versions.py.
 """
 
 from __future__ import annotations
