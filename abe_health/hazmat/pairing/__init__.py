@@ -46,11 +46,12 @@ def get_group(backend: str = DEFAULT_BACKEND, curve: str | None = None) -> Pairi
     except ImportError as exc:
         raise BackendUnavailable(f"pairing backend {backend!r} is not installed: {exc}") from exc
     if backend == "mcl":
-        group = module.GROUP
+        group: PairingGroup = module.GROUP
         if curve not in (None, group.curve):
             raise BackendUnavailable(f"the mcl backend offers {group.curve} only, not {curve!r}")
         return group
-    return module.CharmGroup(curve or default_curve)
+    charm: PairingGroup = module.CharmGroup(curve or default_curve)
+    return charm
 
 
 def group_from_id(group_id: str) -> PairingGroup:

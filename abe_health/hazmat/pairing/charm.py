@@ -39,10 +39,10 @@ class CharmElement(Element):
 
     __slots__ = ("_g", "_v", "kind")
 
-    def __init__(self, group: CharmGroup, kind: GroupKind, value: object) -> None:
+    def __init__(self, group: CharmGroup, kind: GroupKind, value: Any) -> None:
         self._g = group
         self.kind = kind  # type: ignore[misc]
-        self._v = value
+        self._v: Any = value
 
     @property
     def group(self) -> CharmGroup:
@@ -90,15 +90,16 @@ class CharmGroup(PairingGroup):
         self.order = int(self._charm.order())
         g1 = self._charm.hash(b"abe-health/charm/generator/G1", _CG1)
         g2 = self._charm.hash(b"abe-health/charm/generator/G2", _CG2)
-        self._generators = {
+        self._generators: dict[GroupKind, CharmElement] = {
             "G1": CharmElement(self, "G1", g1),
             "G2": CharmElement(self, "G2", g2),
             "GT": CharmElement(self, "GT", _charm_pair(g1, g2)),
         }
-        self._identities = {kind: gen ** 0 for kind, gen in self._generators.items()}
+        self._identities: dict[GroupKind, CharmElement] = {
+            kind: gen ** 0 for kind, gen in self._generators.items()}
         self.sizes = {kind: len(gen.to_bytes()) for kind, gen in self._generators.items()}
 
-    def _in_subgroup(self, kind: GroupKind, value: Any) -> bool:
+    def _in_subgroup(self, kind: GroupKind, value: Any) -> bool:  # value: Charm's raw element
         """value^r == 1 by square-and-multiply on Charm's group law.
 
         Charm's own `ismember` answers False for every G2 element of BN254 (PBC's G2 order field

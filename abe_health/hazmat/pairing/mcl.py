@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from ...errors import BackendUnavailable, InvalidEncoding
 from .base import Element, GroupKind, PairingGroup
@@ -44,7 +44,7 @@ class _MclElement(Element):
         return self._v
 
     def to_bytes(self) -> bytes:
-        return self._v.serialize()
+        return bytes(self._v.serialize())
 
 
 class _MclPoint(_MclElement):
@@ -69,7 +69,7 @@ class _MclPoint(_MclElement):
         return type(self)(-self._v)
 
     def is_identity(self) -> bool:
-        return self._v.is_zero()
+        return bool(self._v.is_zero())
 
 
 class G1(_MclPoint):
@@ -103,7 +103,7 @@ class GT(_MclElement):
         return GT(~self._v)
 
     def is_identity(self) -> bool:
-        return self._v.is_one()
+        return bool(self._v.is_one())
 
 
 def _in_gt(value: pymcl.GT) -> bool:
@@ -151,10 +151,10 @@ class MclGroup(PairingGroup):
     def product(self, elements: Sequence[Element]) -> Element:
         """Fold the raw mcl values with mcl's own operator and wrap once (about 2x cheaper than
         chaining wrapped products; decryption adds hundreds of G1 points)."""
-        first = elements[0]
+        first = cast(_MclElement, elements[0])
         raw_type = type(first._v)
         law = raw_type.__mul__ if type(first) is GT else raw_type.__add__
-        return type(first)(functools.reduce(law, [e._v for e in elements]))
+        return type(first)(functools.reduce(law, [cast(_MclElement, e)._v for e in elements]))
 
     def _hash_to_point(self, kind: GroupKind, data: bytes) -> Element:
         if kind == "G1":
@@ -162,7 +162,7 @@ class MclGroup(PairingGroup):
         return G2(pymcl.G2.hash(data))
 
     def _deserialize(self, kind: GroupKind, data: bytes) -> Element:
-        raw_type = {"G1": pymcl.G1, "G2": pymcl.G2, "GT": pymcl.GT}[kind]
+        raw_type: Any = {"G1": pymcl.G1, "G2": pymcl.G2, "GT": pymcl.GT}[kind]
         try:
             value = raw_type.deserialize(data)
         except (ValueError, RuntimeError) as exc:
