@@ -116,4 +116,15 @@ def from_map(data: Any) -> tuple[SchemeBase, Record]:
     except BackendUnavailable as exc:
         raise error(f"cannot open the record's pairing group: {exc}") from None
     scheme = get_scheme(scheme_name, group)
-    return scheme, decode_record(scheme, data)
+    rec = decode_record(scheme, data)
+    check_components(rec, error)
+    return scheme, rec
+
+
+def check_components(rec: Record, error: type[InvalidKey] | type[InvalidCiphertext]) -> None:
+    """Refuse a record whose label-keyed parts do not cover the same labels (in every scheme,
+    the maps of one record, such as RW15's K and K' or BSW07's D_j and D'_j, hold one entry per
+    attribute each): a scheme may then index one by the other's labels."""
+    maps = [set(part) for part in rec.parts.values() if isinstance(part, dict)]
+    if any(labels != maps[0] for labels in maps[1:]):
+        raise error(f"malformed {rec.kind}: its component maps name different attributes")
