@@ -30,7 +30,35 @@ CREATE TABLE IF NOT EXISTS files (id TEXT PRIMARY KEY, name TEXT NOT NULL, polic
                                   salt BLOB NOT NULL, chunk INTEGER NOT NULL, escrow BLOB NOT NULL,
                                   gen INTEGER NOT NULL);
 """
+#: what the sqlite3 module raises for a damaged or hostile database file: its own errors, and
+#: UnicodeDecodeError when the message or schema text it decodes is not UTF-8
+DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
 _COLUMNS = "id, name, policy, body_bytes, added, salt, chunk, escrow, gen"
+
+
+class _NotUtf8:
+    """What a TEXT value that is not UTF-8 reads as: not a `str`, so every type check of
+    `Row.of` refuses it (as a malformed row) instead of the whole query failing."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<text that is not UTF-8>"
+
+
+_NOT_UTF8 = _NotUtf8()
+
+
+def _text(raw: bytes) -> str | _NotUtf8:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _NOT_UTF8
+
+
+def _reason(exc: Exception) -> str:
+    """A database error's message, or its type when the message itself is not text."""
+    return "text that is not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)[:200]
 
 
 def check_id(file_id: Any) -> str:
@@ -82,25 +110,33 @@ class Catalog:
             raise VaultError(f"{path.parent} is not a vault (no catalog.sqlite)")
         try:
             self.db = sqlite3.connect(path, timeout=30)
+            self.db.text_factory = _text
             if create:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 with self.db:
                     self.db.executescript(SCHEMA)
                     self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        except sqlite3.Error as exc:
-            raise VaultError(f"{path}: not a usable vault catalog ({exc})") from None
+            columns = [r[1] for r in self.db.execute("PRAGMA table_info(files)").fetchall()]
+        except DB_ERRORS as exc:
+            self.db.close()
+            raise VaultError(f"{path}: not a usable vault catalog ({_reason(exc)})") from None
         if row is None or row[0] != str(SCHEMA_VERSION):
-            raise VaultError(f"{path}: catalog schema {row[0] if row else 'unknown'!r}, this is "
+            self.db.close()
+            shown = row[0][:16] if row and isinstance(row[0], str) else "unknown"
+            raise VaultError(f"{path}: catalog schema {shown!r}, this is "
                              f"version {SCHEMA_VERSION}; vaults of abe-health 0.1 must be re-created "
                              "(get every file with 0.1, then `vault add` it to a new vault)")
+        if columns != _COLUMNS.split(", "):
+            self.db.close()
+            raise VaultError(f"{path}: the catalog's files table does not have the vault's columns")
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except sqlite3.Error as exc:
-            raise VaultError(f"{self.path}: {exc}") from None
+        except DB_ERRORS as exc:
+            raise VaultError(f"{self.path}: {_reason(exc)}") from None
 
     def row(self, file_id: str) -> Row:
         check_id(file_id)
