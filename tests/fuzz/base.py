@@ -1,0 +1,58 @@
+"""What every surface shares: seeds from the corpus, the default mutation mix, typed refusals."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from abe_health.errors import AbeError
+from search.errors import SearchError
+from tests.fuzz import mutate, world
+
+T = TypeVar("T")
+TYPED = (AbeError, SearchError)
+#: refusals seen by `attempt` in the current case (the engine resets and reads it)
+REFUSALS = [0]
+
+
+def attempt(call: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """The call's result, or None when it refused with a typed toolkit error (anything else
+    propagates, and the engine judges it)."""
+    try:
+        return call(*args, **kwargs)
+    except TYPED:
+        REFUSALS[0] += 1
+        return None
+
+
+class Surface:
+    """One input surface: its name, share of a campaign, seeds, mutations and oracle."""
+
+    name = ""
+    weight = 1
+
+    def seeds(self) -> list[bytes]:
+        return [data for _, data in world.seeds(self.name)]
+
+    def edit(self, rng: random.Random, data: bytes) -> tuple[bytes, str]:
+        """One mutation of one seed (default: generic bytes and CBOR edits)."""
+        return mutate.generic(rng, data)
+
+    def mutate(self, rng: random.Random, seeds: list[bytes]) -> tuple[bytes, str]:
+        if len(seeds) > 1 and rng.random() < 0.08:
+            a, b = rng.sample(seeds, 2)
+            return mutate.splice(rng, a, b)
+        if rng.random() < 0.02:
+            return rng.choice(seeds), "seed"
+        return mutate.stack(rng, rng.choice(seeds), self.edit)
+
+    def setup(self, scratch_root: Path) -> Any:
+        """What the oracle needs, made once per worker (keys parsed, expectations loaded)."""
+        return world.context()
+
+    def check(self, state: Any, data: bytes, scratch: Path) -> None:
+        """Run the surface's calls on `data`: return if every result is right, raise a typed
+        toolkit error for a refusal, or `WrongResult` for content that is not right."""
+        raise NotImplementedError
