@@ -35,7 +35,7 @@ setup(
         "numpy>=1.26",
     ],
     extras_require={
-        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
+        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "mypy>=1.10"],
         "bench": ["matplotlib>=3.8"],
         "charm": ["charm-crypto-framework>=0.62"],
     },
