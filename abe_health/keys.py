@@ -33,7 +33,7 @@ __all__ = ["V1_MESSAGE", "VERSION", "Key", "MasterKey", "PublicKey", "UserKey", 
 
 KIND_LABELS = {"public": "PUBLIC KEY", "master": "MASTER KEY", "user": "USER KEY",
                "ciphertext": "CIPHERTEXT"}
-_ARMOR = re.compile(r"-----BEGIN ABE ([A-Z ]+)-----\s*(.*?)\s*-----END ABE \1-----", re.S)
+_BEGIN_LINE = re.compile(rb"-----BEGIN ABE ([A-Z][A-Z ]{0,30})-----")
 #: scrypt cost: 2^17 x 8 x 128 bytes = 128 MiB, about 0.3 s here
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1
 #: the most memory a protected key file may ask scrypt for (128 * n * r bytes)
@@ -166,14 +166,33 @@ def armor_bytes(data: bytes, label: str) -> bytes:
 
 
 def dearmor(data: bytes) -> bytes:
-    """Binary from armored text; binary input passes through unchanged."""
-    if not data.lstrip().startswith(b"-----BEGIN ABE "):
+    """Binary from armored text; binary input passes through unchanged.
+
+    A linear, line-by-line reader (a regular expression with a lazy body and a back-reference
+    took quadratic time on text of many BEGIN lines): the first line is `-----BEGIN ABE LABEL-----`,
+    the body runs to the first line that starts with `-----`, which must be the END line of the
+    same label, and only whitespace may follow it. The body is base64 (whitespace ignored);
+    anything else, characters outside ASCII included, raises InvalidKey."""
+    text = data.lstrip()
+    if not text.startswith(b"-----BEGIN ABE "):
         return data
-    match = _ARMOR.search(data.decode("ascii", errors="replace"))
-    if not match:
+    lines = text.split(b"\n")
+    begin = _BEGIN_LINE.fullmatch(lines[0].rstrip(b"\r\t "))
+    if begin is None:
+        raise InvalidKey("malformed ASCII armor (BEGIN line)")
+    end_line = b"-----END ABE " + begin.group(1) + b"-----"
+    for i, line in enumerate(lines[1:], 1):
+        if line.lstrip().startswith(b"-----"):
+            if line.strip() != end_line:
+                raise InvalidKey("malformed ASCII armor (BEGIN/END lines do not match)")
+            if any(rest.strip() for rest in lines[i + 1 :]):
+                raise InvalidKey("malformed ASCII armor (text after the END line)")
+            body = b"".join(lines[1:i])
+            break
+    else:
         raise InvalidKey("malformed ASCII armor (BEGIN/END lines do not match)")
     try:
-        return base64.b64decode("".join(match.group(2).split()), validate=True)
+        return base64.b64decode(b"".join(body.split()), validate=True)
     except (binascii.Error, ValueError):  # ValueError: characters outside ASCII
         raise InvalidKey("malformed base64 inside ASCII armor") from None
 
