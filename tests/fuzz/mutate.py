@@ -230,7 +230,7 @@ def armor_edit(rng: random.Random, data: bytes, inner_mutator: Callable[[random.
     before, after = data[: m.start()], data[m.end() :]
     what = rng.choice(["inner", "inner", "label", "drop-end", "drop-begin", "non-ascii", "space",
                        "long-line", "crlf", "after", "before", "padding", "bad-char", "empty",
-                       "double"])
+                       "double", "repeat-begin", "long-space"])
     if what == "inner" and inner_mutator is not None:
         try:
             raw = base64.b64decode(b"".join(body.split()))
@@ -243,6 +243,11 @@ def armor_edit(rng: random.Random, data: bytes, inner_mutator: Callable[[random.
     if what == "label":
         new_label = rng.choice([b"USER KEY", b"PUBLIC KEY", b"MASTER KEY", b"FILE", b"X", b""])
         return data.replace(label, new_label, rng.choice([1, 2])), "armor-label"
+    if what == "repeat-begin":
+        return head * rng.choice([100, 10_000, 200_000]) + body + end + after, "armor-repeat-begin"
+    if what == "long-space":
+        return before + head + b" " * rng.choice([10_000, 1_000_000]) + body + end + after, \
+            "armor-long-space"
     if what == "drop-end":
         return before + head + body, "armor-drop-end"
     if what == "drop-begin":
