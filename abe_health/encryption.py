@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, overload
+from typing import Any, BinaryIO, TypeVar, overload
 
 from .armor import ArmorReader, ArmorWriter, open_maybe_armored
 from .errors import InvalidCiphertext, InvalidKey, NoIdentityMatched, PolicyNotSatisfied
@@ -68,6 +69,22 @@ class _Source:
             self.opened.close()
 
 
+T = TypeVar("T")
+
+
+def _deliver(dst: Sink, run: Callable[[Any], T]) -> tuple[T, bytes | None]:
+    """Run the writer `run` into `dst`: bytes (None: returned as the second item), a path
+    (atomically: it appears only if `run` returns), or a caller's stream."""
+    if dst is None:
+        buffer = io.BytesIO()
+        result = run(buffer)
+        return result, buffer.getvalue()
+    if isinstance(dst, (str, os.PathLike)):
+        with atomic_output(dst) as fout:
+            return run(fout), None
+    return run(dst), None
+
+
 @overload
 def encrypt(src: Source, dst: None, *recipients: Recipient, armor: bool = ..., context: bytes = ...,
             chunk: int = ..., progress: Progress | None = ...) -> bytes: ...
@@ -91,16 +108,8 @@ def encrypt(src: Source, dst: Sink, *recipients: Recipient, armor: bool = False,
         if armor:
             out.close()
 
-    if dst is None:
-        buffer = io.BytesIO()
-        run(buffer)
-        return buffer.getvalue()
-    if isinstance(dst, (str, os.PathLike)):
-        with atomic_output(dst) as fout:
-            run(fout)
-    else:
-        run(dst)
-    return None
+    _, data = _deliver(dst, run)
+    return data
 
 
 def open_header(header: Header, identities: list[Identity], context: bytes = b"") -> bytes:
@@ -144,14 +153,8 @@ def decrypt(src: Source, dst: Sink, *identities: IdentityLike, context: bytes = 
             header = read_header(fin)
             return open_payload(header, open_header(header, idents, context), fin, sink, progress)
 
-    if dst is None:
-        buffer = io.BytesIO()
-        run(buffer)
-        return buffer.getvalue()
-    if isinstance(dst, (str, os.PathLike)):
-        with atomic_output(dst) as fout:
-            return run(fout)
-    return run(dst)
+    header, data = _deliver(dst, run)
+    return header if data is None else data
 
 
 def inspect(path: str | os.PathLike[str]) -> dict[str, Any]:
