@@ -13,6 +13,9 @@ from tests.fuzz import mutate, world
 
 T = TypeVar("T")
 TYPED = (AbeError, SearchError)
+#: the largest input a case gets (stacked mutations can multiply a seed: a 200 MB policy text
+#: would blow up the oracle's own decoding, not the toolkit)
+MAX_INPUT = 4 * 1024 * 1024
 #: refusals seen by `attempt` in the current case (the engine resets and reads it)
 REFUSALS = [0]
 
@@ -41,12 +44,17 @@ class Surface:
         return mutate.generic(rng, data)
 
     def mutate(self, rng: random.Random, seeds: list[bytes]) -> tuple[bytes, str]:
+        """A mutant of the seeds (at most MAX_INPUT bytes)."""
         if len(seeds) > 1 and rng.random() < 0.08:
             a, b = rng.sample(seeds, 2)
-            return mutate.splice(rng, a, b)
-        if rng.random() < 0.02:
-            return rng.choice(seeds), "seed"
-        return mutate.stack(rng, rng.choice(seeds), self.edit)
+            data, how = mutate.splice(rng, a, b)
+        elif rng.random() < 0.02:
+            data, how = rng.choice(seeds), "seed"
+        else:
+            data, how = mutate.stack(rng, rng.choice(seeds), self.edit)
+        if len(data) > MAX_INPUT:
+            data, how = data[:MAX_INPUT], how + "+cut"
+        return data, how
 
     def setup(self, scratch_root: Path) -> Any:
         """What the oracle needs, made once per worker (keys parsed, expectations loaded)."""

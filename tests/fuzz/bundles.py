@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from tests.fuzz import mutate
+from tests.fuzz.base import MAX_INPUT
 
 SQL_VALUES = ["NULL", "'text'", "x'00'", "-1", "0", "9223372036854775807", "1.5", "'zz'",
               "randomblob(32)", "randomblob(200000)", "zeroblob(10)", "'0123456789abcdef'",
@@ -102,6 +103,9 @@ def mutate_bundle(rng: random.Random, seeds: list[bytes]) -> tuple[bytes, str]:
             files[name], how = edit_file(rng, name, files[name])
             hows.append(f"{name}:{how}")
         how = "+".join(hows)
+    for name, content in files.items():
+        if len(content) > MAX_INPUT:
+            files[name], how = content[:MAX_INPUT], how + "+cut"
     return mutate.pack_bundle(files), how
 
 
