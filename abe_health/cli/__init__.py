@@ -20,7 +20,7 @@ from .errors import Group
 __all__ = ["main"]
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("abe-health", cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="abe-health")
 def main() -> None:
     """Attribute-based encryption for personal health records.
