@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from abe_health import MultiAuthorityRecipient, decrypt, encrypt
-from abe_health.errors import InvalidKey, PolicyNotSatisfied
+from abe_health.errors import InvalidKey, PolicyNotSatisfied, PolicySyntaxError
 from abe_health.keys import Key, load_key
 from abe_health.ma import Authority
 from abe_health.phr import PolicyMap, decrypt_record, encrypt_record
-from abe_health.policy import Attribute, KeyAttributes, Policy
+from abe_health.policy import And, Attribute, Comparison, KeyAttributes, Or, Policy, Threshold
 
 TODAY = dt.date(2026, 11, 22)
 
@@ -352,5 +352,147 @@ def test_expiry_forgeries_through_the_cli(tmp_path):
                "-o", tmp_path / "x.abe", tmp_path / "x").exit_code == 0
     result = run("decrypt", "-i", tmp_path / "gus-old.key", "-i", tmp_path / "gus-new.key",
                  "-o", tmp_path / "x.out", tmp_path / "x.abe")
-    assert result.exit_code == 1 and result.output.startswith("error: ")
+    assert result.exit_code == 3 and result.output.startswith("error: ")  # 3: not satisfied
     assert not (tmp_path / "x.out").exists()
+
+
+# -- RW15 ranges: two comparisons on one attribute must hold for ONE issuance's value ----------
+
+
+def _ward_keys(world, gid: str, *values: int) -> list[Key]:
+    return [world["hospitalA"].keygen(gid, ["nurse", f"ward = {v}"]) for v in values]
+
+
+@pytest.mark.parametrize("policy", [
+    "nurse@hospitalA and ward >= 3@hospitalA and ward <= 5@hospitalA",
+    "ward <= 5@hospitalA and nurse@hospitalA and ward >= 3@hospitalA",
+    "nurse@hospitalA and ward in 3..5@hospitalA",
+    "nurse@hospitalA and 2 of (ward >= 3@hospitalA, ward <= 5@hospitalA)",
+])
+def test_merged_ward_keys_do_not_satisfy_a_range_neither_holds(world, policy):
+    """Break F2: keys of one GID with ward = 2 and ward = 7 satisfied `ward >= 3 and ward <= 5`
+    together (7 for one side, 2 for the other). One label of one key must now certify the range."""
+    blob = encrypt(b"ward 3-5 rota", None, MultiAuthorityRecipient(policy, pks(world, "hospitalA")))
+    two, seven = _ward_keys(world, "alice", 2, 7)
+    for attempt in ([two, seven], [merged(two, seven)], [two], [seven]):
+        with pytest.raises(PolicyNotSatisfied):
+            decrypt(blob, None, attempt)
+    (four,) = _ward_keys(world, "alice", 4)
+    assert decrypt(blob, None, four) == b"ward 3-5 rota"
+    assert decrypt(blob, None, merged(two, four, seven)) == b"ward 3-5 rota"
+
+
+def test_merged_emergency_keys_do_not_satisfy_a_date_range_neither_holds(world):
+    june = dt.date(2026, 6, 1), dt.date(2026, 6, 30)
+    keys = [world["ER"].keygen("eve", [f"emergency = {d}"])
+            for d in (june[0] - dt.timedelta(1), june[1] + dt.timedelta(1))]
+    for policy in (f"emergency >= {june[0]}@ER and emergency <= {june[1]}@ER",
+                   f"emergency in {june[0]}..{june[1]}@ER"):
+        blob = encrypt(b"june", None, MultiAuthorityRecipient(policy, pks(world, "ER")))
+        for attempt in (keys, [merged(*keys)], keys[:1], keys[1:]):
+            with pytest.raises(PolicyNotSatisfied):
+                decrypt(blob, None, attempt)
+        inside = world["ER"].keygen("eve", [f"emergency = {june[1]}"])
+        assert decrypt(blob, None, [keys[0], inside]) == b"june"
+
+
+@pytest.mark.parametrize("policy", [
+    "(ward >= 3@hospitalA or doctor@hospitalA) and ward <= 5@hospitalA",
+    "2 of (ward >= 3@hospitalA, ward <= 5@hospitalA, nurse@hospitalA)",
+    "ward = 3@hospitalA and ward >= 2@hospitalA",
+    "ward < 3@hospitalA and ward > 5@hospitalA",
+])
+def test_rw15_refuses_shapes_merged_keys_could_split(world, policy):
+    """What the compiler cannot merge into one exact set, RW15 refuses to encrypt under, naming
+    the attribute (the single-authority schemes, whose keys never pool, keep these shapes)."""
+    with pytest.raises(PolicySyntaxError, match="ward@hospitalA"):
+        encrypt(b"m", None, MultiAuthorityRecipient(policy, pks(world, "hospitalA")))
+
+
+@st.composite
+def _level_comparisons(draw, width: int) -> Comparison:
+    """A comparison or range on level@university that some value of `width` bits satisfies."""
+    top = (1 << width) - 1
+    lo, hi = sorted((draw(st.integers(0, top)), draw(st.integers(0, top))))
+    op = draw(st.sampled_from(["<", "<=", ">", ">=", "==", "in"]))
+    if op == "in":
+        return Comparison("level", "in", lo, False, "university", width, hi)
+    if (op == "<" and hi == 0) or (op == ">" and hi == top):
+        op = "=="
+    return Comparison("level", op, hi, False, "university", width)
+
+
+def _level_trees(width: int) -> st.SearchStrategy:
+    def gates(sub: st.SearchStrategy) -> st.SearchStrategy:
+        kids = st.lists(sub, min_size=2, max_size=3)
+        return st.one_of(kids.map(lambda cs: And(tuple(cs))), kids.map(lambda cs: Or(tuple(cs))),
+                         kids.flatmap(lambda cs: st.integers(1, len(cs)).map(
+                             lambda k: Threshold(k, tuple(cs)))))
+
+    return st.recursive(_level_comparisons(width), gates, max_leaves=6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_merged_numeric_keys_open_exactly_what_one_of_them_opens_for_any_policy(world, data):
+    """Random policies over one numeric attribute (comparisons and ranges under AND, OR and
+    thresholds), through RW15: keys of one GID with values a and b, merged into one key, open
+    the ciphertext iff a alone or b alone satisfies the policy (plain evaluation), and each key
+    alone opens it iff its value does. Policies RW15 refuses (a part under an AND or threshold no
+    single value satisfies) are refused when encrypting."""
+    width = data.draw(st.integers(1, 5), label="width")
+    tree = data.draw(_level_trees(width), label="tree")
+    a, b = (data.draw(st.integers(0, (1 << width) - 1), label=n) for n in ("a", "b"))
+    authority = world["university"]
+    scheme = authority.public_key.scheme
+    widths = {"level": width}
+    policy = Policy(tree)
+    try:
+        k, ct = scheme.encapsulate({"university": authority.public_key.record}, policy)
+    except PolicySyntaxError as exc:
+        assert "can never be satisfied by one value" in str(exc)
+        return
+    attributes = {v: KeyAttributes((Attribute("level", str(v), "university"),), widths) for v in (a, b)}
+    ka, kb = (Key(scheme, scheme.keygen(authority.public_key.record, authority.secret_key.record,
+                                        "hal", attributes[v])) for v in (a, b))
+    alone = {v: policy.is_satisfied_by(attributes[v]) for v in (a, b)}
+    for keys, expected in (([merged(ka, kb).record], alone[a] or alone[b]),
+                           ([ka.record], alone[a]), ([kb.record], alone[b])):
+        if expected:
+            assert scheme.decapsulate(keys, ct) == k
+        else:
+            with pytest.raises(PolicyNotSatisfied):
+                scheme.decapsulate(keys, ct)
+
+
+def test_range_break_through_the_cli(tmp_path):
+    """The reproduction of break F2, command by command."""
+    from click.testing import CliRunner
+
+    from abe_health.cli import main
+    from abe_health.keys import read_key
+
+    def run(*args):
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        assert "Traceback" not in result.output
+        return result
+
+    auth = tmp_path / "auth"
+    assert run("authority", "setup", "H", "-o", auth).exit_code == 0
+    for name, ward in (("a1", 2), ("a2", 7)):
+        assert run("authority", "keygen", "-m", auth / "H.key", "--gid", "alice", "-a", "nurse",
+                   "-a", f"ward = {ward}", "-o", tmp_path / f"{name}.key").exit_code == 0
+    merged(read_key(tmp_path / "a1.key"), read_key(tmp_path / "a2.key")).save(tmp_path / "m.key")
+    (tmp_path / "rec.json").write_text('{"rota": "3-5"}')
+    for i, policy in enumerate(("nurse@H and ward >= 3@H and ward <= 5@H", "nurse@H and ward in 3..5@H")):
+        rec = tmp_path / f"rec{i}.abe"
+        assert run("encrypt", "--authority", auth / "H.pub", "-p", policy, "-o", rec,
+                   tmp_path / "rec.json").exit_code == 0
+        for keys in (["a1.key", "a2.key"], ["m.key"]):
+            result = run("decrypt", *[a for k in keys for a in ("-i", tmp_path / k)], rec)
+            assert result.exit_code != 0 and "do not satisfy" in result.output, result.output
+    result = run("encrypt", "--authority", auth / "H.pub", "-p",
+                 "(ward >= 3@H or doctor@H) and ward <= 5@H", "-o", tmp_path / "no.abe",
+                 tmp_path / "rec.json")
+    assert result.exit_code == 1 and "ward@H is constrained twice" in result.output
+    assert "ward in LO..HI" in result.output and not (tmp_path / "no.abe").exists()

@@ -266,7 +266,7 @@ def test_cli_build_search_and_add_with_an_owner_key(world, tmp_path, owner):
     assert "a.json" in result.output and "b.txt" in result.output
     result = run("search", tmp_path / "new", "hiv", "-i", tmp_path / "nurse.key",
                  "--owner", tmp_path / "owner.pub")
-    assert result.exit_code == 1 and result.output.startswith("error: key attributes do not satisfy")
+    assert result.exit_code == 3 and result.output.startswith("error: key attributes do not satisfy")
     # index add keeps the index id, so the signature stays valid
     before = read_manifest(tmp_path / "new").index_id
     (recs / "c.txt").write_text("oncology follow-up")

@@ -162,7 +162,7 @@ def test_vault_cli(tmp_path):
     public = tmp_path / "h" / "public.key"
     assert f"{file_id}*" in run("vault", "list", tmp_path / "v", "-k", public).output
     result = run("vault", "get", tmp_path / "v", file_id, "-i", tmp_path / "mallory.key", "-m", master)
-    assert result.exit_code == 1 and "do not satisfy policy" in result.output
+    assert result.exit_code == 3 and "do not satisfy policy" in result.output
     assert run("vault", "get", tmp_path / "v", file_id, "-i", tmp_path / "nina.key").output == "ward notes"
     assert run("vault", "update", tmp_path / "v", "-m", master).exit_code == 0
     assert f"{file_id}*" not in run("vault", "list", tmp_path / "v", "-k", public).output

@@ -57,7 +57,7 @@ def test_3_cloud_cannot_choose_the_policy_of_a_rewrap(world):
     assert result.exit_code == 1 and f"file {ids[0]}" in result.output and "escrow" in result.output
     assert "Traceback" not in result.output
     out = run("vault", "get", tmp_path / "v", ids[0], "-i", tmp_path / "bill.key")
-    assert out.exit_code == 1 and "record 0" not in out.output
+    assert out.exit_code == 3 and "record 0" not in out.output
     assert run("vault", "get", tmp_path / "v", ids[0], "-i", tmp_path / "doc.key").output == "record 0"
 
 
@@ -70,7 +70,7 @@ def test_3_versions_only_move_forward(world):
     (tmp_path / "v" / "vault.manifest").write_bytes(before)  # replayed, validly signed, older
     assert run("vault", "update", tmp_path / "v", "-m", master).exit_code == 0
     result = run("vault", "get", tmp_path / "v", ids[1], "-i", tmp_path / "nina.key", "-m", master)
-    assert result.exit_code == 1 and "record 1" not in result.output
+    assert result.exit_code == 3 and "record 1" not in result.output
     # the authority restored its own newer manifest at the cloud
     authority = ABE(read_key(public), read_key(master))
     assert Vault(tmp_path / "v").manifest(authority.public_key).versions == {"nurse": 1}
@@ -193,7 +193,7 @@ def test_8_planted_ids_never_escape_the_vault(world, bad_id):
     assert "Traceback" not in result.output
     # the well-formed file was still revoked and rewritten
     result = run("vault", "get", tmp_path / "v", ids[1], "-i", tmp_path / "doc.key")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     result = run("vault", "get", tmp_path / "v", bad_id, "-i", tmp_path / "doc.key")
     assert result.exit_code in (1, 2) and "invalid file id" in result.output
     result = run("vault", "put", tmp_path / "v", bad_id, tmp_path / "y.txt", "-k", public, "-p", "doctor")
@@ -219,7 +219,7 @@ def test_8_one_bad_file_does_not_stop_revocation(world):
     result = run("revoke", tmp_path / "v", "--attr", "doctor", "-m", master)
     assert result.exit_code == 1 and f"file {ids[0]}" in result.output and "Traceback" not in result.output
     # the other file was rewritten: the old doctor key fails on it
-    assert run("vault", "get", tmp_path / "v", ids[1], "-i", tmp_path / "doc.key").exit_code == 1
+    assert run("vault", "get", tmp_path / "v", ids[1], "-i", tmp_path / "doc.key").exit_code == 3
 
 
 def test_a_deleted_header_is_rewritten_from_the_escrow(world):
@@ -262,7 +262,7 @@ def test_9_epoch_names_cannot_collide_with_user_attributes(world):
         assert result.exit_code == 0 and "1 headers rewritten" in result.output
         key = tmp_path / ("coder.key" if name == "icd" else "c.key")
         result = run("vault", "get", tmp_path / "v", file_id, "-i", key)
-        assert result.exit_code == 1 and "do not satisfy" in result.output
+        assert result.exit_code == 3 and "do not satisfy" in result.output
     result = run("revoke", tmp_path / "v", "--attr", "consent#v1", "-m", master)
     assert result.exit_code == 1 and "#" in result.output
 
