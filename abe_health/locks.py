@@ -17,8 +17,15 @@ from pathlib import Path
 
 from .errors import AbeError
 
-#: how long a writer waits for another by default
+#: how long a writer waits for another by default (ABE_HEALTH_LOCK_TIMEOUT overrides, in seconds)
 TIMEOUT = 60.0
+
+
+def _timeout() -> float:
+    try:
+        return float(os.environ.get("ABE_HEALTH_LOCK_TIMEOUT", TIMEOUT))
+    except ValueError:
+        return TIMEOUT
 
 
 class Busy(AbeError):
@@ -26,8 +33,9 @@ class Busy(AbeError):
 
 
 @contextlib.contextmanager
-def exclusive(path: str | os.PathLike[str], timeout: float = TIMEOUT) -> Iterator[None]:
+def exclusive(path: str | os.PathLike[str], timeout: float | None = None) -> Iterator[None]:
     """Hold an exclusive lock on `path` (created if missing) for the block."""
+    timeout = _timeout() if timeout is None else timeout
     fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
         deadline = time.monotonic() + timeout
