@@ -92,6 +92,49 @@ def test_one_value_cannot_satisfy_two_disjoint_ranges():
     policy = Policy.parse("age < 18 and age > 65")
     for x in (0, 17, 18, 40, 65, 66, TOP32):
         assert not policy.lsss.satisfied_by(parse_attributes([f"age = {x}"]).labels)
+    # kept as written (one key never satisfies it), but two pooled keys would: RW15 refuses it
+    with pytest.raises(PolicySyntaxError, match="can never be satisfied by one value of age"):
+        policy.check_pooled()
+
+
+def test_ranges_exhaustive_at_width_4():
+    widths = {"n": 4}
+    for lo in range(16):
+        for hi in range(lo, 16):
+            policy = Policy.parse(f"n in {lo}..{hi}", widths)
+            assert policy.lsss.rho == tuple(
+                f"n#p{level}={prefix}" for level, prefix in dyadic_cover(lo, hi, 4))
+            assert Policy.parse(f"n >= {lo} and n <= {hi}", widths).lsss.rho == policy.lsss.rho
+            for x in range(16):
+                key = parse_attributes([f"n = {x}"], widths)
+                assert policy.lsss.satisfied_by(key.labels) is (lo <= x <= hi), (lo, hi, x)
+
+
+def test_date_ranges():
+    policy = Policy.parse("emergency in 2026-06-01..2026-06-30@ER")
+    same = Policy.parse("emergency >= 2026-06-01@ER and emergency <= 2026-06-30@ER")
+    assert policy.lsss.rho == same.lsss.rho and len(policy.lsss.rho) == 6
+    for day, ok in (("2026-05-31", False), ("2026-06-01", True), ("2026-06-15", True),
+                    ("2026-06-30", True), ("2026-07-01", False)):
+        assert policy.lsss.satisfied_by(parse_attributes([f"emergency = {day}@ER"]).labels) is ok
+
+
+def test_parts_of_one_subject_merge_under_an_and():
+    """The compiler turns the parts of one subject under an AND into their exact set, wherever
+    they stand among other children; ORs are left as written."""
+    w = {"ward": 4}
+    assert expand(Policy.parse("nurse and ward >= 3 and doctor and ward <= 5", w).tree) == \
+        expand(Policy.parse("nurse and ward in 3..5 and doctor", w).tree)
+    assert expand(Policy.parse("ward > 2 and ward < 6", w).tree) == \
+        expand(Policy.parse("ward in 3..5", w).tree)
+    # a threshold over one subject: [3, 5] and {9}
+    assert Policy.parse("2 of (ward >= 3, ward <= 5, ward == 9)", w).lsss.rho == \
+        ("ward#p0=3", "ward#p1=2", "ward#p0=9")
+    # different authorities or widths are different subjects: not merged
+    assert Policy.parse("ward >= 3@A and ward <= 5@B", w).lsss.rho == \
+        Policy.parse("ward >= 3@A", w).lsss.rho + Policy.parse("ward <= 5@B", w).lsss.rho
+    # an OR of parts of one subject keeps its rows (sound as it is; headers keep decrypting)
+    assert Policy.parse("ward <= 1 or ward >= 14", w).lsss.rho == ("ward#p1=0", "ward#p1=7")
 
 
 def test_prefix_labels_of_a_key():

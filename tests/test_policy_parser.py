@@ -41,6 +41,12 @@ from abe_health.policy import (
         ('role = "head nurse"', 'role = "head nurse"'),
         ('q = "say \\"hi\\""', 'q = "say \\"hi\\""'),
         ("ärztin and x-ray.v2/a", "ärztin and x-ray.v2/a"),
+        ("ward in 3..5@H", "ward in 3..5@H"),
+        ("ward IN 03 .. 5@H", "ward in 3..5@H"),
+        ("ward in 3.. 5 and ward in 7 ..9", "ward in 3..5 and ward in 7..9"),
+        ("day in 2026-06-01..2026-06-30@ER", "day in 2026-06-01..2026-06-30@ER"),
+        ("in in 1..1 or in", "in in 1..1 or in"),
+        ('"x ray" in 0..4294967295', '"x ray" in 0..4294967295'),
     ],
 )
 def test_canonical_form(text, canonical):
@@ -57,6 +63,17 @@ def test_tree_shapes():
     cmp = parse("d < 1970-01-11")
     assert cmp == Comparison("d", "<", 10, True, None, 32)
     assert parse("age > 3", widths={"age": 8}) == Comparison("age", ">", 3, False, None, 8)
+    assert parse("ward in 3..5@H") == Comparison("ward", "in", 3, False, "H", 32, 5)
+    assert parse("d in 1970-01-02..1970-01-11", {"d": 8}) == Comparison("d", "in", 1, True, None, 8, 10)
+
+
+def test_ranges_are_inclusive_and_one_node():
+    policy = Policy.parse("ward in 3..5")
+    assert str(policy) == "ward in 3..5" and isinstance(policy.tree, Comparison)
+    for value, inside in ((2, False), (3, True), (5, True), (6, False)):
+        key = parse_attributes([f"ward = {value}"])
+        assert policy.is_satisfied_by(key) is inside
+        assert policy.lsss.satisfied_by(key.labels) is inside
 
 
 def test_names_are_case_sensitive_and_nfc_normalized():
@@ -122,6 +139,16 @@ def test_labels_are_fixed_format():
         ("a and age >= " + "9" * 41, 14, "MAX_NUMBER_DIGITS = 40"),
         ("a or ward = 0" + "0" * 40, 13, "MAX_NUMBER_DIGITS = 40"),
         ("30 of (" + ", ".join("x" * 40) + ")", 1, "MAX_THRESHOLD_ENTRY_BITS = 128"),
+        ("ward in 5..3", 9, "range '5..3' is empty"),
+        ("ward in 3..2026-01-01", 9, "mixes a number and a date"),
+        ("ward in", 8, "expected a range LO..HI"),
+        ("ward in 3 and x", 9, "expected a range LO..HI"),
+        ("ward in (1, 2)", 9, "expected a range LO..HI"),
+        ("ward in x..y", 9, "got 'x..y'"),
+        ("ward in 1..2..3", 9, "got '1..2..3'"),
+        ("ward in 3..4294967296", 12, "does not fit in 32 bits"),
+        ("day in 2026-02-30..2026-03-01", 8, "unknown date '2026-02-30'"),
+        ("a and ward in 1.." + "9" * 41, 18, "MAX_NUMBER_DIGITS = 40"),
     ],
 )
 def test_syntax_errors_name_the_column(text, column, fragment):
@@ -158,6 +185,7 @@ def test_key_attributes():
     ("text", "fragment"),
     [
         ("age >= 3", "not a comparison"),
+        ("ward in 3..5", "not a comparison"),
         ("a and b", "expected end of attribute"),
         ("", "expected an attribute name"),
         ("valid_until = 2026-02-29", "unknown date"),

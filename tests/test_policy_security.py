@@ -1,7 +1,9 @@
 """Policy-layer properties the threat model needs (the cloud writes headers, users edit keys).
 
 1. Numeric values are dyadic prefixes: the labels of two keys (e.g. an old and a renewed key of
-   one user, whose components combine by design) satisfy a comparison only if one key does.
+   one user, whose components combine by design) satisfy a comparison only if one key does, and,
+   since the parts of one subject under an AND are compiled into one exact set (and what cannot
+   be is refused for RW15), a whole policy on one subject only if one key does (break F2).
 2. Internal labels (prefix labels, revocation epochs) live in a namespace (`#`) that user-written
    text cannot reach, and labels are injective across both namespaces.
 3. Canonical text round-trips: `parse(str(p)) == p`, so a header's policy text means what the
@@ -19,7 +21,7 @@ import unicodedata
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from strategies import WIDTHS as TREE_WIDTHS
 from strategies import trees
@@ -91,17 +93,249 @@ def test_two_keys_satisfy_an_or_of_comparisons_only_if_one_key_satisfies_a_side(
 
 
 @settings(max_examples=300)
-@given(wv=widths_and_values(3), ops=st.tuples(st.sampled_from([">", ">="]), st.sampled_from(["<", "<="])))
-def test_one_key_satisfies_a_range_iff_its_value_lies_in_it(wv, ops):
-    """ANDs of comparisons are checked with ONE key: with two, a may satisfy one side and b the
-    other, which is what the policy says (it asks for two facts, not for one value)."""
-    width, (a, c1, c2) = wv
+@given(wv=widths_and_values(4), ops=st.tuples(st.sampled_from([">", ">="]), st.sampled_from(["<", "<="])))
+def test_two_keys_satisfy_a_two_sided_range_only_if_one_does(wv, ops):
+    """Break F2: `x > c1 and x < c2` was two ORs of labels under an AND, so a value above c1 in
+    one key and one below c2 in another satisfied it. It now compiles to the cover of the exact
+    range: one label, of one key."""
+    width, (a, b, c1, c2) = wv
     top = 2**width - 1
     if not (_satisfiable(ops[0], c1, top) and _satisfiable(ops[1], c2, top)):
         return
     policy = Policy.parse(f"x {ops[0]} {c1} and x {ops[1]} {c2}", {"x": width})
-    expected = OPS[ops[0]](a, c1) and OPS[ops[1]](a, c2)
-    assert policy.lsss.satisfied_by(_labels(width, a, "")) is expected
+
+    def inside(v: int) -> bool:
+        return OPS[ops[0]](v, c1) and OPS[ops[1]](v, c2)
+
+    assert policy.lsss.satisfied_by(_labels(width, a, "")) is inside(a)
+    lowest, highest = c1 + (ops[0] == ">"), c2 - (ops[1] == "<")
+    if lowest > highest:  # no value lies in it
+        with pytest.raises(PolicySyntaxError, match="can never be satisfied by one value"):
+            policy.check_pooled()
+        return
+    policy.check_pooled()
+    union = _labels(width, a, "") | _labels(width, b, "")
+    assert policy.lsss.satisfied_by(union) is (inside(a) or inside(b)), (width, a, b, ops, c1, c2)
+
+
+def test_ward_and_dates_of_the_review_are_not_combined():
+    """The two reproductions of break F2, at the label level (end to end: tests/test_ma.py)."""
+    keys = [parse_attributes(["nurse@H", f"ward = {v}@H"]) for v in (2, 7)]
+    pooled = keys[0].labels | keys[1].labels
+    for text in ("nurse@H and ward >= 3@H and ward <= 5@H", "nurse@H and ward in 3..5@H",
+                 "ward <= 5@H and nurse@H and ward >= 3@H", "2 of (ward >= 3@H, ward <= 5@H)"):
+        policy = Policy.parse(text)
+        policy.check_pooled()
+        assert not policy.lsss.satisfied_by(pooled), text
+        assert policy.lsss.satisfied_by(parse_attributes(["nurse@H", "ward = 4@H"]).labels), text
+    dates = [parse_attributes([f"emergency = {d}@ER"]) for d in ("2026-05-31", "2026-07-01")]
+    for text in ("emergency >= 2026-06-01@ER and emergency <= 2026-06-30@ER",
+                 "emergency in 2026-06-01..2026-06-30@ER"):
+        policy = Policy.parse(text)
+        assert not policy.lsss.satisfied_by(dates[0].labels | dates[1].labels), text
+        assert policy.lsss.satisfied_by(parse_attributes(["emergency = 2026-06-30@ER"]).labels)
+
+
+# one numeric subject under AND / OR / threshold: the property users of pooled keys need
+
+_X = "x"
+
+
+@st.composite
+def one_subject_leaves(draw, width: int) -> Comparison:
+    """A comparison or range on x that some value satisfies."""
+    top = 2**width - 1
+    constant = st.one_of(st.integers(0, top), st.sampled_from([0, top]))
+    if draw(st.booleans()):
+        lo, hi = sorted((draw(constant), draw(constant)))
+        return Comparison(_X, "in", lo, False, None, width, hi)
+    op, c = draw(st.sampled_from(sorted(OPS))), draw(constant)
+    if not _satisfiable(op, c, top):
+        op = "=="
+    return Comparison(_X, op, c, False, None, width)
+
+
+def one_subject_trees(width: int, leaves=None) -> st.SearchStrategy:
+    """Trees over one numeric subject: comparisons and ranges under AND, OR and thresholds."""
+    leaf = leaves if leaves is not None else one_subject_leaves(width)
+    return st.recursive(
+        leaf,
+        lambda sub: st.lists(sub, min_size=2, max_size=4).flatmap(lambda cs: st.one_of(
+            st.just(_flat(And, cs)), st.just(_flat(Or, cs)),  # as the parser builds them
+            st.integers(1, len(cs)).map(lambda k: Threshold(k, tuple(cs))))),
+        max_leaves=10,
+    )
+
+
+def _one_value_sets(tree, width: int) -> set[int]:
+    """The values v for which a key holding x = v satisfies `tree` (plain evaluation)."""
+    policy = Policy(tree)
+    return {v for v in range(2**width) if policy.is_satisfied_by(parse_attributes([f"x = {v}"],
+                                                                                  {_X: width}))}
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_pooled_keys_satisfy_a_one_subject_policy_iff_one_of_them_does(data):
+    """For random widths, values a and b and policies over one numeric subject built from
+    comparisons and ranges under AND, OR and thresholds: the union of the labels of keys holding
+    a and b satisfies the compiled policy iff a alone or b alone satisfies the policy.
+
+    Refused instead (Policy.check_pooled, which RW15 runs before it encrypts): policies with a part
+    under an AND or threshold that no single value satisfies (`x < 3 and x > 5`); the compiler
+    keeps such a part as written, which one key never satisfies but two keys could (3 > 2 < 5).
+    Whenever a policy is refused, such a part exists, and nothing else over one subject is."""
+    width = data.draw(st.integers(1, 8), label="width")
+    tree = data.draw(one_subject_trees(width), label="tree")
+    a = data.draw(st.integers(0, 2**width - 1), label="a")
+    b = data.draw(st.integers(0, 2**width - 1), label="b")
+    policy = Policy(tree)
+    assert parse(str(tree), {_X: width}) == tree
+    try:
+        policy.check_pooled()
+    except PolicySyntaxError as exc:
+        assert "can never be satisfied by one value" in str(exc)
+        event("refused: a part no single value satisfies")
+        return
+    satisfying = _one_value_sets(tree, width)
+    union = _labels(width, a, "") | _labels(width, b, "")
+    assert policy.lsss.satisfied_by(union) is (a in satisfying or b in satisfying)
+    assert policy.lsss.satisfied_by(_labels(width, a, "")) is (a in satisfying)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_one_subject_policies_compile_to_the_cover_of_their_values(data):
+    """An AND or threshold over one subject (every leaf on x) becomes the minimal cover of its
+    exact set of values: one OR of prefix labels, no more rows than the set needs."""
+    width = data.draw(st.integers(1, 6), label="width")
+    children = data.draw(st.lists(one_subject_leaves(width), min_size=2, max_size=4))
+    k = data.draw(st.integers(2, len(children)), label="k")
+    tree = And(tuple(children)) if k == len(children) else Threshold(k, tuple(children))
+    values = _one_value_sets(tree, width)
+    if not values:
+        return
+    expanded = Policy(tree).expanded
+    labels = list(expanded.children) if isinstance(expanded, Or) else [expanded]
+    assert all(isinstance(label, Attribute) for label in labels)
+    covered = [x for label in labels for level in [int(label.name.split("#p")[1])]
+               for x in range(int(label.value) << level, (int(label.value) + 1) << level)]
+    assert sorted(covered) == sorted(values)  # a partition of exactly the satisfying values
+    assert len(labels) == len(_cover_of(values, width))
+
+
+def _cover_of(values: set[int], width: int) -> list[tuple[int, int]]:
+    from abe_health.policy.numeric import dyadic_cover
+
+    runs, out = sorted(values), []
+    start = prev = runs[0]
+    for v in [*runs[1:], None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        out.extend(dyadic_cover(start, prev, width))
+        if v is not None:
+            start = prev = v
+    return out
+
+
+# several subjects, plain attributes and numeric literals: what RW15 accepts is sound
+
+_SUBJECTS = ("x", "y")
+_MIXED_WIDTH = 3
+
+
+@st.composite
+def mixed_leaves(draw):
+    kind = draw(st.sampled_from(["plain", "plain", "literal", "numeric", "numeric"]))
+    if kind == "plain":
+        return Attribute(draw(st.sampled_from(["a", "b"])))
+    name = draw(st.sampled_from(_SUBJECTS))
+    if kind == "literal":
+        return Attribute(name, str(draw(st.integers(0, 2**_MIXED_WIDTH - 1))))
+    leaf = draw(one_subject_leaves(_MIXED_WIDTH))
+    return Comparison(name, leaf.op, leaf.value, False, None, _MIXED_WIDTH, leaf.high)
+
+
+@st.composite
+def issuances(draw) -> list[list[str]]:
+    """Two or three keys of one holder: plain attributes and at most one value per subject each."""
+    keys = []
+    for _ in range(draw(st.integers(2, 3))):
+        attrs = sorted(draw(st.sets(st.sampled_from(["a", "b"]))))
+        for name in _SUBJECTS:
+            if draw(st.booleans()):
+                attrs.append(f"{name} = {draw(st.integers(0, 2**_MIXED_WIDTH - 1))}")
+        keys.append(attrs)
+    return keys
+
+
+@settings(max_examples=500, deadline=None)
+@given(tree=one_subject_trees(_MIXED_WIDTH, mixed_leaves()), keys=issuances())
+def test_pooled_keys_satisfy_what_one_value_per_subject_satisfies(tree, keys):
+    """Policies over two numeric subjects, plain attributes and numeric literals, pooled from two
+    or three keys of one holder: when Policy.check_pooled accepts the policy (RW15 encrypts only
+    then), the pooled labels satisfy the compiled policy iff some choice of ONE held value per
+    subject, with every plain attribute pooled, satisfies it. Refused shapes are those with two
+    different constraints on one subject under an AND or threshold that could not be merged."""
+    widths = {name: _MIXED_WIDTH for name in _SUBJECTS}
+    policy = Policy(tree)
+    try:
+        policy.check_pooled()
+    except PolicySyntaxError as exc:
+        assert "constrained twice" in str(exc) or "can never be satisfied by one value" in str(exc)
+        event("refused")
+        return
+    event("accepted")
+    pooled = frozenset().union(*(parse_attributes(k, widths).labels for k in keys))
+    plain = [a for k in keys for a in k if "=" not in a]
+    held = {name: sorted({a for k in keys for a in k if a.startswith(f"{name} =")})
+            for name in _SUBJECTS}
+    choices = [[]]
+    for name in _SUBJECTS:
+        options = held[name] or [None]
+        choices = [c + ([o] if o else []) for c in choices for o in options]
+    expected = any(policy.is_satisfied_by(parse_attributes(plain + c, widths)) for c in choices)
+    assert policy.lsss.satisfied_by(pooled) is expected, (str(tree), keys)
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("(ward >= 3 or doctor) and ward <= 5", "ward is constrained twice under one AND"),
+    ("2 of (ward >= 3, ward <= 5, nurse)", "threshold 2 of 3"),
+    ("ward = 3 and ward >= 2", "'ward = 3' and 'ward >= 2'"),
+    ("ward = 3 and ward = 4", "constrained twice"),
+    ("nurse and (ward in 1..3 or ward in 5..7) and (doctor or ward == 2)", "constrained twice"),
+    ("x < 3 and x > 5", "can never be satisfied by one value of x"),
+    ("doctor or (x == 1 and x == 2)", "can never be satisfied by one value of x"),
+    ("day >= 2026-06-01@ER and (day <= 2026-06-30@ER or nurse@H)", "day@ER"),
+])
+def test_check_pooled_refuses_splittable_shapes(text, fragment):
+    policy = Policy.parse(text)  # the one-key meaning stays (single-authority keys never pool)
+    with pytest.raises(PolicySyntaxError) as info:
+        policy.check_pooled()
+    assert fragment in str(info.value)
+    if "twice" in str(info.value):
+        assert " in LO..HI" in str(info.value)
+
+
+@pytest.mark.parametrize("text", [
+    "ward >= 3 and ward <= 5", "nurse and ward >= 3 and doctor and ward <= 5",
+    "2 of (ward >= 3, ward <= 5, ward == 9)", "(ward >= 3 and nurse) or ward <= 1",
+    "ward = 3 and ward = 3 and nurse", "2 of (ward > 2, nurse, ward >= 3)",
+    "ward >= 3@A and ward <= 5@B", "age >= 65 and ward in 1..3", "a and (b or c)",
+    "(doctor and cardiology) or (nurse and age >= 65)",
+])
+def test_check_pooled_accepts_what_it_can_compile_exactly(text):
+    Policy.parse(text).check_pooled()
+
+
+def test_ors_and_single_comparisons_compile_as_before():
+    """Only gates needing two children change: ORs, single comparisons and the frozen vectors'
+    policies keep their LSSS, so their headers still decrypt."""
+    assert Policy.parse("x > 1 or x > 2").lsss.rho == \
+        Policy.parse("x > 1").lsss.rho + Policy.parse("x > 2").lsss.rho
+    assert Policy.parse("nurse and age < 18", {"age": 8}).lsss.rho == \
+        ("nurse", "age#p4=0", "age#p1=8")
 
 
 def test_renewed_key_does_not_widen_an_old_one():
@@ -167,6 +401,7 @@ def test_internal_parsing_reads_what_the_toolkit_writes():
 @pytest.mark.parametrize(("text", "fragment"), [
     ("a#", "tag"), ("a#3", "tag"), ("a#v1#v2", "tag"), ('"#v1"', "empty base"),
     ("#v1", "expected an attribute name"), ("a#v1 >= 3", "comparisons take a user attribute"),
+    ("a#v1 in 1..3", "comparisons take a user attribute"),
 ])
 def test_internal_parsing_still_checks_internal_names(text, fragment):
     with pytest.raises(PolicySyntaxError, match=fragment):
@@ -352,7 +587,11 @@ def comparisons(draw) -> Comparison:
     value = draw(st.one_of(st.integers(0, high), st.sampled_from([0, high])))
     if (op == "<" and value == 0) or (op == ">" and value == top):
         op = "=="
-    return Comparison(name, op, value, is_date, draw(st.one_of(st.none(), _ODD_TEXT)), width)
+    authority = draw(st.one_of(st.none(), _ODD_TEXT))
+    if draw(st.integers(0, 3)) == 0:  # a range `name in value..high`
+        high = draw(st.integers(value, high))
+        return Comparison(name, "in", value, is_date, authority, width, high)
+    return Comparison(name, op, value, is_date, authority, width)
 
 
 def _flat(gate, children):

@@ -1,8 +1,9 @@
 """The policy language: text -> tree -> (comparisons expanded to prefix labels) -> LSSS.
 
 parser.py reads text (bounded: see its limits), ast.py holds the tree, its labels and canonical
-text (round-trips), numeric.py the dyadic prefix encoding of numbers and dates, lsss.py the share
-matrix. Names with `#` are internal (`internal_attribute`), read only with `internal=True`.
+text (round-trips), numeric.py the dyadic prefix encoding of numbers, dates and ranges
+(`ward in 3..5`) and the rule for two constraints on one subject, lsss.py the share matrix.
+Names with `#` are internal (`internal_attribute`), read only with `internal=True`.
 
 >>> p = Policy.parse("(doctor and cardiology) or (nurse and ward = 3)")
 >>> str(p)
@@ -32,7 +33,7 @@ from .ast import (
     leaves,
 )
 from .lsss import LSSS, compile_lsss
-from .numeric import comparison_tree, expand, key_labels, key_numbers
+from .numeric import check_pooled, comparison_tree, expand, key_labels, key_numbers
 from .parser import parse, parse_attribute, tokenize
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "Or",
     "Policy",
     "Threshold",
+    "check_pooled",
     "comparison_tree",
     "compile_lsss",
     "expand",
@@ -112,8 +114,16 @@ class Policy:
 
     @cached_property
     def expanded(self) -> Node:
-        """The tree with comparisons replaced by ORs of prefix labels (see numeric.py)."""
+        """The tree with comparisons and ranges replaced by ORs of prefix labels, the parts of one
+        numeric subject under an AND merged into their exact set of values (see numeric.py)."""
         return expand(self.tree)
+
+    def check_pooled(self) -> None:
+        """Refuse (PolicySyntaxError naming the subject) a policy whose parts on one numeric
+        subject could be satisfied by different values of keys one holder pools, such as
+        `(ward >= 3 or doctor) and ward <= 5`: what RW15, whose keys of one GID combine, checks
+        before it encrypts. Shapes it merges (`ward >= 3 and ward <= 5`) pass (numeric.py)."""
+        check_pooled(self.tree)
 
     @cached_property
     def lsss(self) -> LSSS:

@@ -25,6 +25,11 @@ from ..errors import PolicySyntaxError
 
 KEYWORDS = frozenset({"and", "or", "of", "not"})
 COMPARISON_OPS = ("<", "<=", ">", ">=", "==")
+#: the operator of a range comparison `name in LO..HI` (inclusive bounds); a word, not a keyword,
+#: since it only has that meaning right after a name (an attribute may still be called `in`)
+RANGE_OP = "in"
+#: what separates the bounds of a range (`3..5`, `2026-06-01..2026-06-30`)
+RANGE_SEP = ".."
 EPOCH = _dt.date(1970, 1, 1)
 DEFAULT_WIDTH = 32
 #: widest numeric attribute: a key holds MAX_WIDTH + 1 prefix labels per value and a comparison
@@ -168,7 +173,12 @@ class Attribute:
 
 @dataclass(frozen=True)
 class Comparison:
-    """`name OP constant` over a non-negative integer (or a date as days since 1970-01-01)."""
+    """`name OP constant` over a non-negative integer (or a date as days since 1970-01-01), or the
+    range `name in value..high` (op `in`, both bounds inclusive, value <= high).
+
+    A range is one node, so it compiles to the dyadic cover of exactly [value, high]: one label of
+    one key certifies the whole range (see numeric.py for why `x >= a and x <= b` is rewritten into
+    it)."""
 
     name: str
     op: str
@@ -176,9 +186,12 @@ class Comparison:
     is_date: bool = False
     authority: str | None = None
     width: int = DEFAULT_WIDTH
+    high: int | None = None  # upper bound of a range (op `in`), else None
 
     def holds(self, x: int) -> bool:
         """Plain numeric evaluation of the comparison for a key value x."""
+        if self.op == RANGE_OP:
+            return self.value <= x <= (self.value if self.high is None else self.high)
         return {
             "<": x < self.value,
             "<=": x <= self.value,
@@ -192,8 +205,15 @@ class Comparison:
         """The numeric attribute this compares, as `name[@authority]`."""
         return numeric_subject(self.name, self.authority)
 
+    def _constant(self, value: int) -> str:
+        return days_to_date(value) if self.is_date else str(value)
+
     def __str__(self) -> str:
-        constant = days_to_date(self.value) if self.is_date else str(self.value)
+        if self.op == RANGE_OP:
+            high = self.value if self.high is None else self.high
+            constant = f"{self._constant(self.value)}{RANGE_SEP}{self._constant(high)}"
+        else:
+            constant = self._constant(self.value)
         text = f"{quote(self.name)} {self.op} {constant}"
         if self.authority is not None:
             text += "@" + quote(self.authority)

@@ -161,7 +161,8 @@ def threshold_entries_fit(k: int, n: int) -> bool:
         return True
     if (k - 1) * (n.bit_length() - 1) > MAX_THRESHOLD_ENTRY_BITS:  # n^(k-1) >= 2^((k-1)(bl-1))
         return False
-    return (n ** (k - 1)).bit_length() <= MAX_THRESHOLD_ENTRY_BITS
+    largest: int = n ** (k - 1)
+    return largest.bit_length() <= MAX_THRESHOLD_ENTRY_BITS
 
 
 def compile_lsss(tree: Node) -> LSSS:

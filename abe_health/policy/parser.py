@@ -7,8 +7,15 @@ and_expr  := term ("and" term)*
 term      := "(" policy ")" | threshold | comparison | attribute
 threshold := INT "of" "(" policy ("," policy)+ ")"
 comparison:= NAME OP (INT | DATE) ["@" AUTHORITY]     OP in < <= > >= ==
+range     := NAME "in" (INT ".." INT | DATE ".." DATE) ["@" AUTHORITY]
 attribute := NAME ["=" VALUE] ["@" AUTHORITY]
 ```
+A range `ward in 3..5@H` (`day in 2026-06-01..2026-06-30`) holds both bounds, LO <= HI, and is
+printed that way (no spaces around `..`; `3 .. 5` reads too). `in` is an operator only right after
+a name, not a keyword, so an attribute may still be called `in`. Write a range rather than
+`ward >= 3 and ward <= 5`: both compile to the same labels (numeric.py merges the parts of one
+subject under an AND into their exact set of values), but the range says it in one node, and
+shapes that cannot be merged are refused for RW15 (`Policy.check_pooled`).
 Keywords are case-insensitive; names, values and authorities are case-sensitive and NFC-normalized,
 and may be double-quoted ("x ray", "and"). Every error is a `PolicySyntaxError` with the 1-based
 column of the offending token and what was expected there.
@@ -31,6 +38,9 @@ column, any text whose parse or LSSS would be large. The LSSS size is counted *w
 - lsss.MAX_ROWS (2,048) rows, lsss.MAX_COLUMNS (1,024) columns and lsss.MAX_ENTRIES (65,536)
   non-zero matrix entries of the expanded policy (nested gates give every row below them the
   columns of the gates above).
+The counts are those of the compiled policy: parts of one numeric subject that numeric.py merges
+count as the cover of their merged set. `row_bounds` parses header policy text before the
+decryptor's widths are known, to bound the rows a header may carry before any element is decoded.
 The worst accepted shapes measured (2,046 rows of ORed comparisons; 27-of-28 thresholds over
 1,200 rows of 53 entries; 62 levels of nesting over 1,900 rows) parse and compile in under 0.2 s
 with a tracemalloc peak under 5 MiB; a health policy is orders of magnitude smaller.
@@ -50,6 +60,9 @@ from .ast import (
     INT_RE,
     KEYWORDS,
     MAX_NUMBER_DIGITS,
+    MAX_WIDTH,
+    RANGE_OP,
+    RANGE_SEP,
     And,
     Attribute,
     Comparison,
@@ -63,7 +76,15 @@ from .ast import (
     parse_date,
 )
 from .lsss import MAX_COLUMNS, MAX_ENTRIES, MAX_ROWS, MAX_THRESHOLD_ENTRY_BITS, threshold_entries_fit
-from .numeric import comparison_range, dyadic_cover
+from .numeric import (
+    Profile,
+    comparison_range,
+    cover_size,
+    dyadic_cover,
+    gate_profile,
+    leaf_profile,
+    plan_gate,
+)
 
 __all__ = [
     "MAX_COLUMNS",
@@ -80,6 +101,7 @@ __all__ = [
     "parse_attribute",
     "parse_date",
     "read_value",
+    "row_bounds",
     "tokenize",
 ]
 
@@ -214,15 +236,21 @@ def _gate_size(kind: type, k: int, sizes: list[_Size]) -> _Size:
 
 
 class _Parser:
-    def __init__(self, text: str, widths: Mapping[str, int], internal: bool = False) -> None:
+    def __init__(self, text: str, widths: Mapping[str, int], internal: bool = False,
+                 any_width: bool = False) -> None:
         self.text = text
         self.internal = internal
+        #: bounding mode of `row_bounds`: every name MAX_WIDTH bits wide, a comparison or merged
+        #: set of values counted as one row, so every count is a lower bound over all widths
+        self.any_width = any_width
         self.tokens = tokenize(text, internal=internal)
         self.pos = 0
         self.depth = 0
         self.widths = widths
         self.rows = 0  # LSSS rows of the leaves parsed so far
+        self.numeric_leaves = 0  # comparisons and ranges parsed
         self.sizes: dict[int, _Size] = {}  # id(node) -> size, for nodes of the tree being built
+        self.profiles: dict[int, Profile] = {}  # id(node) -> what numeric.plan_gate needs
 
     def error(self, message: str, token: Token | None = None) -> PolicySyntaxError:
         return PolicySyntaxError(message, self.text, (token or self.peek()).column)
@@ -243,17 +271,41 @@ class _Parser:
 
     # -- size accounting: every leaf and gate is measured as it is built ----------------------
 
-    def leaf(self, node: Attribute | Comparison, rows: int, tok: Token) -> Node:
-        self.rows += rows
+    def check_rows(self, tok: Token) -> None:
         if self.rows > MAX_ROWS:
             raise self.error(f"policy expands to more than MAX_ROWS = {MAX_ROWS} LSSS rows "
                              "(a comparison counts its prefix labels)", tok)
+
+    def leaf(self, node: Attribute | Comparison, rows: int, tok: Token) -> Node:
+        self.rows += rows
+        self.check_rows(tok)
         self.sizes[id(node)] = _Size(rows)
+        self.profiles[id(node)] = leaf_profile(node)
         return node
 
+    def cover_rows(self, width: int, values: tuple[tuple[int, int], ...]) -> int:
+        """Rows of the cover of a set of values (one when bounding: at least one, whatever width)."""
+        return 1 if self.any_width else cover_size(values, width)
+
     def gate(self, node: And | Or | Threshold, tok: Token) -> Node:
-        k = node.k if isinstance(node, Threshold) else 1 if isinstance(node, Or) else len(node.children)
-        size = _gate_size(type(node), k, [self.sizes[id(c)] for c in node.children])
+        """Measure a gate as numeric.plan_gate compiles it (merged parts of one subject count as
+        the cover of their set), refusing any limit the compiled gate would pass."""
+        profiles = [self.profiles[id(c)] for c in node.children]
+        profile = gate_profile(node, profiles)
+        plan = plan_gate(node, profiles, profile)
+        child_sizes = [self.sizes[id(c)] for c in node.children]
+        if plan.cover is not None:
+            size = _Size(self.cover_rows(plan.cover[0][2], plan.cover[1]))
+        else:
+            units = [child_sizes[u] if isinstance(u, int) else _Size(self.cover_rows(u.key[2], u.values))
+                     for u in plan.units]
+            if len(units) == 1:
+                size = units[0]
+            else:
+                k = node.k if isinstance(node, Threshold) else 1 if isinstance(node, Or) else len(units)
+                size = _gate_size(type(node), k, units)
+        self.rows += size.rows - sum(s.rows for s in child_sizes)
+        self.check_rows(tok)
         if 1 + size.cols > MAX_COLUMNS:
             raise self.error(f"policy needs more than MAX_COLUMNS = {MAX_COLUMNS} LSSS columns "
                              "(an AND of n adds n - 1, a threshold k of n adds k - 1)", tok)
@@ -261,7 +313,14 @@ class _Parser:
             raise self.error(f"policy's LSSS has more than MAX_ENTRIES = {MAX_ENTRIES} non-zero "
                              "entries (rows under nested gates carry the columns of all of them)", tok)
         self.sizes[id(node)] = size
+        self.profiles[id(node)] = profile
         return node
+
+    def ungate(self, node: Node) -> None:
+        """Forget a gate's own plan when `a and (b and c)` merges it into its parent: the rows
+        count its children again, and the parent plans them anew."""
+        if not isinstance(node, Attribute | Comparison):
+            self.rows += sum(self.sizes[id(c)].rows for c in node.children) - self.sizes[id(node)].rows
 
     def check_children(self, count: int, tok: Token) -> None:
         if count > MAX_GATE_CHILDREN:
@@ -284,18 +343,25 @@ class _Parser:
     def _chain(self, keyword: str, gate: type[And] | type[Or], operand: Callable[[], Node]) -> Node:
         start = self.peek()
         flat: list[Node] = []
+        inner: list[Node] = []  # operands of the same gate type, merged into this one
         items = 0
         while True:
             tok = self.peek()
             item = operand()
             items += 1
-            flat.extend(item.children if type(item) is gate else (item,))
+            if type(item) is gate:
+                inner.append(item)
+                flat.extend(item.children)
+            else:
+                flat.append(item)
             self.check_children(len(flat), tok)
             if not self.peek().is_keyword(keyword):
                 break
             self.advance()
         if items == 1:
             return item
+        for node in inner:
+            self.ungate(node)
         return self.gate(gate(tuple(flat)), start)
 
     def term(self) -> Node:
@@ -355,15 +421,19 @@ class _Parser:
         name_tok = self.advance()
         name = check_name(name_tok, self.text, internal=self.internal)
         nxt = self.peek()
-        if nxt.kind == "OP":
+        is_range = nxt.kind == "WORD" and nxt.text.lower() == RANGE_OP
+        if nxt.kind == "OP" or is_range:
             if BIT_MARK in name:
                 raise self.error(f"comparisons take a user attribute name, not the internal {name!r}",
                                  name_tok)
-            cmp = self.comparison(name, self.advance())
+            op = self.advance()
+            cmp = self.range(name, op) if is_range else self.comparison(name, op)
             bounds = comparison_range(cmp)
-            if bounds is None:  # comparison() refuses these already
+            if bounds is None:  # comparison() and range() refuse these already
                 raise self.error(f"'{cmp}' can never be satisfied", name_tok)
-            return self.leaf(cmp, len(dyadic_cover(*bounds, cmp.width)), name_tok)
+            self.numeric_leaves += 1
+            rows = 1 if self.any_width else len(dyadic_cover(*bounds, cmp.width))
+            return self.leaf(cmp, rows, name_tok)
         value = None
         if nxt.kind == "=":
             self.advance()
@@ -380,6 +450,24 @@ class _Parser:
                                     self.text, tok.column)
         return tok.text
 
+    def width(self, name: str, op: Token) -> int:
+        """The bit width of numeric attribute `name` (MAX_WIDTH when bounding for any width)."""
+        if self.any_width:
+            return MAX_WIDTH
+        try:
+            return check_width(name, self.widths.get(name, DEFAULT_WIDTH))
+        except ValueError as exc:
+            raise PolicySyntaxError(str(exc), self.text, op.column) from None
+
+    def constant(self, tok: Token, width: int) -> tuple[int, bool]:
+        """(value, is_date) of a number or date token, refusing one that does not fit in `width`."""
+        is_date = bool(_DATE.match(tok.text))
+        value = parse_date(tok.text, self.text, tok.column) if is_date else check_number(tok, self.text)
+        if value >> width:
+            raise PolicySyntaxError(f"constant {tok.text} does not fit in {width} bits",
+                                    self.text, tok.column)
+        return value, is_date
+
     def comparison(self, name: str, op: Token) -> Comparison:
         tok = self.advance()
         if tok.kind != "WORD" or not (_INT.match(tok.text) or _DATE.match(tok.text)):
@@ -387,20 +475,42 @@ class _Parser:
                 f"expected a number or a date YYYY-MM-DD after '{op.text}', got {tok.describe()}",
                 self.text, tok.column,
             )
-        is_date = bool(_DATE.match(tok.text))
-        value = parse_date(tok.text, self.text, tok.column) if is_date else check_number(tok, self.text)
-        try:
-            width = check_width(name, self.widths.get(name, DEFAULT_WIDTH))
-        except ValueError as exc:
-            raise PolicySyntaxError(str(exc), self.text, op.column) from None
+        width = self.width(name, op)
+        value, is_date = self.constant(tok, width)
         top = (1 << width) - 1
-        if value > top:
-            raise PolicySyntaxError(f"constant {tok.text} does not fit in {width} bits",
-                                    self.text, tok.column)
         if (op.text == "<" and value == 0) or (op.text == ">" and value == top):
             raise PolicySyntaxError(f"'{name} {op.text} {tok.text}' can never be satisfied",
                                     self.text, op.column)
         return Comparison(name, op.text, value, is_date, self.authority(), width)
+
+    def range(self, name: str, op: Token) -> Comparison:
+        """`in LO..HI` after a name: both bounds numbers or both dates, LO <= HI, inclusive. The
+        tokenizer reads `3..5` as one word; `3 .. 5`, `3.. 5` and `3 ..5` are joined here."""
+        first = self.peek()
+        what = ("expected a range LO..HI of numbers or dates after 'in' (as in 'ward in 3..5' or "
+                "'day in 2026-06-01..2026-06-30')")
+        if first.kind != "WORD":
+            raise PolicySyntaxError(f"{what}, got {first.describe()}", self.text, first.column)
+        text = self.advance().text
+        if RANGE_SEP not in text and self.peek().kind == "WORD" and self.peek().text.startswith(RANGE_SEP):
+            text += self.advance().text
+        if text.endswith(RANGE_SEP) and self.peek().kind == "WORD":
+            text += self.advance().text
+        lo_text, sep, hi_text = text.partition(RANGE_SEP)
+        lo_tok = Token("WORD", lo_text, first.column)
+        hi_tok = Token("WORD", hi_text, first.column + len(lo_text) + len(RANGE_SEP))
+        kinds = [_DATE if _DATE.match(t) else _INT if _INT.match(t) else None for t in (lo_text, hi_text)]
+        if not sep or None in kinds:
+            raise PolicySyntaxError(f"{what}, got '{text}'", self.text, first.column)
+        if kinds[0] is not kinds[1]:
+            raise PolicySyntaxError(f"range '{text}' mixes a number and a date", self.text, first.column)
+        width = self.width(name, op)
+        lo, is_date = self.constant(lo_tok, width)
+        hi, _ = self.constant(hi_tok, width)
+        if lo > hi:
+            raise PolicySyntaxError(f"range '{text}' is empty: its low bound is above its high bound",
+                                    self.text, first.column)
+        return Comparison(name, RANGE_OP, lo, is_date, self.authority(), width, hi)
 
 
 def check_name(tok: Token, text: str, *, internal: bool = False) -> str:
@@ -442,15 +552,9 @@ def _normalized(text: object, what: str) -> str:
     return text
 
 
-def parse(text: str, widths: Mapping[str, int] | None = None, *, internal: bool = False) -> Node:
-    """Parse policy text into a tree; `widths` maps numeric attribute names to bit widths
-    (1..64, default 32). `internal=True` also accepts internal names (`nurse#v3`), for policy
-    text the toolkit wrote, such as the policy a ciphertext header carries. Refuses text beyond
-    the limits above (PolicySyntaxError naming the limit)."""
-    text = _normalized(text, "policy")
-    parser = _Parser(text, widths or {}, internal)
+def _run(parser: _Parser) -> Node:
     if parser.peek().kind == "EOF":
-        raise PolicySyntaxError("empty policy", text, 1)
+        raise PolicySyntaxError("empty policy", parser.text, 1)
     node = parser.policy()
     tok = parser.peek()
     if tok.kind != "EOF":
@@ -458,6 +562,34 @@ def parse(text: str, widths: Mapping[str, int] | None = None, *, internal: bool 
             raise parser.error("unbalanced ')': no '(' is open here")
         raise parser.error(f"expected 'and', 'or' or end of policy, got {tok.describe()}")
     return node
+
+
+def parse(text: str, widths: Mapping[str, int] | None = None, *, internal: bool = False) -> Node:
+    """Parse policy text into a tree; `widths` maps numeric attribute names to bit widths
+    (1..64, default 32). `internal=True` also accepts internal names (`nurse#v3`), for policy
+    text the toolkit wrote, such as the policy a ciphertext header carries. Refuses text beyond
+    the limits above, and numeric shapes that keys could split (PolicySyntaxError naming them)."""
+    text = _normalized(text, "policy")
+    return _run(_Parser(text, widths or {}, internal))
+
+
+def row_bounds(text: str, *, internal: bool = True) -> tuple[int, int]:
+    """(fewest, most) LSSS rows that policy `text` compiles to under any numeric widths, for a
+    reader that does not know the widths yet (a header is read before a key is chosen; the key
+    carries the widths). PolicySyntaxError when no widths would make it a policy within the
+    limits; nothing is refused that some widths accept (every count made is a lower bound).
+
+    Without comparisons or ranges the count is exact (fewest == most). Otherwise each comparison
+    or merged set counts one row (its cover has at least one label), and most = MAX_ROWS, or
+    less: a set built from L comparisons has at most L + 1 intervals of at most 2 * MAX_WIDTH
+    labels each, so the covers add at most 4 * MAX_WIDTH * L rows."""
+    text = _normalized(text, "policy")
+    parser = _Parser(text, {}, internal, any_width=True)
+    _run(parser)
+    fewest = parser.rows
+    if parser.numeric_leaves == 0:
+        return fewest, fewest
+    return fewest, max(fewest, min(MAX_ROWS, fewest + 4 * MAX_WIDTH * parser.numeric_leaves))
 
 
 def parse_attribute(text: str, *, internal: bool = False) -> Attribute:

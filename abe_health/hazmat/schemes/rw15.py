@@ -29,6 +29,12 @@ expire carries its own last day as its value (`emergency = 2026-12-31`), and pol
 one comparison on that attribute (`emergency >= 2026-12-01@ER`); numeric values are prefix labels
 (`abe_health.policy.numeric`), each certifying an interval that contains the key's value, so two
 issuances never combine into a date neither holds. `keygen` refuses a `valid_until` attribute.
+
+Ranges. For the same reason two comparisons on one attribute that must both hold
+(`ward >= 3@H and ward <= 5@H`) would each be satisfied by a different issuance (`ward = 7`,
+`ward = 2`). The policy compiler merges them into the exact range (`ward in 3..5@H`: one label of
+one issuance certifies it), and `encapsulate` refuses, through `Policy.check_pooled`, the shapes it
+cannot merge, such as `(ward >= 3@H or doctor@H) and ward <= 5@H`.
 """
 
 from __future__ import annotations
@@ -108,11 +114,14 @@ class RW15(SchemeBase):
                            attributes=[str(a) for a in own], widths=dict(attributes.widths))
 
     def encapsulate(self, pks: Mapping[str, Record], policy: Policy) -> tuple[Element, Record]:
-        """A random GT key under a policy whose every attribute names an authority in `pks`."""
+        """A random GT key under a policy whose every attribute names an authority in `pks`;
+        PolicySyntaxError for a policy whose parts on one numeric subject two keys of one GID
+        could satisfy with different values (see the module docstring)."""
         for name, pk in pks.items():
             self.check(pk, "public")
             if pk.meta.get("authority") != name:
                 raise InvalidKey(f"public key given for {name!r} is authority {pk.meta.get('authority')!r}")
+        policy.check_pooled()  # keys of one GID pool: no subject may be split between them
         grp = self.group
         lsss = policy.lsss
         rows = leaves(policy.expanded)
