@@ -68,7 +68,8 @@ class BuildStats:
 def capacity(counts: np.ndarray) -> np.ndarray:
     """Round counts up to the next power of 2^(1/4) (at least 8): the padded element count."""
     c = np.maximum(counts, 8).astype(np.float64)
-    return np.ceil(2.0 ** (np.ceil(4 * np.log2(c) - 1e-9) / 4)).astype(np.int64)
+    out: np.ndarray = np.ceil(2.0 ** (np.ceil(4 * np.log2(c) - 1e-9) / 4)).astype(np.int64)
+    return out
 
 
 def seal(aead: AESGCM, plaintext: bytes, aad: bytes, nonce: bytes | None = None,

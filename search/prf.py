@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from typing import Any
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -26,7 +27,7 @@ MARK_START, MARK_END = 1, 2  # code points of "^" and "$"; characters are ord(c)
 FIXED_KEY = hashlib.sha256(b"abe-health PASS-tree fixed-key AES, public by design").digest()[:16]
 
 
-def _ecb(key: bytes):
+def _ecb(key: bytes) -> Any:
     return Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - a PRP on single blocks
 
 
@@ -90,13 +91,13 @@ class SubstringPRF:
             for t, code in enumerate(codes):
                 acc = (acc + int(code) * int(self.pow[h, t])) % P
             hashes[0, h] = acc
-        return self._finish(hashes)[0].tobytes()
+        return bytes(self._finish(hashes)[0].tobytes())
 
 
 _local = threading.local()
 
 
-def _fixed():
+def _fixed() -> Any:
     """A per-thread fixed-key AES-ECB context (contexts must not be shared between threads)."""
     ctx = getattr(_local, "fixed", None)
     if ctx is None:
@@ -108,7 +109,8 @@ def tweak(values: np.ndarray, salts: np.ndarray) -> np.ndarray:
     """u = pi(x) xor x for x = value xor salt, as (n, 4) uint32 words."""
     x = np.bitwise_xor(values, salts)
     y = np.frombuffer(_fixed().update(np.ascontiguousarray(x).data), dtype=np.uint8).reshape(-1, 16)
-    return np.bitwise_xor(x, y).view("<u4")
+    out: np.ndarray = np.bitwise_xor(x, y).view("<u4")
+    return out
 
 
 def positions(values: np.ndarray, salts: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
@@ -121,7 +123,8 @@ def positions(values: np.ndarray, salts: np.ndarray, sizes: np.ndarray, k: int) 
     h1, h2 = u[:, 0], u[:, 1] | np.uint32(1)
     g = h2[:, None] * np.arange(k, dtype=np.uint32)[None, :]  # uint32 arithmetic wraps mod 2^32
     g += h1[:, None]
-    return (g.astype(np.uint64) * sizes.astype(np.uint64)[:, None]) >> np.uint64(32)
+    out: np.ndarray = (g.astype(np.uint64) * sizes.astype(np.uint64)[:, None]) >> np.uint64(32)
+    return out
 
 
 def encode(text: str, start: bool, end: bool) -> np.ndarray:
