@@ -104,7 +104,7 @@ class Segment:
 
     @property
     def id(self) -> bytes:
-        return self.meta["id"]
+        return bytes(self.meta["id"])
 
     def payload(self, leaf: int) -> bytes:
         return self.leaves[int(self.leaf_off[leaf]) : int(self.leaf_off[leaf + 1])].tobytes()
