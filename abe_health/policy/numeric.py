@@ -60,7 +60,7 @@ under a shape (2) refuses still opens, also with pooled keys: encrypt it again t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import InvalidKey, PolicySyntaxError
 from .ast import (
@@ -69,6 +69,7 @@ from .ast import (
     DEFAULT_WIDTH,
     INT_RE,
     MAX_NUMBER_DIGITS,
+    MAX_WIDTH,
     RANGE_OP,
     And,
     Attribute,
@@ -91,6 +92,7 @@ __all__ = [
     "check_pooled",
     "comparison_range",
     "comparison_tree",
+    "cover_bounds",
     "cover_size",
     "dyadic_cover",
     "expand",
@@ -147,6 +149,19 @@ def dyadic_cover(lo: int, hi: int, width: int) -> list[tuple[int, int]]:
 def cover_size(values: Intervals, width: int) -> int:
     """How many prefix labels (LSSS rows) the cover of a set of values takes."""
     return sum(len(dyadic_cover(lo, hi, width)) for lo, hi in values)
+
+
+def cover_bounds(cmp: Comparison) -> tuple[int, int]:
+    """(fewest, most) labels `cmp` covers over every width its constants fit in (1..MAX_WIDTH),
+    for bounding a header's rows before the widths are known: the fewest at the narrowest width,
+    the most at MAX_WIDTH (a cover only grows with the width: `>=` gains the new top block, and
+    the others change only when the narrowest top ends their range, which one block covers)."""
+    high = cmp.value + (cmp.op == ">") if cmp.high is None else max(cmp.value, cmp.high)
+    counts = []
+    for width in (max(1, high.bit_length()), MAX_WIDTH):
+        bounds = comparison_range(replace(cmp, width=width))
+        counts.append(len(dyadic_cover(*bounds, width)) if bounds else 0)
+    return counts[0], counts[1]
 
 
 def set_tree(key: NumericKey, values: Intervals) -> Node:

@@ -79,6 +79,7 @@ from .lsss import MAX_COLUMNS, MAX_ENTRIES, MAX_ROWS, MAX_THRESHOLD_ENTRY_BITS, 
 from .numeric import (
     Profile,
     comparison_range,
+    cover_bounds,
     cover_size,
     dyadic_cover,
     gate_profile,
@@ -249,6 +250,8 @@ class _Parser:
         self.widths = widths
         self.rows = 0  # LSSS rows of the leaves parsed so far
         self.numeric_leaves = 0  # comparisons and ranges parsed
+        self.cover_bounds = [0, 0]  # bounding: fewest and most labels of those, over all widths
+        self.merged = False  # bounding: whether a gate merged parts of one subject into a set
         self.sizes: dict[int, _Size] = {}  # id(node) -> size, for nodes of the tree being built
         self.profiles: dict[int, Profile] = {}  # id(node) -> what numeric.plan_gate needs
 
@@ -294,6 +297,8 @@ class _Parser:
         profile = gate_profile(node, profiles)
         plan = plan_gate(node, profiles, profile)
         child_sizes = [self.sizes[id(c)] for c in node.children]
+        self.merged = self.merged or plan.cover is not None or not all(
+            isinstance(u, int) for u in plan.units)
         if plan.cover is not None:
             size = _Size(self.cover_rows(plan.cover[0][2], plan.cover[1]))
         else:
@@ -432,6 +437,10 @@ class _Parser:
             if bounds is None:  # comparison() and range() refuse these already
                 raise self.error(f"'{cmp}' can never be satisfied", name_tok)
             self.numeric_leaves += 1
+            if self.any_width:
+                fewest, most = cover_bounds(cmp)
+                self.cover_bounds[0] += fewest
+                self.cover_bounds[1] += most
             rows = 1 if self.any_width else len(dyadic_cover(*bounds, cmp.width))
             return self.leaf(cmp, rows, name_tok)
         value = None
@@ -579,17 +588,24 @@ def row_bounds(text: str, *, internal: bool = True) -> tuple[int, int]:
     carries the widths). PolicySyntaxError when no widths would make it a policy within the
     limits; nothing is refused that some widths accept (every count made is a lower bound).
 
-    Without comparisons or ranges the count is exact (fewest == most). Otherwise each comparison
-    or merged set counts one row (its cover has at least one label), and most = MAX_ROWS, or
-    less: a set built from L comparisons has at most L + 1 intervals of at most 2 * MAX_WIDTH
-    labels each, so the covers add at most 4 * MAX_WIDTH * L rows."""
+    Without comparisons or ranges the count is exact (fewest == most). With comparisons that no
+    gate merges, each adds between its cover at the narrowest width its constants fit in and its
+    cover at MAX_WIDTH (`numeric.cover_bounds`). When parts of one subject are merged, each merged
+    set counts at least one row, and at most: a set built from L comparisons has at most L + 1
+    intervals of at most 2 * MAX_WIDTH labels each, so 4 * MAX_WIDTH * L rows. `most` is at
+    most MAX_ROWS."""
     text = _normalized(text, "policy")
     parser = _Parser(text, {}, internal, any_width=True)
     _run(parser)
-    fewest = parser.rows
     if parser.numeric_leaves == 0:
-        return fewest, fewest
-    return fewest, max(fewest, min(MAX_ROWS, fewest + 4 * MAX_WIDTH * parser.numeric_leaves))
+        return parser.rows, parser.rows
+    if parser.merged:
+        fewest = parser.rows
+        most = fewest + 4 * MAX_WIDTH * parser.numeric_leaves
+    else:
+        plain = parser.rows - parser.numeric_leaves
+        fewest, most = plain + parser.cover_bounds[0], plain + parser.cover_bounds[1]
+    return min(fewest, MAX_ROWS), min(most, MAX_ROWS)
 
 
 def parse_attribute(text: str, *, internal: bool = False) -> Attribute:

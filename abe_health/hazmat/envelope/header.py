@@ -10,6 +10,20 @@ aad of the wrap = SHA-256("ABE2" | n | core)
 Parsing validates every field and group element before anything uses it; a version-1 file
 ("ABE1": zero nonce, KEK without salt or context) is refused with a message that says how to
 migrate.
+
+Bounded work. A header may be planted by whoever stores the file, and decoding a group element
+costs a subgroup check (1 ms for a GT element of BLS12-381), so the work is bounded by the
+header's size before anything is decoded: the core is at most MAX_HEADER = 2 MiB (2,097,152
+bytes), refused from its length field before it is read; its CBOR is then decoded, and the
+ciphertext record's shape is checked against its policy (`schemes.base.check_rows`: per-row
+lists of one length, at most MAX_ROWS = 2,048, and a length the policy can compile to) before
+any element is. The largest honest cores, measured with 2,048 rows (66 `x > 1` of 31 rows and 2
+attributes) and the longest policy text (16,384 characters, 63,322 bytes of 4-byte UTF-8): RW15
+1,753,120 bytes (per row one GT, two G2 and one G1 element, 825 bytes of CBOR), FAME 373,462,
+BSW07 367,127, Waters11 367,130 bytes; 2 MiB leaves RW15 a margin of 344 KB (20 %) for its list
+of authorities. Reading that largest RW15 header takes about 3.4 s (2,048 GT checks), and no
+header, honest or planted, costs more: a planted one is refused in well under 0.5 s and 50 MiB
+unless its policy has as many rows as its lists (tests/test_header_limits.py).
 """
 
 from __future__ import annotations
@@ -31,7 +45,8 @@ MAGIC = b"ABE2"
 VERSION = 2
 CHUNK = 64 * 1024
 MIN_CHUNK, MAX_CHUNK = 1024, 16 * 1024 * 1024
-MAX_HEADER = 16 * 1024 * 1024
+#: bytes of a header's core (CBOR); the largest honest one is 1,753,120 (see above)
+MAX_HEADER = 2 * 1024 * 1024
 #: what an `.abe` file of version 1 gets told
 V1_MESSAGE = ("this is a version-1 .abe file (abe-health 0.1), whose key wrap is no longer accepted "
               "(see docs/security.md); decrypt it with abe-health 0.1 and encrypt it again")
@@ -67,6 +82,9 @@ def write_header(dst: BinaryIO, scheme: SchemeBase, ct: Record | dict[str, Any],
     between many headers: each header still gets its own KEK)."""
     ct_map = ct if isinstance(ct, dict) else to_map(scheme, ct)
     core = cbor2.dumps({"v": VERSION, "ct": ct_map, "chunk": chunk, "salt": salt})
+    if len(core) > MAX_HEADER:  # never write what no reader accepts
+        raise InvalidCiphertext(f"header of {len(core)} bytes exceeds the {MAX_HEADER} byte limit "
+                                "(a KP ciphertext with too many attributes?)")
     prefix = MAGIC + struct.pack(">I", len(core))
     dst.write(prefix + core + wrap_dek(gt_key, dek, hashlib.sha256(prefix + core).digest(), context))
 
@@ -84,7 +102,9 @@ def read_exact(src: BinaryIO, n: int) -> bytes:
 
 
 def read_header(src: BinaryIO) -> Header:
-    """Parse and validate the header; the payload is left unread."""
+    """Parse and validate the header; the payload is left unread. InvalidCiphertext for anything
+    malformed, past MAX_HEADER, or with per-row lists its policy cannot have (checked before any
+    group element is decoded)."""
     prefix = read_exact(src, 8)
     if len(prefix) < 8 or prefix[:4] != MAGIC:
         if prefix[:4] == b"ABE1":
@@ -112,7 +132,7 @@ def read_header(src: BinaryIO) -> Header:
         raise InvalidCiphertext("header has an invalid salt")
     try:
         scheme, ct = from_map(data.get("ct"))
-    except InvalidKey as exc:
+    except (InvalidKey, InvalidCiphertext) as exc:
         raise InvalidCiphertext(f"header: {exc}") from None
     if ct.kind != "ciphertext":
         raise InvalidCiphertext("header does not hold an ABE ciphertext")

@@ -4,6 +4,16 @@ A record is (scheme, group, kind, parts): `parts` maps names to group elements, 
 lists or label-keyed maps of them, exactly as the scheme's `LAYOUTS[kind]` declares. The layout
 drives both encoding (to CBOR-friendly values) and strict decoding, so a key or ciphertext of the
 wrong shape, kind, scheme or group is refused with a readable message, never half-used.
+
+Bounded decoding. Decoding an element costs a subgroup check (about 0.05 ms in G1, 0.07 ms in
+G2, 1 ms in GT on BLS12-381), and a record may come from a planted file, so its shape is checked
+before any element is decoded: a list of unspecified length (one item per LSSS row) holds at most
+MAX_ROWS items, and in the record that carries the policy (a CP ciphertext, a KP user key) all
+such per-row lists have one length, which the policy in `meta` must be able to compile to
+(`policy.parser.row_bounds`: exact without numeric comparisons; otherwise between the fewest and
+most rows over all numeric widths, since the widths come with the key). The exact row count is
+checked again at decapsulation, with the key's widths. A record thus costs no more to decode than
+an honest record of its policy at the widest widths.
 """
 
 from __future__ import annotations
@@ -13,9 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from ...errors import InvalidCiphertext, InvalidEncoding, InvalidKey
+from ...errors import InvalidCiphertext, InvalidEncoding, InvalidKey, PolicySyntaxError
 from ...policy import KeyAttributes, Policy
-from ..pairing import Element, PairingGroup, group_from_id
+from ...policy.lsss import MAX_ROWS
+from ...policy.parser import row_bounds
+from ..pairing import Element, GroupKind, PairingGroup, group_from_id
 
 RecordKind = Literal["public", "master", "user", "ciphertext"]
 #: a layout entry: "G1" | "G2" | "GT" | "Zr" | ("list", n, spec) | ("map", spec)
@@ -52,23 +64,37 @@ def decode_value(group: PairingGroup, spec: Spec, raw: Any, where: str) -> Any:
     if spec == "Zr":
         return group.zr_from_bytes(raw)
     if isinstance(spec, str):
+        kind: GroupKind = spec  # type: ignore[assignment]
         try:
-            return group.deserialize(spec, raw)
+            return group.deserialize(kind, raw)
         except InvalidEncoding as exc:
             raise InvalidEncoding(f"{where}: {exc}") from None
     if spec[0] == "list":
-        if not isinstance(raw, list) or (spec[1] is not None and len(raw) != spec[1]):
-            raise InvalidEncoding(f"{where}: expected a list of {spec[1] or 'any'} items")
+        _check_list(spec, raw, where)
         return [decode_value(group, spec[2], v, f"{where}[{i}]") for i, v in enumerate(raw)]
     if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
         raise InvalidEncoding(f"{where}: expected a map keyed by attribute labels")
     return {k: decode_value(group, spec[1], v, f"{where}[{k!r}]") for k, v in raw.items()}
 
 
+def _check_list(spec: Spec, raw: Any, where: str) -> None:
+    """A list of the layout's length, or of at most MAX_ROWS items (one per LSSS row)."""
+    if not isinstance(raw, list) or (spec[1] is not None and len(raw) != spec[1]):
+        raise InvalidEncoding(f"{where}: expected a list of {spec[1] or 'any'} items")
+    if len(raw) > MAX_ROWS:
+        raise InvalidEncoding(f"{where}: a list of {len(raw)} items, over MAX_ROWS = {MAX_ROWS} "
+                              "(one item per policy row)")
+
+
+def _is_row_list(spec: Spec) -> bool:
+    return isinstance(spec, tuple) and spec[0] == "list" and spec[1] is None
+
+
 class SchemeBase:
     """What every scheme has: a group, cached hashing, record layouts and their checks."""
 
     name: ClassVar[str]
+    #: which record carries the policy: the ciphertext (CP) or the user key (KP)
     policy_in: ClassVar[Literal["key", "ciphertext"]]
     #: the parts each record kind must have, with their types
     LAYOUTS: ClassVar[dict[str, dict[str, Spec]]]
@@ -174,11 +200,44 @@ def decode_record(scheme: SchemeBase, data: Mapping[str, Any]) -> Record:
     meta = data.get("meta", {})
     if not isinstance(meta, dict):
         raise error(f"{kind} record metadata must be a map")
+    check_rows(scheme, kind, parts_raw, meta)
     try:
         parts = {n: decode_value(scheme.group, spec, parts_raw[n], n) for n, spec in layout.items()}
     except InvalidEncoding as exc:
         raise error(f"malformed {kind}: {exc}") from None
     return Record(scheme.name, scheme.group, kind, parts, meta)
+
+
+def check_rows(scheme: SchemeBase, kind: str, parts_raw: Mapping[str, Any],
+               meta: Mapping[str, Any]) -> None:
+    """Before any element is decoded: every per-row list holds at most MAX_ROWS items, and in the
+    record carrying the policy they have one length that its policy can compile to (see the
+    module docstring). InvalidCiphertext (or InvalidKey for keys) otherwise."""
+    error = InvalidCiphertext if kind == "ciphertext" else InvalidKey
+    rows = [name for name, spec in scheme.LAYOUTS[kind].items() if _is_row_list(spec)]
+    for name in rows:
+        try:
+            _check_list(scheme.LAYOUTS[kind][name], parts_raw[name], name)
+        except InvalidEncoding as exc:
+            raise error(f"malformed {kind}: {exc}") from None
+    carrier = "ciphertext" if scheme.policy_in == "ciphertext" else "user"
+    if not rows or kind != carrier:
+        return
+    lengths = {name: len(parts_raw[name]) for name in rows}
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{name}: {n}" for name, n in lengths.items())
+        raise error(f"malformed {kind}: its per-row parts differ in length ({listed})")
+    text = meta.get("policy")
+    if not isinstance(text, str):
+        raise error(f"{kind} carries no policy")
+    try:
+        fewest, most = row_bounds(text, internal=True)
+    except PolicySyntaxError as exc:
+        raise error(f"{kind} carries a malformed policy: {exc}") from None
+    n = lengths[rows[0]]
+    if not fewest <= n <= most:
+        needs = str(fewest) if fewest == most else f"{fewest} to {most}"
+        raise error(f"{kind} has {n} rows but its policy compiles to {needs}")
 
 
 def group_of(data: Mapping[str, Any]) -> PairingGroup:
