@@ -37,6 +37,7 @@ setup(
     extras_require={
         "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "mypy>=1.10"],
         "bench": ["matplotlib>=3.8"],
+        "docs": ["mkdocs>=1.6", "mkdocstrings[python]>=0.29"],
         "charm": ["charm-crypto-framework>=0.62"],
     },
     entry_points={"console_scripts": ["abe-health=abe_health.cli:main"]},
