@@ -44,7 +44,8 @@ def _check(key: Key, header: Header) -> UserKey:
                          f"the key is over {key.scheme.group.id}")
     file_pk, key_pk = header.ciphertext.meta.get("pk"), key.record.meta.get("pk")
     if file_pk and key_pk and file_pk != key_pk:
-        raise InvalidKey(f"this file was encrypted for authority {file_pk}; the key is from {key_pk}")
+        raise InvalidKey(f"this file was encrypted for authority {str(file_pk)[:32]}; "
+                         f"the key is from {str(key_pk)[:32]}")
     return key
 
 

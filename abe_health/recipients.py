@@ -56,6 +56,14 @@ def _single(key: Key, policy_in: str) -> Scheme:
     return scheme
 
 
+def _widths(public_key: Key) -> dict[str, int]:
+    """The public key's numeric widths (records.py checked their type when the key loaded)."""
+    widths = public_key.record.meta.get("widths", {})
+    if not isinstance(widths, dict):
+        raise InvalidKey("the public key carries malformed numeric widths")
+    return dict(widths)
+
+
 def _stamp(ct: Record, public_key: Key) -> Record:
     """The ciphertext with the authority's fingerprint, so a mismatch names the authority."""
     return dataclasses.replace(ct, meta={**ct.meta, "pk": fingerprint(public_key)})
@@ -67,7 +75,7 @@ class PolicyRecipient(Recipient):
     def __init__(self, public_key: Key, policy: str | Policy) -> None:
         self.scheme = _single(public_key, "ciphertext")
         self.public_key = public_key
-        widths = dict(public_key.record.meta.get("widths", {}))
+        widths = _widths(public_key)
         self.policy = policy if isinstance(policy, Policy) else Policy.parse(policy, widths)
 
     def encapsulate(self) -> tuple[SchemeBase, Record, Element]:
@@ -84,7 +92,7 @@ class AttributesRecipient(Recipient):
     def __init__(self, public_key: Key, attributes: Iterable[str]) -> None:
         self.scheme = _single(public_key, "key")
         self.public_key = public_key
-        widths = dict(public_key.record.meta.get("widths", {}))
+        widths = _widths(public_key)
         self.attributes: KeyAttributes = parse_attributes(attributes, widths)
 
     def encapsulate(self) -> tuple[SchemeBase, Record, Element]:
