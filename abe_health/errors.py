@@ -9,7 +9,16 @@ from __future__ import annotations
 
 
 class AbeError(Exception):
-    """Base class of every error abe-health raises on purpose."""
+    """Base class of every error abe-health raises on purpose. `case` optionally names which of
+    several situations of one type this is, so a front end (the CLI) can add its own hint
+    without the library naming front-end commands or flags."""
+
+    case: str | None = None
+
+    def __init__(self, *args: object, case: str | None = None) -> None:
+        super().__init__(*args)
+        if case is not None:
+            self.case = case
 
 
 class PolicySyntaxError(AbeError, ValueError):

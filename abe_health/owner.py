@@ -352,7 +352,8 @@ def open_search_key(index: SearchIndex, identity: Key | Sequence[Key], owner: Ow
     signed_key = _check_signed_for(index, owner)
     sealed = index.path / SEALED_KEY
     if not sealed.exists():
-        raise InvalidSearchKey(f"{index.path} has no ABE-sealed search key ({SEALED_KEY}); use --key")
+        raise InvalidSearchKey(f"{index.path} has no ABE-sealed search key ({SEALED_KEY}); "
+                               "search it with the search key itself", case="not-sealed")
     if sealed.stat().st_size > MAX_FILE_BYTES:
         raise InvalidSearchKey(f"{sealed} is too large to be a sealed search key")
     identities = list(identity) if isinstance(identity, Sequence) else [identity]

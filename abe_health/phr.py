@@ -74,8 +74,8 @@ MAX_SECTIONS = 256
 EMERGENCY = "emergency"
 V1_MESSAGE = ("this is a version-1 .phr record, whose sections are not bound to their record "
               "(a section moved from another record would be shown as this one's); open it with "
-              "the abe-health version that wrote it (phr decrypt -o record.json) and encrypt the "
-              "JSON again with phr encrypt, which writes version 2")
+              "the abe-health version that wrote it and encrypt the JSON record again, which "
+              "writes version 2")
 
 
 class RecordInputError(AbeError, ValueError):
@@ -217,7 +217,7 @@ def _parse(blob: bytes) -> tuple[str, bytes, dict[str, bytes]]:
     if not isinstance(data, dict) or data.get("type") != PHR_TYPE:
         raise InvalidCiphertext("not a .phr record")
     if data.get("v") == 1:
-        raise InvalidCiphertext(V1_MESSAGE)
+        raise InvalidCiphertext(V1_MESSAGE, case="phr-v1")
     if data.get("v") != VERSION:
         version = data.get("v")
         shown = repr(version) if type(version) is int and 0 <= version < 1000 else "unknown"

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 
 class SearchError(Exception):
-    """Base class of every error the search package raises on purpose."""
+    """Base class of every error the search package raises on purpose; `case` optionally names
+    which situation of one type this is (for a front end's hints)."""
+
+    case: str | None = None
+
+    def __init__(self, *args: object, case: str | None = None) -> None:
+        super().__init__(*args)
+        if case is not None:
+            self.case = case
 
 
 class IndexCorrupt(SearchError):

@@ -135,7 +135,7 @@ def test_context_derivation_is_injective_on_its_fields():
 def test_version_1_records_are_refused_with_a_way_to_migrate(world):
     v1 = cbor2.dumps({"v": 1, "type": "abe-health/phr", "sections": sections(world["A"]),
                       "policies": {}})
-    with pytest.raises(InvalidCiphertext, match=r"version-1 \.phr.*encrypt the JSON again"):
+    with pytest.raises(InvalidCiphertext, match=r"version-1 \.phr.*encrypt the JSON record again"):
         decrypt_record(v1, world["doctor"])
     with pytest.raises(InvalidCiphertext, match=r"unsupported \.phr version 3"):
         decrypt_record(tamper(world["A"], lambda d: d.update(v=3)), world["doctor"])

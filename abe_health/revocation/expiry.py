@@ -52,11 +52,12 @@ def renewed_attributes(issuance: Issuance, until: dt.date) -> list[str]:
         if issuance.expiring is None:
             raise NotRenewable(f"issuance {issuance.iid} was recorded before the register kept "
                                "which attributes expire, so nothing says which may move: issue "
-                               "a new key naming them (authority keygen --expiring NAME) and "
-                               "withdraw this one")
+                               "a new key naming its expiring attributes and withdraw this one",
+                               case="expiring-unrecorded")
         if not issuance.expiring:
             raise NotRenewable(f"issuance {issuance.iid} has no expiring attribute (the authority "
-                               "names them at keygen: --expiring NAME): there is nothing to renew")
+                               "names them when it issues the key): there is nothing to renew",
+                               case="no-expiring")
         moving = set(issuance.expiring)
         out = []
         for text in issuance.attributes:
