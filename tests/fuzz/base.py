@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +31,7 @@ def attempt(call: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         return None
 
 
-class Surface:
+class Surface(ABC):
     """One input surface: its name, share of a campaign, seeds, mutations and oracle."""
 
     name = ""
@@ -60,7 +61,7 @@ class Surface:
         """What the oracle needs, made once per worker (keys parsed, expectations loaded)."""
         return world.context()
 
+    @abstractmethod
     def check(self, state: Any, data: bytes, scratch: Path) -> None:
         """Run the surface's calls on `data`: return if every result is right, raise a typed
         toolkit error for a refusal, or `WrongResult` for content that is not right."""
-        raise NotImplementedError
