@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import io
 import struct
-import time
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from abe_health.ma import Authority
 from abe_health.policy import Policy
 from abe_health.policy.lsss import MAX_ROWS
 from abe_health.policy.parser import MAX_POLICY_CHARS, row_bounds
+from tests.budget import refusal_cost
 
 #: the review's budget for refusing a planted header
 SECONDS, BYTES = 0.5, 50 * 2**20
@@ -69,18 +68,11 @@ def inflated(blob: bytes, parts: tuple[str, ...], count: int) -> bytes:
 
 def refused_cheaply(call: Callable[[], object]) -> InvalidCiphertext:
     """`call()` raises InvalidCiphertext within SECONDS and a tracemalloc peak of BYTES."""
-    tracemalloc.start()
-    start = time.perf_counter()
-    try:
-        with pytest.raises(InvalidCiphertext) as info:
-            call()
-        elapsed = time.perf_counter() - start
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    error, elapsed, peak = refusal_cost(InvalidCiphertext, call)
     assert elapsed < SECONDS, elapsed
     assert peak < BYTES, peak
-    return info.value
+    assert isinstance(error, InvalidCiphertext)
+    return error
 
 
 # element sizes on BLS12-381 plus CBOR: GT 579, G2 98, G1 50 bytes; ~16.6 MB as in the review

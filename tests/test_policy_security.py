@@ -48,6 +48,7 @@ from abe_health.policy import lsss as lsss_module
 from abe_health.policy import parser as parser_module
 from abe_health.policy.ast import days_to_date, prefix_attribute
 from abe_health.policy.parser import _Parser
+from tests.budget import refusal_cost
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 
@@ -643,19 +644,12 @@ def test_date_comparisons_print_as_dates():
 
 def _refused(make: Callable[[], object], limit: str) -> PolicySyntaxError:
     """`make()` raises PolicySyntaxError naming `limit`, in < 2 s with < 100 MiB allocated."""
-    tracemalloc.start()
-    start = time.perf_counter()
-    try:
-        with pytest.raises(PolicySyntaxError) as info:
-            make()
-        elapsed = time.perf_counter() - start
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    error, elapsed, peak = refusal_cost(PolicySyntaxError, make)
     assert elapsed < 2, elapsed
     assert peak < 100 * 2**20, peak
-    assert limit in str(info.value), str(info.value)
-    return info.value
+    assert limit in str(error), str(error)
+    assert isinstance(error, PolicySyntaxError)
+    return error
 
 
 def _full(text: str, **kwargs) -> object:
