@@ -243,7 +243,7 @@ def test_access_pattern_is_the_reached_nodes_and_leaves(tmp_path):
     index = build(tmp_path / "idx", docs)
     segment = index.segments[0]
     words = leaf_words(KEY, segment)
-    reached = {}
+    reached, matched = {}, {}
     for pattern in ("card", "^card", "heart", "zzz"):
         result = traverse(segment, trapdoor(KEY, pattern))
         assert isinstance(result, ServerResult) and set(vars(result)) == {"leaves", "nodes_visited"}
@@ -253,8 +253,10 @@ def test_access_pattern_is_the_reached_nodes_and_leaves(tmp_path):
         body, start, end = parse_pattern(pattern)
         true = {i for i, w in enumerate(words) if matches(body, start, end, w)}
         assert true <= positions  # every match is reached; false positives may add leaves
-        reached[pattern] = positions
-    assert reached["^card"] <= reached["card"]  # the server sees that these queries overlap
+        reached[pattern], matched[pattern] = positions, true
+    # the server sees that these queries overlap: every true match of ^card is reached by card
+    # (comparing the whole reached sets would be flaky: Bloom false positives differ per query)
+    assert matched["^card"] and matched["^card"] <= reached["card"] & reached["^card"]
 
 
 # ---------------------------------------------------------------------------------------------
