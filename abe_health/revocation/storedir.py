@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -75,3 +75,26 @@ class FilesDir:
         except BaseException:
             self.unlink(temp)
             raise
+
+    def replace_all(self, parts: Sequence[tuple[str, bytes]]) -> tuple[list[str], str | None]:
+        """Replace each named file by its bytes: all are written to temporaries and synced once,
+        then each is renamed into place (each switch atomic). Returns the names replaced and,
+        if writing failed, why (the others keep their old content)."""
+        done: list[str] = []
+        temps: list[str] = []
+        try:
+            for name, data in parts:
+                temp, handle = self.create_temp(name)
+                temps.append(temp)
+                with handle:
+                    handle.write(data)
+            os.sync()
+            for (name, _), temp in zip(parts, temps, strict=True):
+                self.replace(temp, name)
+                done.append(name)
+        except OSError as exc:
+            return done, str(exc.strerror or exc)
+        finally:
+            for temp in temps:
+                self.unlink(temp)
+        return done, None

@@ -71,13 +71,12 @@ from ..hazmat.pairing import Element
 from ..hazmat.records import to_map
 from ..hazmat.schemes import Scheme
 from ..keys import Key
-from ..locks import exclusive
 from ..policy import Policy
 from ..recipients import PolicyRecipient
 from . import escrow
-from .catalog import Catalog, Row, check_id
-from .manifest import AuthorityState, Manifest, parse, write
-from .storedir import FilesDir
+from .catalog import Row, check_id
+from .manifest import AuthorityState, Manifest, parse
+from .store import LocalStore, VaultStore
 from .versions import apply_versions, mentioned, versioned_key_attributes
 
 #: headers rewritten per disk sync
@@ -150,18 +149,22 @@ def _master(authority: ABE, what: str) -> Key:
 
 
 class Vault:
-    """A vault directory: files/, catalog.sqlite and vault.manifest."""
+    """A vault: files/, catalog.sqlite and vault.manifest in a directory, or the same objects in
+    another store (`store.VaultStore`; `abe_health.cloud` keeps them behind HTTP)."""
 
     def __init__(self, path: str | os.PathLike[str], create_for: ABE | None = None,
-                 state: AuthorityState | None = None, name: str | None = None) -> None:
+                 state: AuthorityState | None = None, name: str | None = None,
+                 store: VaultStore | None = None) -> None:
         """Open a vault; `create_for=authority` (with its master key) creates a new one whose
         escrows only that authority can open. `state` is the authority's own record of the
         manifests it signed: the authority acts on a vault only with it (given here, or the
         database of the authority's issuance register). `name` is the vault's name as its
         manifest records it (default: the directory's name): a manifest of another vault is
-        refused."""
+        refused. `store` keeps the vault's objects elsewhere than the directory `path` (which
+        then only names it); every check below is the same for every store."""
         self.path = Path(path)
-        self.name = name or self.path.resolve().name
+        self.store = store if store is not None else LocalStore(self.path)
+        self.name = name or self.store.default_name()
         self.files = self.path / "files"
         self.state = state
         self._escrow: X25519PrivateKey | None = None
@@ -171,34 +174,27 @@ class Vault:
             if create_for.public_key.scheme.policy_in != "ciphertext":
                 raise InvalidKey("the vault stores files under policies (CP-ABE); "
                                  f"{create_for.scheme} is KP-ABE")
-            if (self.path / "catalog.sqlite").exists():
-                raise VaultError(f"{self.path} is already a vault")
+            if self.store.exists():
+                raise VaultError(f"{self.store.where} is already a vault")
             state = self._state_of(create_for)
-            self.files.mkdir(parents=True, exist_ok=True)
             manifest = Manifest(secrets.token_bytes(16), self.name, fingerprint(create_for.public_key),
                                 escrow_key(master).public_key().public_bytes_raw())
-            write(self.path / "vault.manifest", manifest, master)
+            self.store.create(manifest.signed(master))
             state.pin(manifest.name, manifest.vault, replace=True)
             state.record(manifest)
-            self.catalog = Catalog(self.path / "catalog.sqlite", create=True)
         else:
-            self.catalog = Catalog(self.path / "catalog.sqlite")
-        self.dir = FilesDir(self.files)
+            self.store.open()
+        self.catalog, self.dir = self.store.catalog, self.store.dir
 
     def close(self) -> None:
-        self.catalog.close()
-        self.dir.close()
+        self.store.close()
 
     # -- trusted state -------------------------------------------------------------------------
     def manifest(self, public_key: Key) -> Manifest:
         """The manifest, verified against the pinned authority public key and this vault's name."""
-        try:
-            raw = (self.path / "vault.manifest").read_bytes()
-        except OSError as exc:
-            raise VaultError(f"{self.path}: cannot read vault.manifest: {exc.strerror}") from None
-        manifest = parse(raw, public_key)
+        manifest = parse(self.store.read_manifest(), public_key)
         if manifest.name != self.name:
-            raise VaultError(f"the manifest in {self.path} is vault {manifest.name!r}'s, not "
+            raise VaultError(f"the manifest in {self.store.where} is vault {manifest.name!r}'s, not "
                              f"{self.name!r}'s (another vault's manifest, or a renamed vault: give "
                              "its name)")
         return manifest
@@ -223,7 +219,7 @@ class Vault:
         state.pin(manifest.name, manifest.vault)
         known = state.latest(manifest.vault)
         if known is not None and known.seq > manifest.seq:
-            write(self.path / "vault.manifest", known, authority.master_key)
+            self.store.write_manifest(known.signed(authority.master_key))
             return known
         state.record(manifest)
         return manifest
@@ -309,7 +305,7 @@ class Vault:
 
     def _lock(self) -> contextlib.AbstractContextManager[None]:
         """The vault's writer lock: writers and revocations run one at a time."""
-        return exclusive(self.path / ".lock")
+        return self.store.lock()
 
     def _remove_generation(self, row: Row) -> None:
         for part in ("head", "body"):
@@ -371,12 +367,12 @@ class Vault:
     def _vault_id(self, row: Row) -> bytes:
         """The vault id a reader binds to (unverified: a wrong one only makes reading fail)."""
         try:
-            outer = cbor2.loads((self.path / "vault.manifest").read_bytes())
+            outer = cbor2.loads(self.store.read_manifest())
             vault = cbor2.loads(outer["statement"])["vault"]
         except Exception:  # any malformed manifest: reading this vault is impossible
-            raise VaultError(f"{self.path}: unreadable vault.manifest") from None
+            raise VaultError(f"{self.store.where}: unreadable vault.manifest") from None
         if not isinstance(vault, bytes):
-            raise VaultError(f"{self.path}: unreadable vault.manifest")
+            raise VaultError(f"{self.store.where}: unreadable vault.manifest")
         return vault
 
     # -- revocation ----------------------------------------------------------------------------
@@ -414,24 +410,14 @@ class Vault:
                     batch.append((name, self._new_head(authority, manifest, file_id), file_id))
                 except AbeError as exc:
                     failed.append((file_id, str(exc)))
-            temps: list[str] = []
-            try:
-                for name, head, _ in batch:
-                    temp, handle = self.dir.create_temp(name)
-                    temps.append(temp)
-                    with handle:
-                        handle.write(head)
-                os.sync()
-                for (name, head, file_id), temp in zip(batch, temps, strict=True):
-                    self.dir.replace(temp, name)
+            switched, error = self.dir.replace_all([(name, head) for name, head, _ in batch])
+            replaced = set(switched)
+            for name, head, file_id in batch:
+                if name in replaced:
                     written += len(head)
                     done.append(file_id)
-            except OSError as exc:
-                failed.extend((f, f"cannot write its header: {exc.strerror}") for _, _, f in batch
-                              if f not in done)
-            finally:
-                for temp in temps:
-                    self.dir.unlink(temp)
+                else:
+                    failed.append((file_id, f"cannot write its header: {error or 'not replaced'}"))
         return written, done, failed
 
     def _rotate(self, authority: ABE, manifest: Manifest, file_id: str) -> int:
@@ -482,7 +468,7 @@ class Vault:
         start = time.perf_counter()
         self._encaps.clear()  # a revocation never reuses an encapsulation from before it
         manifest = self._current(authority).bump(label)
-        write(self.path / "vault.manifest", manifest, master)
+        self.store.write_manifest(manifest.signed(master))
         self._state_of(authority).record(manifest)
         affected, failed = self._mentioning(authority, label)
         written, done = 0, []
