@@ -21,7 +21,7 @@ from pathlib import Path
 
 from search import SearchIndex, SearchKey
 from search.build import build_segment
-from search.format import load_segment, write_manifest
+from search.format import Manifest, load_segment, new_index_id, write_manifest
 from search.text import MAX_KEYWORD, normalize
 
 SOURCES = [Path("/usr/share/hunspell/en_med_glut.dic"), Path("/usr/share/dict/american-english-insane")]
@@ -107,7 +107,9 @@ def run(n: int, quick: bool) -> dict[str, object]:
             start = time.perf_counter()
             build_segment(docs, key, Path(tmp) / "unsalted" / "seg-0001", salted=False)
             out["unsalted_build_s"] = time.perf_counter() - start
-            write_manifest(Path(tmp) / "unsalted", ["seg-0001"])
+            index_id = new_index_id()
+            write_manifest(Path(tmp) / "unsalted",
+                           Manifest(index_id, ["seg-0001"], None, key.check_value(index_id)))
             unsalted = SearchIndex(Path(tmp) / "unsalted")
             assert load_segment(Path(tmp) / "unsalted" / "seg-0001")
         queries = []

@@ -1,7 +1,7 @@
 """PASS-tree encrypted keyword and pattern search (Bezawada, Liu, Jayaraman, Wang, Li, "Privacy
 Preserving String Matching for Cloud Computing", ICDCS 2015), ranked, at a million keywords.
 
-Independent of `abe_health`: symmetric keys only. Three roles:
+Symmetric keys only (of `abe_health` it uses just the file lock and the atomic write). Three roles:
 - owner: `SearchIndex.create(path, docs, key)` / `index.add(docs, key)` (docs: {id: {word: tf}},
   e.g. from `text.collect(paths)`);
 - server: `format.load_segment` + `server.traverse(segment, trapdoor)`, holding only the index;
@@ -24,6 +24,8 @@ Per index:
   I6 index id and key sharing (exact): the random index id; the search key's public fingerprint
      (which indexes share a key) and the owner who signed it.
   I7 policy of the sealed search key (exact): the ABE policy of search.key.abe.
+  I8 removals (coarse): when documents were removed, and how many are removed but not yet
+     compacted away, up to a capacity bucket (the sealed list in the manifest).
 Per query:
   Q1 search pattern (exact): equal patterns give equal trapdoors.
   Q2 access pattern (exact): the nodes reached on the way down and the leaves returned.
@@ -41,21 +43,32 @@ With a colluding reader:
      query (by computing trapdoors of candidate patterns).
 """
 
-from .errors import IndexCorrupt, InvalidPattern, InvalidSearchKey, SearchError
+from .errors import (
+    DocumentExists,
+    IndexCorrupt,
+    IndexExists,
+    InvalidPattern,
+    InvalidSearchKey,
+    SearchError,
+    UnknownDocument,
+)
 from .index import SearchIndex, SearchResult
 from .keys import SearchKey
 from .rank import Hit, reference_search
 from .text import collect, keywords
 
 __all__ = [
+    "DocumentExists",
     "Hit",
     "IndexCorrupt",
+    "IndexExists",
     "InvalidPattern",
     "InvalidSearchKey",
     "SearchError",
     "SearchIndex",
     "SearchKey",
     "SearchResult",
+    "UnknownDocument",
     "collect",
     "keywords",
     "reference_search",

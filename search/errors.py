@@ -25,3 +25,15 @@ class InvalidSearchKey(SearchError):
 
 class InvalidPattern(SearchError, ValueError):
     """A query pattern that cannot match anything (empty, or markers in the middle)."""
+
+
+class IndexExists(SearchError):
+    """A new index was asked for where a non-empty directory already is."""
+
+
+class DocumentExists(SearchError):
+    """A document id that the index already holds was added again without `replace`."""
+
+
+class UnknownDocument(SearchError):
+    """A document id to remove that the index does not hold (or no longer holds)."""

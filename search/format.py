@@ -1,8 +1,10 @@
 """On-disk layout of an index: a directory of segments, each loaded with memory mapping.
 
 ```
-INDEX/manifest.cbor      {"v": 2, "format": "abe-health/pass-index", "index": 16 random bytes,
-                          "segments": ["seg-0001", ...]}
+INDEX/manifest.cbor      {"v": 3, "format": "abe-health/pass-index", "index": 16 random bytes,
+                          "segments": ["seg-0001", ...], "key_check": 16 bytes,
+                          "removed": sealed removals (only when there are any)}
+INDEX/lock               the writers' advisory lock (abe_health.locks): one writer at a time
 INDEX/seg-0001/meta.cbor {"v": 2, "format": "abe-health/pass-segment", "id", "k",
                           "bits_per_element", "levels": [n_0 leaves, n_1, ..., n_top], "fixed_key",
                           "key_check", "documents": sealed document id table}
@@ -14,8 +16,12 @@ The index id is fixed when the index is created and kept by every later manifest
 signature over the search key names it (see `abe_health.owner`), so a key signed for one index
 is refused for another. Version 2 added it and pads the document table to a capacity bucket
 (version 1 padded it to 32 bytes only, which showed the document count); version-1 indexes are
-refused with a request to rebuild. Nothing in an index is a plaintext keyword, document id or
-count beyond what `docs/leakage.md` lists.
+refused with a request to rebuild. Version 3 adds "removed": the documents taken out of the
+index since their segments were built (`SearchIndex.remove`), sealed under the search key and
+bound to the index id, until a merge or `compact` rebuilds those segments without them; and the
+index's own key check, so that an index whose every document was removed and compacted away (no
+segment left) still refuses another key. Version 2 manifests are still read. Nothing in an
+index is a plaintext keyword, document id or count beyond what `docs/leakage.md` lists.
 
 Everything in an index directory is written by the server that stores it, so loading is one
 explicit, bounded decoding layer that raises `IndexCorrupt` for anything else: the manifest and
@@ -44,12 +50,16 @@ from typing import Any
 import cbor2
 import numpy as np
 
+from abe_health.fileio import write_atomic
+
 from .errors import IndexCorrupt
 
 INDEX_FORMAT = "abe-health/pass-index"
 SEGMENT_FORMAT = "abe-health/pass-segment"
-#: manifest and segment layout version (2: index id in the manifest, bucketed document table)
+#: segment layout version (2: bucketed document table); manifests of this version are still read
 VERSION = 2
+#: the manifest version written (3: sealed removals and the index's key check)
+MANIFEST_VERSION = 3
 INDEX_ID_BYTES = 16
 #: bounds of what an index file may declare (far above what the builder writes)
 MAX_META_BYTES = 256 * 1024 * 1024
@@ -84,7 +94,18 @@ def write_segment(out: Path, meta: dict[str, Any], filters: np.ndarray, node_off
         for p in payloads:
             handle.write(p)
     np.save(tmp / "leaf_off.npy", offsets)
+    for part in tmp.iterdir():  # durable before the manifest may name it
+        fd = os.open(part, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     os.replace(tmp, out)
+    fd = os.open(out.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -251,10 +272,14 @@ def load_segment(path: Path) -> Segment:
 
 @dataclass(frozen=True)
 class Manifest:
-    """What manifest.cbor says: the index's stable random id and its segment names, in order."""
+    """What manifest.cbor says: the index's stable random id, its segment names in order, and
+    the sealed removals (None when nothing was removed since the segments were built), and the
+    index's key check (None in a version-2 manifest)."""
 
     index_id: bytes
     segments: list[str]
+    removed: bytes | None = None
+    key_check: bytes | None = None
 
 
 def read_manifest(index: Path) -> Manifest:
@@ -268,18 +293,26 @@ def read_manifest(index: Path) -> Manifest:
         raise IndexCorrupt(f"{index}: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT:
         raise IndexCorrupt(f"{index}: not an abe-health search index")
-    if manifest.get("v") != VERSION:
+    if manifest.get("v") not in (VERSION, MANIFEST_VERSION):
         raise IndexCorrupt(f"{index}: a version-{_version(manifest)} search index; this version reads "
-                           f"version {VERSION} only: {_REBUILD}")
+                           f"versions {VERSION} and {MANIFEST_VERSION} only: {_REBUILD}")
     index_id = manifest.get("index")
     if not isinstance(index_id, bytes) or len(index_id) != INDEX_ID_BYTES:
         raise IndexCorrupt(f"{index}: manifest has no valid index id")
     segments = manifest.get("segments")
-    if not isinstance(segments, list) or not 1 <= len(segments) <= MAX_SEGMENTS or not all(
+    least = 1 if manifest["v"] == VERSION else 0  # version 3: every document may be removed
+    if not isinstance(segments, list) or not least <= len(segments) <= MAX_SEGMENTS or not all(
             isinstance(s, str) and SEGMENT_NAME.match(s) for s in segments) \
             or len(set(segments)) != len(segments):
         raise IndexCorrupt(f"{index}: malformed segment list")
-    return Manifest(index_id, segments)
+    if manifest["v"] == VERSION:
+        return Manifest(index_id, segments)
+    removed, key_check = manifest.get("removed"), manifest.get("key_check")
+    if removed is not None and (not isinstance(removed, bytes) or len(removed) < 28):
+        raise IndexCorrupt(f"{index}: malformed removals")
+    if not isinstance(key_check, bytes) or len(key_check) != 16:
+        raise IndexCorrupt(f"{index}: manifest has no valid key check")
+    return Manifest(index_id, segments, removed, key_check)
 
 
 def new_index_id() -> bytes:
@@ -287,18 +320,27 @@ def new_index_id() -> bytes:
     return secrets.token_bytes(INDEX_ID_BYTES)
 
 
-def write_manifest(index: Path, segments: list[str], index_id: bytes | None = None) -> None:
-    """Replace the manifest atomically (the switch that makes new segments visible).
+def write_manifest(index: Path, manifest: Manifest) -> None:
+    """Replace the manifest atomically and durably (the switch that makes new segments visible)."""
+    if len(manifest.index_id) != INDEX_ID_BYTES or manifest.key_check is None:
+        raise ValueError(f"a manifest needs an index id of {INDEX_ID_BYTES} bytes and a key check")
+    fields: dict[str, Any] = {"v": MANIFEST_VERSION, "format": INDEX_FORMAT,
+                              "index": manifest.index_id, "segments": manifest.segments,
+                              "key_check": manifest.key_check}
+    if manifest.removed is not None:
+        fields["removed"] = manifest.removed
+    write_atomic(index / "manifest.cbor", cbor2.dumps(fields))
 
-    `index_id` is the index's id; None (only when creating an index) draws a fresh one."""
-    if index_id is None:
-        index_id = new_index_id()
-    if len(index_id) != INDEX_ID_BYTES:
-        raise ValueError(f"an index id has {INDEX_ID_BYTES} bytes")
-    tmp = index / "manifest.cbor.tmp"
-    tmp.write_bytes(cbor2.dumps({"v": VERSION, "format": INDEX_FORMAT, "index": index_id,
-                                 "segments": segments}))
-    os.replace(tmp, index / "manifest.cbor")
+
+def stray_segments(index: Path, live: list[str]) -> list[str]:
+    """Segment directories (and their temporaries) that no manifest names: left by a writer that
+    was killed before its switch. Only a writer holding the lock may remove them."""
+    keep = set(live)
+    try:
+        names = [p.name for p in index.iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return []
+    return sorted(n for n in names if n not in keep and SEGMENT_NAME.match(n.removesuffix(".tmp")))
 
 
 def remove_segments(index: Path, names: list[str]) -> None:

@@ -5,24 +5,60 @@ Updates are log-structured: `add` builds a new segment for the new documents onl
 the two newest segments while the newer holds at least half as many keywords as the one before
 (a binary-counter schedule: each keyword is rebuilt O(log n) times over the index's life).
 Merging needs the key (the client decrypts both segments' leaves and rebuilds one).
+
+Removal (`remove`, and `add(..., replace=True)` for an amended document) writes a tombstone: the
+document's position in its segment's table, kept in the manifest sealed under the search key
+(`format.Manifest.removed`). Searches skip tombstoned documents at once; a merge, `compact`, or
+`remove(..., purge=True)` rebuilds the segments that hold them without them and deletes the old
+segment directories, after which nothing derived from the document is left in the index.
+
+Writers (`add`, `remove`, `compact`) hold the index's lock (`abe_health.locks.exclusive` on
+INDEX/lock): they queue, or fail with `Busy` after the lock timeout, and each starts from the
+manifest the previous writer left. Every change becomes visible in one atomic manifest switch;
+a reader whose manifest names segments a merge has just deleted reads the new manifest again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import BuildStats, Progress, build_segment
-from .client import documents, key_matches, open_leaf, trapdoor
-from .errors import IndexCorrupt, InvalidSearchKey
-from .format import Segment, load_segment, new_index_id, read_manifest, remove_segments, write_manifest
+import cbor2
+
+from abe_health.locks import exclusive
+
+from .build import BuildStats, Progress, build_segment, document_table_size, seal
+from .client import documents, key_matches, open_leaf, open_payload, trapdoor
+from .errors import DocumentExists, IndexCorrupt, IndexExists, InvalidSearchKey, UnknownDocument
+from .format import (
+    Manifest,
+    Segment,
+    load_segment,
+    new_index_id,
+    read_manifest,
+    remove_segments,
+    stray_segments,
+    write_manifest,
+)
 from .keys import SearchKey
 from .rank import Hit, rank
 from .server import traverse
 from .text import matches, parse_pattern
+
+#: the writers' lock file inside an index directory
+LOCK = "lock"
+#: how often a reader re-reads a manifest that a writer switched while it was loading
+LOAD_ATTEMPTS = 5
+#: the removals' associated data: bound to the index, so a sealed list moves to no other index
+REMOVED_AAD = b"abe-health/pass/v1/removed"
+
+#: segment id -> positions (in that segment's document table) of its removed documents
+Removed = dict[bytes, frozenset[int]]
 
 
 @dataclass(frozen=True)
@@ -40,6 +76,29 @@ class SearchResult:
     stats: SearchStats
 
 
+def seal_removed(key: SearchKey, index_id: bytes, removed: Removed) -> bytes | None:
+    """The manifest's sealed removals (None when there are none), padded like a document table:
+    its length shows the number of removals only up to a capacity bucket."""
+    live = {sid: sorted(slots) for sid, slots in removed.items() if slots}
+    if not live:
+        return None
+    encoded = cbor2.dumps(live)
+    size = document_table_size(sum(len(v) for v in live.values()), len(encoded))
+    return seal(key.aead, encoded, REMOVED_AAD + index_id, size=size)
+
+
+def open_removed(key: SearchKey, manifest: Manifest, where: str) -> Removed:
+    """The removals of a manifest, opened and type-checked (a wrong key or a moved list fails)."""
+    if manifest.removed is None:
+        return {}
+    item = open_payload(key, manifest.removed, REMOVED_AAD + manifest.index_id, where)
+    if not isinstance(item, dict) or not all(
+            isinstance(sid, bytes) and isinstance(slots, list)
+            and all(type(i) is int and 0 <= i < 2**32 for i in slots) for sid, slots in item.items()):
+        raise IndexCorrupt(f"{where}: malformed removals")
+    return {sid: frozenset(slots) for sid, slots in item.items()}
+
+
 class SearchIndex:
     """An index directory (a manifest and memory-mapped segments).
 
@@ -48,11 +107,25 @@ class SearchIndex:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        manifest = read_manifest(self.path)
+        self._tables: dict[tuple[bytes, bytes], list[str]] = {}
+        self._load()
+
+    def _load(self) -> None:
+        """Read the manifest and map its segments. A writer may switch the manifest and delete
+        the segments it replaced between the two reads: then the new manifest is read again."""
+        for attempt in range(LOAD_ATTEMPTS):
+            manifest = read_manifest(self.path)
+            try:
+                segments = [load_segment(self.path / n) for n in manifest.segments]
+            except IndexCorrupt:
+                if attempt + 1 < LOAD_ATTEMPTS and read_manifest(self.path) != manifest:
+                    continue
+                raise
+            break
+        self.manifest = manifest
         self.index_id: bytes = manifest.index_id
         self.segment_names = manifest.segments
-        self.segments: list[Segment] = [load_segment(self.path / n) for n in self.segment_names]
-        self._tables: dict[tuple[bytes, bytes], list[str]] = {}
+        self.segments: list[Segment] = segments
 
     def _table(self, key: SearchKey, segment: Segment) -> list[str]:
         """The segment's document table, decrypted once per key."""
@@ -61,64 +134,164 @@ class SearchIndex:
             self._tables[slot] = documents(key, segment)
         return self._tables[slot]
 
+    def removed(self, key: SearchKey) -> Removed:
+        """Which documents of which segments are removed but not yet compacted away."""
+        return open_removed(key, self.manifest, str(self.path))
+
     @classmethod
     def create(cls, path: str | Path, docs: Mapping[str, Mapping[str, int]], key: SearchKey,
                progress: Progress | None = None) -> tuple[SearchIndex, BuildStats]:
         """Build a new index at `path` (which must not exist or be empty)."""
         path = Path(path)
         if path.exists() and any(path.iterdir()):
-            raise IndexCorrupt(f"{path} exists and is not empty; refusing to overwrite it")
+            raise IndexExists(f"{path} exists and is not empty; refusing to overwrite it")
         path.mkdir(parents=True, exist_ok=True)
         stats = build_segment(docs, key, path / "seg-0001", progress)
-        write_manifest(path, ["seg-0001"], new_index_id())
+        index_id = new_index_id()
+        write_manifest(path, Manifest(index_id, ["seg-0001"], None, key.check_value(index_id)))
         return cls(path), stats
 
     def key_matches(self, key: SearchKey) -> bool:
+        """Whether `key` built this index (its manifest's key check, then every segment's)."""
+        check = self.manifest.key_check
+        if check is not None and not hmac.compare_digest(key.check_value(self.index_id), check):
+            return False
         return all(key_matches(key, s) for s in self.segments)
 
     def _require_key(self, key: SearchKey) -> None:
         if not self.key_matches(key):
             raise InvalidSearchKey(f"{self.path}: this search key did not build the index")
 
+    def _live(self, key: SearchKey) -> dict[str, tuple[bytes, int]]:
+        """Every document the index holds: id -> (segment id, position in its table)."""
+        removed = self.removed(key)
+        return {doc: (s.id, i) for s in self.segments for i, doc in enumerate(self._table(key, s))
+                if i not in removed.get(s.id, frozenset())}
+
     def documents(self, key: SearchKey) -> list[str]:
+        """The ids of the documents the index holds (removed ones excluded)."""
         self._require_key(key)
-        return [d for s in self.segments for d in self._table(key, s)]
+        return list(self._live(key))
+
+    @contextlib.contextmanager
+    def _writing(self, key: SearchKey) -> Iterator[dict[bytes, set[int]]]:
+        """Hold the lock, start from the manifest the last writer left, sweep what a killed
+        writer left behind; yield the removals to edit."""
+        with exclusive(self.path / LOCK):
+            self._load()
+            self._require_key(key)
+            remove_segments(self.path, stray_segments(self.path, self.segment_names))
+            yield {sid: set(slots) for sid, slots in self.removed(key).items()}
+
+    def _switch(self, key: SearchKey, segments: list[Segment], removed: dict[bytes, set[int]],
+                drop: Iterable[str] = ()) -> None:
+        """Make `segments` and `removed` the index's state in one manifest write, then delete the
+        segment directories `drop` (which no manifest names any more)."""
+        ids = {s.id for s in segments}
+        kept: Removed = {sid: frozenset(v) for sid, v in removed.items() if sid in ids and v}
+        names = [s.path.name for s in segments]
+        manifest = Manifest(self.index_id, names, seal_removed(key, self.index_id, kept),
+                            key.check_value(self.index_id))
+        write_manifest(self.path, manifest)
+        self.manifest = manifest
+        self.segment_names, self.segments = names, segments
+        remove_segments(self.path, list(drop))
+
+    def _next_name(self) -> str:
+        numbers = [int(n.split("-")[1]) for n in self.segment_names]
+        return f"seg-{max(numbers, default=0) + 1:04d}"
 
     def add(self, docs: Mapping[str, Mapping[str, int]], key: SearchKey,
-            progress: Progress | None = None) -> BuildStats:
-        """Index more documents in a new segment, then merge segments on the binary schedule."""
-        existing = set(self.documents(key))
-        clash = sorted(existing & set(docs))
-        if clash:
-            raise IndexCorrupt(f"already indexed: {', '.join(clash[:5])}; rebuild to replace documents")
-        number = max(int(n.split("-")[1]) for n in self.segment_names) + 1
-        name = f"seg-{number:04d}"
-        stats = build_segment(docs, key, self.path / name, progress)
-        names = [*self.segment_names, name]
-        write_manifest(self.path, names, self.index_id)
-        segments = [*self.segments, load_segment(self.path / name)]
-        while len(segments) >= 2 and 2 * segments[-1].levels[0] >= segments[-2].levels[0]:
-            merged_docs = self._decrypt_all(key, segments[-2:])
-            number += 1
-            merged = f"seg-{number:04d}"
-            build_segment(merged_docs, key, self.path / merged, progress)
-            old = names[-2:]
-            names = [*names[:-2], merged]
-            write_manifest(self.path, names, self.index_id)
-            remove_segments(self.path, old)
-            segments = [*segments[:-2], load_segment(self.path / merged)]
-        self.segment_names, self.segments = names, segments
+            progress: Progress | None = None, replace: bool = False) -> BuildStats:
+        """Index more documents in a new segment, then merge segments on the binary schedule.
+
+        An id the index already holds is refused (`DocumentExists`), or with `replace=True` its
+        old version is removed in the same switch that adds the new one."""
+        with self._writing(key) as removed:
+            live = self._live(key)
+            clash = sorted(live.keys() & set(docs))
+            if clash and not replace:
+                raise DocumentExists(f"already indexed: {', '.join(clash[:5])}"
+                                     + (f" and {len(clash) - 5} more" if len(clash) > 5 else ""))
+            for doc in clash:
+                sid, slot = live[doc]
+                removed.setdefault(sid, set()).add(slot)
+            name = self._next_name()
+            stats = build_segment(docs, key, self.path / name, progress)
+            segments = [*self.segments, load_segment(self.path / name)]
+            self._switch(key, segments, removed)
+            while len(segments) >= 2 and 2 * segments[-1].levels[0] >= segments[-2].levels[0]:
+                merged = self._rebuild(key, segments[-2:], removed, progress)
+                old = [s.path.name for s in segments[-2:]]
+                segments = [*segments[:-2], *merged]
+                self._switch(key, segments, removed, old)
+                if not merged:
+                    break
         return stats
 
-    @staticmethod
-    def _decrypt_all(key: SearchKey, segments: list[Segment]) -> dict[str, dict[str, int]]:
+    def remove(self, doc_ids: Iterable[str], key: SearchKey, purge: bool = False) -> int:
+        """Take documents out of the index (a tombstone each, in one switch); with `purge`, also
+        rebuild the segments that held them at once (see `compact`). Returns how many."""
+        wanted = sorted(set(doc_ids))
+        with self._writing(key) as removed:
+            live = self._live(key)
+            missing = [d for d in wanted if d not in live]
+            if missing:
+                raise UnknownDocument(f"not in the index: {', '.join(missing[:5])}"
+                                      + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+            for doc in wanted:
+                sid, slot = live[doc]
+                removed.setdefault(sid, set()).add(slot)
+            self._switch(key, self.segments, removed)
+            if purge:
+                self._compact(key, removed)
+        return len(wanted)
+
+    def compact(self, key: SearchKey, progress: Progress | None = None) -> int:
+        """Rebuild every segment that holds removed documents without them, and delete the old
+        segments: afterwards no file of the index derives from a removed document. Returns how
+        many segments were rebuilt."""
+        with self._writing(key) as removed:
+            return self._compact(key, removed, progress)
+
+    def _compact(self, key: SearchKey, removed: dict[bytes, set[int]],
+                 progress: Progress | None = None) -> int:
+        rebuilt = 0
+        for segment in list(self.segments):
+            if not removed.get(segment.id):
+                continue
+            merged = self._rebuild(key, [segment], removed, progress)
+            at = self.segments.index(segment)
+            segments = [*self.segments[:at], *merged, *self.segments[at + 1:]]
+            self._switch(key, segments, removed, [segment.path.name])
+            rebuilt += 1
+        return rebuilt
+
+    def _rebuild(self, key: SearchKey, segments: list[Segment], removed: dict[bytes, set[int]],
+                 progress: Progress | None) -> list[Segment]:
+        """One new segment holding the live documents of `segments` (none if nothing is left)."""
+        docs = self._decrypt_all(key, segments, removed)
+        if not docs:
+            return []
+        name = self._next_name()
+        build_segment(docs, key, self.path / name, progress)
+        for segment in segments:
+            removed.pop(segment.id, None)
+        return [load_segment(self.path / name)]
+
+    def _decrypt_all(self, key: SearchKey, segments: list[Segment], removed: dict[bytes, set[int]]
+                     ) -> dict[str, dict[str, int]]:
         docs: dict[str, dict[str, int]] = defaultdict(dict)
         for segment in segments:
-            table = documents(key, segment)
+            table = self._table(key, segment)
+            gone = removed.get(segment.id, set())
             for leaf in range(segment.levels[0]):
                 word, postings = open_leaf(key, segment, leaf, segment.payload(leaf))
                 for d, tf in postings:
-                    docs[table[d]][word] = tf
+                    if not 0 <= d < len(table):
+                        raise IndexCorrupt(f"{segment.path}: posting names document {d} of {len(table)}")
+                    if d not in gone:
+                        docs[table[d]][word] = tf
         return docs
 
     def search(self, pattern: str, key: SearchKey, top: int | None = None) -> SearchResult:
@@ -128,11 +301,13 @@ class SearchIndex:
         door = trapdoor(key, pattern)
         reached = [(s, traverse(s, door)) for s in self.segments if key_matches(key, s)]
         t1 = time.perf_counter()
+        removed = self.removed(key) if reached else {}
         postings: dict[str, dict[str, int]] = defaultdict(dict)
         n_docs, returned, false_pos, visited = 0, 0, 0, 0
         for segment, result in reached:
             table = self._table(key, segment)
-            n_docs += len(table)
+            gone = removed.get(segment.id, frozenset())
+            n_docs += len(table) - sum(1 for i in gone if i < len(table))
             visited += result.nodes_visited
             for leaf, sealed in result.leaves:
                 returned += 1
@@ -143,7 +318,8 @@ class SearchIndex:
                 for d, tf in plist:
                     if not 0 <= d < len(table):
                         raise IndexCorrupt(f"{segment.path}: posting names document {d} of {len(table)}")
-                    postings[word][table[d]] = tf
+                    if d not in gone:
+                        postings[word][table[d]] = tf
         hits = rank(body, postings, n_docs, top)
         t2 = time.perf_counter()
         return SearchResult(hits, SearchStats(visited, returned, false_pos, (t1 - t0) * 1e3, (t2 - t1) * 1e3))

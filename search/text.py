@@ -11,11 +11,11 @@ import json
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidPattern
+from .errors import DocumentExists, InvalidPattern
 
 MAX_KEYWORD = 40
 _WORD = re.compile(r"\w+")
@@ -53,15 +53,35 @@ def document_keywords(path: Path) -> Counter[str]:
     return keywords(text)
 
 
-def collect(paths: list[Path]) -> dict[str, Counter[str]]:
-    """Document id (the path as given, or relative to a given directory) -> keyword counts."""
-    docs: dict[str, Counter[str]] = {}
-    for root in paths:
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        for f in files:
-            doc_id = str(f.relative_to(root)) if root.is_dir() else str(f)
-            docs[doc_id] = document_keywords(f)
-    return docs
+def document_id(path: Path, root: Path) -> str:
+    """A file's document id: its real path relative to `root` (POSIX separators), or its real
+    absolute path when it lies outside `root`. The same file gets the same id however it is
+    named (`./a/x`, `a/../a/x`, a link to it), and same-named files in different folders differ."""
+    real = path.resolve()
+    try:
+        return real.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return real.as_posix()
+
+
+def collect(paths: list[Path], root: Path | None = None,
+            each: Callable[[list[Path]], Iterable[Path]] | None = None) -> dict[str, Counter[str]]:
+    """Document id (see `document_id`; `root` defaults to the current directory) -> keyword
+    counts of every file given or found under a given directory. A file reached twice (given
+    twice, or inside two given directories) is refused with `DocumentExists`, never merged.
+    `each` may wrap the list of files read (a progress bar)."""
+    base = Path.cwd() if root is None else root
+    files = [f for given in paths
+             for f in (sorted(p for p in given.rglob("*") if p.is_file()) if given.is_dir() else [given])]
+    ids: dict[str, Path] = {}
+    for f in files:
+        doc_id = document_id(f, base)
+        if doc_id in ids:
+            raise DocumentExists(f"{doc_id} is given twice (as {ids[doc_id]} and as {f}); each "
+                                 "document is indexed once", case="twice")
+        ids[doc_id] = f
+    order = {f: doc_id for doc_id, f in ids.items()}
+    return {order[f]: document_keywords(f) for f in (each(files) if each else files)}
 
 
 def parse_pattern(pattern: str) -> tuple[str, bool, bool]:

@@ -114,6 +114,9 @@ RECIPES: dict[tuple[str, ...], dict[str, Any]] = {
     ("index", "keygen"): {"out_path": "{new}"},
     ("index", "build"): {"docs": ["{t}/docs"], "key_path": "{t}/s.key", "out_dir": "{new}"},
     ("index", "add"): {"index_dir": "{t}/idx", "docs": ["{t}/more/b.txt"], "key_path": "{t}/s.key"},
+    ("index", "remove"): {"index_dir": "{t}/idx2", "doc_ids": ["gone"], "key_path": "{t}/s.key"},
+    ("index", "compact"): {"index_dir": "{t}/idx", "key_path": "{t}/s.key"},
+    ("index", "list"): {"index_dir": "{t}/idx", "key_path": "{t}/s.key"},
     ("search",): {"index_dir": "{t}/idx", "pattern": "card", "key_path": "{t}/s.key"},
     ("policy", "check"): {"text": "doctor and nurse"},
     ("demo",): {},
@@ -161,6 +164,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     ok(run("index", "keygen", "-o", t / "s.key"))
     ok(run("owner", "keygen", "-o", t / "own"))
     ok(run("index", "build", t / "docs", "--key", t / "s.key", "-o", t / "idx"))
+    ok(run("index", "build", t / "docs" / "a.txt", "--id", "gone", "--key", t / "s.key", "-o", t / "idx2"))
     (t / "a-directory").mkdir()
     (t / "a-file").write_text("not a directory")
     return World(t, file_id, itertools.count())

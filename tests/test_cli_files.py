@@ -162,7 +162,7 @@ def test_search_cli_with_key_and_with_abe_identity(authority, tmp_path):
     assert run("index", "keygen", "-o", tmp_path / "s.key").exit_code == 0
     assert run("owner", "keygen", "-o", tmp_path / "own").exit_code == 0
     owner = tmp_path / "own" / "owner.pub"
-    result = run("index", "build", recs, "--key", tmp_path / "s.key", "-o", tmp_path / "idx",
+    result = run("index", "build", recs, "--root", recs, "--key", tmp_path / "s.key", "-o", tmp_path / "idx",
                  "--policy", "doctor", "-k", authority / "public.key",
                  "--owner-key", tmp_path / "own" / "owner.key")
     assert result.exit_code == 0, result.output

@@ -13,6 +13,7 @@ import re
 import shutil
 import stat
 from collections import Counter
+from dataclasses import replace
 
 import cbor2
 import pytest
@@ -324,7 +325,9 @@ def _server_swaps_key_and_segments(world, authority, owner):
     for seg in [p for p in idx.iterdir() if p.name.startswith("seg-")]:
         shutil.rmtree(seg)
     shutil.copytree(tmp / "rogue" / "seg-0001", idx / "seg-0001")
-    write_manifest(idx, ["seg-0001"], read_manifest(idx).index_id)
+    manifest = read_manifest(idx)  # the server rewrites the key check too
+    write_manifest(idx, replace(manifest, segments=["seg-0001"],
+                                key_check=rogue.check_value(manifest.index_id)))
     sealed = encrypt(rogue.to_bytes(), None, PolicyRecipient(authority.public_key, "doctor"))
     (idx / SEALED_KEY).write_bytes(sealed)
     return "not the one the owner signed"
@@ -462,7 +465,7 @@ def test_planted_segment_beside_a_signed_key_is_refused_before_any_trapdoor(worl
     SearchIndex.create(tmp / "rogue", {"x": Counter({"hiv": 1})}, SearchKey.generate())
     shutil.copytree(tmp / "rogue" / "seg-0001", idx / "seg-0099")
     manifest = read_manifest(idx)
-    write_manifest(idx, [*manifest.segments, "seg-0099"], manifest.index_id)
+    write_manifest(idx, replace(manifest, segments=[*manifest.segments, "seg-0099"]))
     result = run("search", idx, "hiv", "-i", tmp / "doctor.key", "--owner", tmp / "owner.pub")
     assert result.exit_code == 1 and result.output.startswith("error: this search key did not build")
     assert no_trapdoors == []

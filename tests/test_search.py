@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from search import (
+    DocumentExists,
     IndexCorrupt,
+    IndexExists,
     InvalidPattern,
     InvalidSearchKey,
     SearchIndex,
@@ -162,7 +165,7 @@ def test_add_merges_and_matches_reference(tmp_path):
         for pattern in ("common", "word1", "^extra", "x1$"):
             assert index.search(pattern, KEY).hits == reference_search(pattern, every), pattern
     assert len(index.segments) < 4  # merged on the way
-    with pytest.raises(IndexCorrupt, match="already indexed"):
+    with pytest.raises(DocumentExists, match="already indexed"):
         index.add({"d1": Counter({"again": 1})}, KEY)
     reopened = SearchIndex(tmp_path / "idx")
     assert reopened.search("common", KEY).hits == reference_search("common", every)
@@ -199,7 +202,7 @@ def test_corrupt_indexes_raise_typed_errors(tmp_path):
 
 def test_refuses_to_overwrite(tmp_path):
     build(tmp_path, {"d": Counter({"x": 1})})
-    with pytest.raises(IndexCorrupt, match="not empty"):
+    with pytest.raises(IndexExists, match="not empty"):
         build(tmp_path, {"d": Counter({"y": 1})})
 
 
@@ -214,9 +217,31 @@ def test_keywords_and_collect(tmp_path):
     assert keywords("x" * (MAX_KEYWORD + 1) + " ok") == Counter({"ok": 1})
     (tmp_path / "r.json").write_text('{"a": "Heart rate", "b": {"c": ["ECG normal", 5]}, "heart": 1}')
     (tmp_path / "n.txt").write_text("free text heart")
-    docs = collect([tmp_path])
+    docs = collect([tmp_path], root=tmp_path)
     assert docs["r.json"] == Counter({"heart": 1, "rate": 1, "ecg": 1, "normal": 1})
     assert docs["n.txt"] == Counter({"free": 1, "text": 1, "heart": 1})
+
+
+def test_document_ids_are_unique_and_stable(tmp_path, monkeypatch):
+    """Same-named files in two folders stay two documents; one file under two names is refused."""
+    for site in ("siteA", "siteB"):
+        (tmp_path / site).mkdir()
+        (tmp_path / site / "rec.json").write_text(f'{{"note": "{site} cardiology"}}')
+    monkeypatch.chdir(tmp_path)
+    docs = collect([Path("siteA"), Path("siteB")])
+    assert sorted(docs) == ["siteA/rec.json", "siteB/rec.json"]
+    assert collect([Path("./siteA/../siteA/rec.json")]) == {"siteA/rec.json": docs["siteA/rec.json"]}
+    assert sorted(collect([tmp_path / "siteA"], root=tmp_path / "siteA")) == ["rec.json"]
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.txt"
+    outside.write_text("elsewhere")
+    try:
+        assert list(collect([outside])) == [outside.resolve().as_posix()]
+    finally:
+        outside.unlink()
+    (tmp_path / "alias.json").symlink_to(tmp_path / "siteA" / "rec.json")
+    for twice in ([Path("siteA"), Path("siteA/rec.json")], [Path("siteA"), Path("alias.json")]):
+        with pytest.raises(DocumentExists, match=r"siteA/rec\.json is given twice"):
+            collect(twice)
 
 
 def test_search_key_files(tmp_path):

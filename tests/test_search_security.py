@@ -10,6 +10,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import cbor2
@@ -87,14 +88,16 @@ def plain_ints(value) -> list[int]:
 
 
 def test_segment_count_is_exact_and_all_the_manifest_shows(tmp_path):
-    """I1: the manifest holds a version, the format, the index id and the segment names only."""
+    """I1: the manifest holds a version, the format, the index id, the segment names and the
+    index's key check only."""
     index = build(tmp_path / "idx", {f"d{i}": Counter({f"w{i}": 1}) for i in range(40)})
     index_id = index.index_id
     for batch in range(3):
         index.add({f"n{batch}-{i}": Counter({f"x{batch}{i}": 1}) for i in range(5)}, KEY)
     manifest = cbor2.loads((tmp_path / "idx" / "manifest.cbor").read_bytes())
-    assert set(manifest) == {"v", "format", "index", "segments"}
-    assert manifest["v"] == 2 and manifest["index"] == index_id and len(index_id) == 16
+    assert set(manifest) == {"v", "format", "index", "segments", "key_check"}
+    assert manifest["v"] == 3 and manifest["index"] == index_id and len(index_id) == 16
+    assert manifest["key_check"] == KEY.check_value(index_id)
     assert len(manifest["segments"]) == len(index.segments) == len(
         [p for p in (tmp_path / "idx").iterdir() if p.name.startswith("seg-")])
     assert build(tmp_path / "other", {"d": Counter({"w": 1})}).index_id != index_id
@@ -220,6 +223,25 @@ def test_sealed_search_key_shows_its_policy_only(tmp_path, authority):
     assert KEY.secret not in sealed and KEY.to_bytes() not in sealed
 
 
+def test_removals_show_only_their_bucket(tmp_path):
+    """I8: the manifest's sealed removals grow by capacity bucket of the removal count; no id,
+    position or segment name of a removed document is readable in it."""
+    docs = {f"patient-{i:03d}": Counter({f"w{i}": 1, "common": 1}) for i in range(120)}
+    index = build(tmp_path / "idx", docs)
+    sizes = {}
+    for r in (1, 5, 8, 9, 40, 100):
+        index.remove([d for d in sorted(docs)[:r] if d in index.documents(KEY)], KEY)
+        manifest = cbor2.loads((tmp_path / "idx" / "manifest.cbor").read_bytes())
+        assert set(manifest) == {"v", "format", "index", "segments", "key_check", "removed"}
+        sealed = manifest["removed"]
+        sizes[r] = len(sealed)
+        assert sizes[r] == SEAL_OVERHEAD + DOC_SLOT * cap(r)
+        assert b"patient" not in sealed and plain_ints(manifest) == [3]
+    assert sizes[1] == sizes[5] == sizes[8] < sizes[9] < sizes[40] < sizes[100]
+    index.compact(KEY)
+    assert "removed" not in cbor2.loads((tmp_path / "idx" / "manifest.cbor").read_bytes())
+
+
 # ---------------------------------------------------------------------------------------------
 # per query
 
@@ -276,7 +298,7 @@ def test_no_keyword_document_id_or_count_in_any_stored_byte(tmp_path, authority)
         for encoding in ("utf-8", "utf-16-le"):
             assert secret.encode(encoding) not in blob, secret
     manifest = cbor2.loads((tmp_path / "idx" / "manifest.cbor").read_bytes())
-    assert plain_ints(manifest) == [2]
+    assert plain_ints(manifest) == [3]
     meta = cbor2.loads((index.segments[0].path / "meta.cbor").read_bytes())
     assert sorted(plain_ints(meta)) == sorted([2, K_HASHES, BITS_PER_ELEMENT, *meta["levels"]])
     assert 37 not in meta["levels"]
@@ -340,7 +362,9 @@ def test_a_search_key_the_server_sealed_is_refused(tmp_path, authority):
     seal_search_key(index, KEY, authority, "doctor", owner)
     rogue = SearchKey.generate()
     rogue_index = build(tmp_path / "rogue", {"x": Counter({"hiv": 1})}, rogue)
-    write_manifest(tmp_path / "idx", ["seg-0001"], read_manifest(tmp_path / "idx").index_id)
+    manifest = read_manifest(tmp_path / "idx")  # the server rewrites the key check too
+    write_manifest(tmp_path / "idx", replace(manifest, segments=["seg-0001"],
+                                             key_check=rogue.check_value(manifest.index_id)))
     for path in (tmp_path / "idx" / "seg-0001").iterdir():
         path.write_bytes((rogue_index.path / "seg-0001" / path.name).read_bytes())
     sealed = encrypt(rogue.to_bytes(), None, PolicyRecipient(authority.public_key, "doctor"))
@@ -382,7 +406,7 @@ def test_the_leakage_table_agrees_with_the_docstring():
     rows = {(m[1], m[2], m[3]) for m in table if m}
     doc_rows = {(m[1], m[2], m[3]) for m in map(DOC_ROW.match, (search.__doc__ or "").splitlines()) if m}
     assert rows == doc_rows
-    assert len(rows) == len(table) == 16
+    assert len(rows) == len(table) == 17
     names = [m[4] for m in table if m]
     assert len(set(names)) == len(names)
     for name in names:

@@ -16,7 +16,7 @@ import errno
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import click
@@ -42,25 +42,40 @@ from .common import (
 
 index_argument = click.argument("index_dir", type=click.Path(file_okay=False), metavar="INDEX")
 docs_argument = click.argument("docs", nargs=-1, required=True, metavar="DOC_OR_DIR...")
+root_option = click.option("--root", type=click.Path(file_okay=False, exists=True), metavar="DIR",
+                           help="Document ids are paths relative to DIR (default: the current "
+                                "directory); files outside it keep their absolute path.")
+id_option = click.option("--id", "doc_id", metavar="ID",
+                         help="The document id of the one file given (instead of its path).")
+#: the longest document id --id accepts
+MAX_DOC_ID = 1024
 search_key_option = click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False),
                                  metavar="SEARCH.key", help="The search key (index keygen).")
 
 
-def _collect(paths: tuple[str, ...]) -> Mapping[str, Mapping[str, int]]:
-    """Read documents (a progress bar on a terminal); a missing one names its path."""
-    roots = [Path(p) for p in paths]
-    for root in roots:
-        if not root.exists():
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(root))
-    if not sys.stderr.isatty():
-        return collect(roots)
-    files = [(root, f) for root in roots
-             for f in (sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root])]
-    docs = {}
-    with click.progressbar(files, label="reading documents", file=sys.stderr) as bar:
-        for root, f in bar:
-            docs[str(f.relative_to(root)) if root.is_dir() else str(f)] = document_keywords(f)
-    return docs
+def _collect(paths: tuple[str, ...], root: str | None, doc_id: str | None
+             ) -> Mapping[str, Mapping[str, int]]:
+    """Read documents (a progress bar on a terminal); a missing one names its path. Ids are
+    paths relative to `root` (default: the current directory), or `doc_id` for a single file."""
+    given = [Path(p) for p in paths]
+    for path in given:
+        if not path.exists():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    if doc_id is not None:
+        if len(given) != 1 or given[0].is_dir():
+            raise click.UsageError("--id names one document: give exactly one file")
+        if not doc_id or len(doc_id) > MAX_DOC_ID:
+            raise click.UsageError(f"--id takes 1 to {MAX_DOC_ID} characters")
+        return {doc_id: document_keywords(given[0])}
+
+    def each(files: list[Path]) -> Iterator[Path]:
+        if not sys.stderr.isatty():
+            yield from files
+            return
+        with click.progressbar(files, label="reading documents", file=sys.stderr) as bar:
+            yield from bar
+
+    return collect(given, Path(root) if root else None, each)
 
 
 def _status(stage: str, n: int) -> None:
@@ -152,9 +167,15 @@ def index_keygen(out_path: str) -> None:
               help="The ABE public key for --policy.")
 @click.option("--owner-key", "owner_path", type=click.Path(dir_okay=False), metavar="OWNER.key",
               help="The owner's owner.key, to sign the sealed key for this index (with --policy).")
+@root_option
+@id_option
 def index_build(docs: tuple[str, ...], key_path: str, out_dir: str, policy: str | None,
-                public_path: str | None, owner_path: str | None) -> None:
-    """Index DOC_OR_DIR... (JSON string values or plain text) into a new directory INDEX."""
+                public_path: str | None, owner_path: str | None, root: str | None,
+                doc_id: str | None) -> None:
+    """Index DOC_OR_DIR... (JSON string values or plain text) into a new directory INDEX.
+
+    Each file is one document, named by its path relative to --root (so `siteA/rec.json` and
+    `siteB/rec.json` are two documents); a file given twice is refused."""
     if (policy is None) != (public_path is None):
         raise click.UsageError("--policy and -k/--public go together")
     if policy is not None and owner_path is None:
@@ -168,7 +189,7 @@ def index_build(docs: tuple[str, ...], key_path: str, out_dir: str, policy: str 
     if authority is not None and policy is not None:  # a policy that cannot seal fails now
         PolicyRecipient(authority.public_key, policy)
     check_output_dir(out_dir)
-    found = _collect(docs)
+    found = _collect(docs, root, doc_id)
     idx, stats = SearchIndex.create(out_dir, found, key, _status)
     if authority is not None and owner_key is not None and policy is not None:
         seal_search_key(idx, key, authority, policy, owner_key)
@@ -182,12 +203,58 @@ def index_build(docs: tuple[str, ...], key_path: str, out_dir: str, policy: str 
 @index_argument
 @docs_argument
 @search_key_option
-def index_add(index_dir: str, docs: tuple[str, ...], key_path: str) -> None:
-    """Add DOC_OR_DIR... to INDEX without rebuilding it (a new segment, merged when due)."""
+@root_option
+@id_option
+@click.option("--replace", is_flag=True,
+              help="Replace documents the index already holds (an amended record) instead of "
+                   "refusing them.")
+def index_add(index_dir: str, docs: tuple[str, ...], key_path: str, root: str | None,
+              doc_id: str | None, replace: bool) -> None:
+    """Add DOC_OR_DIR... to INDEX without rebuilding it (a new segment, merged when due).
+
+    Ids are made as in `index build`; an id the index holds is refused unless --replace."""
     key = SearchKey.load(key_path)
     idx = SearchIndex(index_dir)
-    stats = idx.add(_collect(docs), key, _status)
+    stats = idx.add(_collect(docs, root, doc_id), key, _status, replace=replace)
     note(f"added {stats.documents} documents ({stats.keywords} keywords); {len(idx.segments)} segment(s)")
+
+
+@index.command("remove")
+@index_argument
+@click.argument("doc_ids", nargs=-1, required=True, metavar="DOC_ID...")
+@search_key_option
+@click.option("--purge", is_flag=True,
+              help="Also rebuild the segments that held them now (see `index compact`).")
+def index_remove(index_dir: str, doc_ids: tuple[str, ...], key_path: str, purge: bool) -> None:
+    """Remove the documents DOC_ID... (as `index list` shows them) from INDEX.
+
+    Searches skip them at once; their segments are rebuilt without them at the next merge,
+    `index compact`, or now with --purge (for erasure: afterwards no index file derives from
+    them)."""
+    key = SearchKey.load(key_path)
+    count = SearchIndex(index_dir).remove(doc_ids, key, purge=purge)
+    note(f"removed {count} document(s)" + ("; their segments were rebuilt without them" if purge
+                                            else "; `index compact` erases them from the segments"))
+
+
+@index.command("compact")
+@index_argument
+@search_key_option
+def index_compact(index_dir: str, key_path: str) -> None:
+    """Rebuild the segments of INDEX that hold removed documents, without them."""
+    key = SearchKey.load(key_path)
+    rebuilt = SearchIndex(index_dir).compact(key, _status)
+    note(f"rebuilt {rebuilt} segment(s)")
+
+
+@index.command("list")
+@index_argument
+@search_key_option
+def index_list(index_dir: str, key_path: str) -> None:
+    """Print the id of every document INDEX holds, one a line, sorted."""
+    key = SearchKey.load(key_path)
+    for doc in sorted(SearchIndex(index_dir).documents(key)):
+        click.echo(printable(doc))
 
 
 @click.command("search")
