@@ -17,6 +17,8 @@ from pathlib import Path
 
 from .errors import AbeError
 
+#: the lock file of a key directory (`setup -o DIR`, `authority setup NAME -o DIR`)
+KEY_DIR_LOCK = ".lock"
 #: how long a writer waits for another by default (ABE_HEALTH_LOCK_TIMEOUT overrides, in seconds)
 TIMEOUT = 60.0
 

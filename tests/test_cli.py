@@ -74,3 +74,21 @@ def test_version_and_demo():
     assert "card$      -> P-23.json (suffix: postcard)" in result.output
     assert "Eve (ER, expired yesterday)                    reads: nothing; refused: 4" in result.output
     assert "Dee (ER, valid until tomorrow)                 reads: medications, profile" in result.output
+
+
+def test_concurrent_setups_never_mix_a_key_pair(tmp_path):
+    """Four `setup -o DIR` at once: one writes the authority, the others are refused; the pair
+    on disk belongs together (the key directory's lock)."""
+    import subprocess
+    import sys
+
+    from abe_health.authority import ABE
+    from abe_health.keys import read_key
+
+    procs = [subprocess.Popen([sys.executable, "-m", "abe_health.cli", "setup", "-o", str(tmp_path / "auth")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    codes = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs]
+    assert sorted(code for code, _ in codes) == [0, 1, 1, 1], codes
+    assert all("exists; use --force" in err for code, err in codes if code)
+    ABE(read_key(tmp_path / "auth" / "public.key", expect="public"),
+        read_key(tmp_path / "auth" / "master.key", expect="master"))  # refuses a mismatched pair

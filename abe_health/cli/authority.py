@@ -10,6 +10,7 @@ import click
 
 from ..hazmat.pairing import get_group
 from ..keys import read_key
+from ..locks import KEY_DIR_LOCK, exclusive
 from ..ma import Authority, read_global, write_global
 from ..register import Register, register_path_for
 from .common import CliError, check_output_file, make_output_dir, note, passphrase_option, read_secret_key
@@ -33,21 +34,22 @@ def setup(name: str, out_dir: str, backend: str, force: bool) -> None:
     """Create authority NAME: DIR/NAME.pub, DIR/NAME.key (mode 0600) and its issuance register;
     DIR/global.params once, shared by every authority in DIR."""
     make_output_dir(out_dir)
-    params = Path(out_dir) / "global.params"
-    if params.exists():
-        group_id = read_global(params)
-    else:
-        group_id = get_group(backend).id
-        write_global(params, group_id)
-    secret = Path(out_dir) / f"{name}.key"
-    if secret.exists() and not force:
-        raise CliError(f"{secret} exists; use --force to replace it (its keys stop working)")
-    auth = Authority.setup(name, group_id=group_id)
-    assert auth.secret_key is not None
-    register_path = register_path_for(secret)
-    Register.create(register_path)  # kept on --force: rows name the authority that wrote them
-    auth.secret_key.save(secret)
-    auth.public_key.save(Path(out_dir) / f"{name}.pub")
+    with exclusive(Path(out_dir) / KEY_DIR_LOCK):  # one writer of global.params and NAME.*
+        params = Path(out_dir) / "global.params"
+        if params.exists():
+            group_id = read_global(params)
+        else:
+            group_id = get_group(backend).id
+            write_global(params, group_id)
+        secret = Path(out_dir) / f"{name}.key"
+        if secret.exists() and not force:
+            raise CliError(f"{secret} exists; use --force to replace it (its keys stop working)")
+        auth = Authority.setup(name, group_id=group_id)
+        assert auth.secret_key is not None
+        register_path = register_path_for(secret)
+        Register.create(register_path)  # kept on --force: rows name the authority that wrote them
+        auth.secret_key.save(secret)
+        auth.public_key.save(Path(out_dir) / f"{name}.pub")
     note(f"authority {name} over {group_id}: {out_dir}/{name}.pub, {secret}, {register_path}")
 
 

@@ -13,6 +13,7 @@ from ..authority import ABE
 from ..derived import fingerprint
 from ..hazmat.schemes import SCHEMES
 from ..keys import read_key
+from ..locks import KEY_DIR_LOCK, exclusive
 from ..ma import Authority
 from ..register import Register, register_path_for
 from ..revocation import renew as renew_key
@@ -101,14 +102,15 @@ def setup(scheme: str, backend: str, out_dir: str, widths: tuple[str, ...], armo
     passphrase = new_passphrase(passphrase_file, passphrase_prompt)
     make_output_dir(out_dir)
     master_path = os.path.join(out_dir, "master.key")
-    if os.path.exists(master_path) and not force:
-        raise CliError(f"{master_path} exists; use --force to replace it (old keys stop working)")
-    authority = ABE.setup(scheme, backend, width_map)
-    assert authority.master_key is not None
-    register_path = register_path_for(master_path)
-    Register.create(register_path)  # kept on --force: its rows name the authority that wrote them
-    authority.master_key.save(master_path, armor=armor, passphrase=passphrase)
-    authority.public_key.save(os.path.join(out_dir, "public.key"), armor=armor)
+    with exclusive(os.path.join(out_dir, KEY_DIR_LOCK)):  # two setups never mix their halves
+        if os.path.exists(master_path) and not force:
+            raise CliError(f"{master_path} exists; use --force to replace it (old keys stop working)")
+        authority = ABE.setup(scheme, backend, width_map)
+        assert authority.master_key is not None
+        register_path = register_path_for(master_path)
+        Register.create(register_path)  # kept on --force: its rows name the authority that wrote them
+        authority.master_key.save(master_path, armor=armor, passphrase=passphrase)
+        authority.public_key.save(os.path.join(out_dir, "public.key"), armor=armor)
     note(f"{scheme} authority over {authority.public_key.scheme.group.id}: {out_dir}/public.key, "
          f"{master_path}, issuance register {register_path}")
 
