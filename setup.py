@@ -35,7 +35,8 @@ setup(
         "numpy>=1.26",
     ],
     extras_require={
-        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "mypy>=1.10"],
+        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "mypy>=1.10", "fhir.resources>=7.1"],
+        "fhir": ["fhir.resources>=7.1"],
         "bench": ["matplotlib>=3.8"],
         "docs": ["mkdocs>=1.6", "mkdocstrings[python]>=0.29"],
         "charm": ["charm-crypto-framework>=0.62"],

@@ -68,3 +68,18 @@ class NoIdentityMatched(PolicyNotSatisfied):
     def __init__(self, message: str, reasons: list[tuple[str, str]]) -> None:
         super().__init__(message)
         self.reasons = reasons
+
+
+class InvalidBundle(AbeError, ValueError):
+    """A FHIR Bundle that is not valid FHIR R4, or that cannot be encrypted resource by resource
+    (no entries, an entry without a resource, too many entries); names the entry."""
+
+
+class InvalidPolicyMap(AbeError, ValueError):
+    """A FHIR policy map that is malformed, or whose entry does not parse or cannot protect a
+    resource; the message names the offending entry."""
+
+
+class MissingExtra(AbeError):
+    """An optional part of abe-health was used without its optional dependencies installed;
+    the message names the extra to install."""
