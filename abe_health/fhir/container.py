@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import math
 import os
 import struct
@@ -205,10 +206,13 @@ def parse(blob: bytes) -> Container:
     is needed and nothing is authenticated here."""
     if len(blob) > MAX_CONTAINER:
         raise InvalidCiphertext(f"an encrypted bundle is at most {MAX_CONTAINER} bytes")
+    stream = io.BytesIO(blob)
     try:
-        data = cbor2.loads(blob)
+        data = cbor2.CBORDecoder(stream).decode()
     except Exception:  # cbor2 raises several error types for garbage
         raise InvalidCiphertext("not an encrypted FHIR bundle (bytes are not CBOR)") from None
+    if stream.tell() != len(blob):
+        raise InvalidCiphertext("malformed encrypted FHIR bundle (bytes after its end)")
     if not isinstance(data, dict) or data.get("type") != TYPE:
         raise InvalidCiphertext("not an encrypted FHIR bundle")
     if data.get("v") != VERSION:

@@ -19,9 +19,9 @@ anywhere in the container (docs/fhir.md says exactly what, and what a class hold
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
-import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +39,7 @@ from .container import (
     Container,
     class_context,
     entry_info,
+    lp,
     open_entry,
     parse,
     resource_key,
@@ -55,6 +56,7 @@ DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason
 MASKED = {"url": DATA_ABSENT_REASON, "valueCode": "masked"}
 #: bundle types whose entries need no request, so an OperationOutcome can be one of them
 OUTCOME_IN_BUNDLE = frozenset({"collection", "document", "searchset"})
+OUTCOME_LABEL = b"abe-health/v2/fhir-outcome-id\x00"
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,10 @@ def _open_entries(container: Container, opened: _Opened) -> list[tuple[int, dict
     return out
 
 
-def _outcome(withheld: Sequence[WithheldClass], masked: Sequence[MaskedReference]) -> dict[str, Any]:
+def _outcome(container: Container, withheld: Sequence[WithheldClass],
+             masked: Sequence[MaskedReference]) -> dict[str, Any]:
+    """The OperationOutcome of a decryption; its id is derived from the bundle id and nonce, so
+    decrypting twice gives the same Bundle."""
     issues: list[dict[str, Any]] = [
         {"severity": "information", "code": "suppressed",
          "diagnostics": f"{w.entries} entries withheld under policy \"{w.policy}\": {w.reason}"}
@@ -200,7 +205,8 @@ def _outcome(withheld: Sequence[WithheldClass], masked: Sequence[MaskedReference
                 "diagnostics": f"reference {m.reference} names an entry of this bundle that was "
                                "withheld",
                 "expression": [m.path]} for m in masked]
-    return {"resourceType": "OperationOutcome", "id": str(uuid.UUID(bytes=os.urandom(16), version=4)),
+    digest = hashlib.sha256(OUTCOME_LABEL + lp(container.bundle_id) + container.nonce).digest()
+    return {"resourceType": "OperationOutcome", "id": str(uuid.UUID(bytes=digest[:16], version=4)),
             "issue": issues}
 
 
@@ -252,7 +258,7 @@ def decrypt_bundle(blob: bytes, *identities: Key | Sequence[Key], expect_id: str
         meta = bundle.setdefault("meta", {})
         if REDACTED not in meta.setdefault("security", []):
             meta["security"].append(dict(REDACTED))
-        outcome = _outcome(withheld, masked)
+        outcome = _outcome(container, withheld, masked)
         if bundle.get("type") in OUTCOME_IN_BUNDLE:
             extra: dict[str, Any] = {"fullUrl": f"urn:uuid:{outcome['id']}", "resource": outcome}
             if bundle.get("type") == "searchset":
