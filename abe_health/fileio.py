@@ -3,22 +3,26 @@ complete, then renamed over the target; the directory is synced after the rename
 
 An interrupted or failed run never leaves a half-written file under the target name, and on Linux
 (`O_TMPFILE`) a run killed with SIGKILL leaves no file at all: the data has no name until it is
-complete, so a killed `decrypt` leaves no plaintext behind. Elsewhere (or on file systems without
-`O_TMPFILE`) a named `.NAME.XXXX.tmp` is used and removed on any error. Secret files are created
+complete, so a killed `decrypt` leaves no plaintext behind. The file gets its name through
+/proc/self/fd or, where that is refused (some sandboxes), linkat(AT_EMPTY_PATH). Elsewhere (or
+where neither links) a named `.NAME.XXXX.tmp` is used and removed on any error. Secret files are created
 with mode 0600 from the start (never chmod-ed after being readable).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 _TMPFILE = getattr(os, "O_TMPFILE", 0)
+_AT_FDCWD = -100
+_AT_EMPTY_PATH = 0x1000
 
 
 def _umask() -> int:
@@ -41,7 +45,24 @@ _LINKABLE: dict[int, bool] = {}
 
 
 def _link(fd: int, name: str) -> None:
-    os.link(f"/proc/self/fd/{fd}", name, follow_symlinks=True)
+    """Give the unnamed file `fd` the name `name`: through /proc (any user), else with
+    linkat(AT_EMPTY_PATH) (needs CAP_DAC_READ_SEARCH; some sandboxes allow only this one)."""
+    try:
+        os.link(f"/proc/self/fd/{fd}", name, follow_symlinks=True)
+        return
+    except OSError as exc:
+        first = exc
+    linkat = _libc_linkat()
+    if linkat is None or linkat(fd, b"", _AT_FDCWD, os.fsencode(name), _AT_EMPTY_PATH) != 0:
+        raise first
+
+
+def _libc_linkat() -> Any:
+    """libc's linkat through ctypes, or None where there is none."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).linkat
+    except (OSError, AttributeError):
+        return None
 
 
 def _tmpfile_links(directory: Path) -> bool:
@@ -66,9 +87,14 @@ def _tmpfile_links(directory: Path) -> bool:
     return _LINKABLE[device]
 
 
+def _unnamed_available(directory: Path) -> bool:
+    """Whether files written in `directory` start unnamed (O_TMPFILE that can be linked)."""
+    return bool(_TMPFILE) and _tmpfile_links(directory)
+
+
 def _unnamed(directory: Path, mode: int) -> int | None:
     """An unnamed file in `directory` (Linux O_TMPFILE), or None where there is none."""
-    if not _TMPFILE or not _tmpfile_links(directory):
+    if not _unnamed_available(directory):
         return None
     try:
         return os.open(directory, _TMPFILE | os.O_WRONLY, mode)

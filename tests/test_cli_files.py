@@ -246,3 +246,37 @@ def test_multi_authority_keys_are_refused_where_single_authority_keys_go(tmp_pat
                  tmp_path / "x")
     assert result.exit_code == 1 and "MultiAuthorityRecipient" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_killed_decrypt_leaves_no_plaintext(authority, tmp_path):
+    """kill -9 in the middle of `decrypt -o OUT`: where the OS has unnamed temporary files
+    (O_TMPFILE, linked into place only when complete) no file holding plaintext ever has a name
+    in OUT's directory, during the run or after the kill."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from abe_health import fileio
+
+    out = tmp_path / "out"
+    out.mkdir()
+    if not fileio._unnamed_available(out):
+        pytest.skip("this file system has no linkable O_TMPFILE: the named .tmp fallback is used")
+    alice = keygen(authority, tmp_path / "alice.key", "doctor")
+    plain = tmp_path / "big.txt"
+    plain.write_bytes(b"PLAINTEXT-MARKER " * (4 << 16))  # 4.25 MiB
+    result = run("encrypt", "-k", authority / "public.key", "-p", "doctor", "-o", tmp_path / "big.abe", plain)
+    assert result.exit_code == 0, result.output
+    blob = (tmp_path / "big.abe").read_bytes()
+    proc = subprocess.Popen([sys.executable, "-m", "abe_health.cli", "decrypt", "-i", str(alice),
+                             "-o", str(out / "rec.txt"), "-"], stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(blob[: len(blob) // 2])  # returns once all but a pipe buffer is read
+    proc.stdin.flush()
+    time.sleep(0.5)
+    assert list(out.iterdir()) == []  # half the plaintext is written, under no name
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert list(out.iterdir()) == []
