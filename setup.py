@@ -44,7 +44,6 @@ setup(
     entry_points={"console_scripts": ["abe-health=abe_health.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
-        "License :: OSI Approved :: Apache Software License",
         "Intended Audience :: Healthcare Industry",
         "Topic :: Security :: Cryptography",
     ],
