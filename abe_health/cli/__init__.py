@@ -1,7 +1,7 @@
 """The `abe-health` command line: the root group and where each command group is registered.
 
 Commands are plain functions, one module per group: `keys` (setup, keygen, renew, withdraw),
-`files` (encrypt, decrypt, inspect), `authority` (multi-authority), `phr`, `vault` (vault and
+`files` (encrypt, decrypt, inspect), `authority` (multi-authority), `phr`, `fhir`, `vault` (vault and
 revoke), `search` (owner, index, search) and `policy`. Each parses, calls the API and prints;
 none catches an error to report it. `main` is an `errors.Group`, whose `main()` is the one
 place where an exception becomes `error: ...` (+ `hint: ...`) on stderr and an exit status
@@ -14,7 +14,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import authority, files, keys, phr, policy, search, vault
+from . import authority, fhir, files, keys, phr, policy, search, vault
 from .errors import Group
 
 __all__ = ["main"]
@@ -41,7 +41,7 @@ def demo() -> None:
 #: every top-level command and group, by module
 COMMANDS: tuple[click.Command, ...] = (
     keys.setup, keys.keygen, keys.renew, keys.withdraw, files.encrypt, files.decrypt, files.inspect,
-    authority.authority, phr.phr, vault.vault, vault.revoke, search.owner, search.index,
+    authority.authority, phr.phr, fhir.fhir, vault.vault, vault.revoke, search.owner, search.index,
     search.search, policy.policy, demo,
 )
 for _command in COMMANDS:

@@ -89,6 +89,7 @@ class OpenedBundle:
     withheld: tuple[WithheldClass, ...]
     masked: tuple[MaskedReference, ...]
     outcome: dict[str, Any] | None
+    readable: int  # entries opened (the OperationOutcome entry not counted)
 
     @property
     def withheld_entries(self) -> int:
@@ -267,4 +268,4 @@ def decrypt_bundle(blob: bytes, *identities: Key | Sequence[Key], expect_id: str
     bundle["entry"] = entries
     if validate:
         validate_bundle(bundle, "the decrypted bundle")
-    return OpenedBundle(bid, bundle, tuple(withheld), tuple(masked), outcome)
+    return OpenedBundle(bid, bundle, tuple(withheld), tuple(masked), outcome, len(rows))
