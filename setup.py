@@ -33,6 +33,9 @@ setup(
         "cbor2>=5.6",
         "click>=8.1",
         "numpy>=1.26",
+        "starlette>=0.40",
+        "uvicorn>=0.30",
+        "httpx>=0.27",
     ],
     extras_require={
         "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "mypy>=1.10", "fhir.resources>=7.1"],

@@ -2,11 +2,12 @@
 
 Commands are plain functions, one module per group: `keys` (setup, keygen, renew, withdraw),
 `files` (encrypt, decrypt, inspect), `authority` (multi-authority), `phr`, `fhir`, `vault` (vault and
-revoke), `search` (owner, index, search) and `policy`. Each parses, calls the API and prints;
-none catches an error to report it. `main` is an `errors.Group`, whose `main()` is the one
-place where an exception becomes `error: ...` (+ `hint: ...`) on stderr and an exit status
-(`abe_health.cli.errors` lists them). The console script is `abe-health=abe_health.cli:main`;
-`python -m abe_health.cli` runs the same.
+revoke), `search` (owner, index, search), `policy`, `serve` (the cloud server and its
+tokens), `cloud` (the same work against a server) and `audit` (hash-chained logs). Each parses,
+calls the API and prints; none catches an error to report it. `main` is an `errors.Group`,
+whose `main()` is the one place where an exception becomes `error: ...` (+ `hint: ...`) on
+stderr and an exit status (`abe_health.cli.errors` lists them). The console script is
+`abe-health=abe_health.cli:main`; `python -m abe_health.cli` runs the same.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import authority, fhir, files, keys, phr, policy, search, vault
+from . import audit, authority, cloud, fhir, files, keys, phr, policy, search, serve, vault
 from .errors import Group
 
 __all__ = ["main"]
@@ -42,7 +43,7 @@ def demo() -> None:
 COMMANDS: tuple[click.Command, ...] = (
     keys.setup, keys.keygen, keys.renew, keys.withdraw, files.encrypt, files.decrypt, files.inspect,
     authority.authority, phr.phr, fhir.fhir, vault.vault, vault.revoke, search.owner, search.index,
-    search.search, policy.policy, demo,
+    search.search, policy.policy, serve.serve, cloud.cloud, audit.audit, demo,
 )
 for _command in COMMANDS:
     main.add_command(_command)

@@ -174,5 +174,12 @@ class Catalog:
                             (row.name, row.policy, row.body_bytes, row.salt, row.chunk, row.escrow,
                              row.gen, row.id))
 
+    def delete(self, file_id: str) -> bool:
+        """Remove a file's row (its owner deleting it); whether there was one."""
+        check_id(file_id)
+        with self._errors(), self.db:
+            cursor = self.db.execute("DELETE FROM files WHERE id = ?", (file_id,))
+        return cursor.rowcount == 1
+
     def close(self) -> None:
         self.db.close()

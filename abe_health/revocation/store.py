@@ -106,6 +106,9 @@ class LocalStore(VaultStore):
     """A vault directory: files/ (opened once as a directory descriptor), catalog.sqlite (WAL),
     vault.manifest and the lock file .lock."""
 
+    catalog: Catalog
+    dir: FilesDir
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.where = str(path)
