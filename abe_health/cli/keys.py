@@ -18,6 +18,7 @@ from ..ma import Authority
 from ..register import Register, register_path_for
 from ..revocation import renew as renew_key
 from ..revocation.expiry import renewal_moves
+from .audit import local_action
 from .common import (
     CliError,
     check_output_file,
@@ -111,6 +112,7 @@ def setup(scheme: str, backend: str, out_dir: str, widths: tuple[str, ...], armo
         Register.create(register_path)  # kept on --force: its rows name the authority that wrote them
         authority.master_key.save(master_path, armor=armor, passphrase=passphrase)
         authority.public_key.save(os.path.join(out_dir, "public.key"), armor=armor)
+    local_action(master_path, authority.master_key, "setup", fingerprint(authority.public_key), scheme)
     note(f"{scheme} authority over {authority.public_key.scheme.group.id}: {out_dir}/public.key, "
          f"{master_path}, issuance register {register_path}")
 
@@ -141,6 +143,7 @@ def keygen(master_path: str, public_path: str | None, attrs: tuple[str, ...], po
                                        else register_path_for(master_path))
     key = authority.keygen(attributes=attrs or None, policy=policy)
     key.save(out_path, armor=armor)
+    local_action(master_path, master, "keygen", str(key.record.meta["iid"]))
     note(f"wrote {out_path}: {key.describe()} (issuance {key.record.meta['iid']})")
 
 
@@ -168,6 +171,10 @@ def renew(master_path: str, old_path: str, until: dt.datetime, out_path: str,
     old = read_secret_key(old_path, "user")
     key = renew_key(authority, old, until.date())
     key.save(out_path)
+    master = authority.secret_key if isinstance(authority, Authority) else authority.master_key
+    assert master is not None
+    local_action(master_path, master, "renew", str(key.record.meta.get("iid", "")),
+                 f"until {until.date().isoformat()}")
     moves = renewal_moves(authority.register.lookup(old), authority.register.lookup(key))
     moved = ", ".join(f"{subject} {before or '(none)'} -> {after}" for subject, before, after in moves)
     note(f"moved: {moved}; every other attribute as issued")

@@ -14,6 +14,7 @@ from ..keys import read_key
 from ..register import register_path_for
 from ..revocation import Vault
 from ..revocation.manifest import AuthorityState
+from .audit import local_action
 from .common import (
     CliError,
     check_output_dir,
@@ -132,6 +133,9 @@ def issue(path: str, master_path: str, attrs: tuple[str, ...], out_path: str,
     store, authority = _authority_vault(path, master_path, passphrase_file)
     key = store.issue_key(authority, list(attrs))
     key.save(out_path)
+    assert authority.master_key is not None
+    local_action(master_path, authority.master_key, "keygen", str(key.record.meta.get("iid", "")),
+                 f"vault {path}")
     note(f"wrote {out_path}: {key.describe()}")
 
 
@@ -192,6 +196,9 @@ def revoke(path: str, attr: str, user: str | None, master_path: str, lazy: bool,
         raise click.UsageError("--rotate re-encrypts now; it does not go with --lazy")
     store, authority = _authority_vault(path, master_path, passphrase_file)
     report = store.revoke(attr, authority, lazy=lazy, rotate=rotate)
+    assert authority.master_key is not None
+    local_action(master_path, authority.master_key, "revoke", f"vault {path} {report.label}",
+                 f"version {report.version}, {report.files_updated} files")
     who = f" from {user}" if user else ""
     what = "files re-encrypted" if rotate else "headers rewritten"
     note(f"revoked {report.label}{who}: version {report.version}; {report.files_updated} {what} "
