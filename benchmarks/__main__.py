@@ -12,7 +12,7 @@ from .report import Report, to_markdown, write
 
 #: suite name -> module with a `run(quick: bool) -> Report`
 SUITES = {"primitives": "benchmarks.primitives", "abe": "benchmarks.abe", "search": "benchmarks.search",
-          "revocation": "benchmarks.revocation"}
+          "revocation": "benchmarks.revocation", "fhir": "benchmarks.fhir"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -206,11 +206,13 @@ def test_a_class_key_holder_cannot_change_what_readers_of_other_classes_see(worl
     open_payload(header, dek, src, out)
     table = cbor2.loads(unpad(out.getvalue()))
     key, toc = table["key"], table["toc"]
-    position, rtype, rid = toc[0]
-    info = entry_info(c.bundle_id, c.nonce, target, 0, position, resource_key(rtype, rid))
-    body = cbor2.loads(open_entry(key, c.nonce, info, stored.entries[0]))
+    slot = next(i for i, row in enumerate(toc) if row[1] == "Observation")  # slots are shuffled
+    position, rtype, rid = toc[slot]
+    info = entry_info(c.bundle_id, c.nonce, target, slot, position, resource_key(rtype, rid))
+    body = cbor2.loads(open_entry(key, c.nonce, info, stored.entries[slot]))
     body[1] = body[1].replace(b"final", b"amended")
-    entries = [seal_entry(key, c.nonce, info, cbor2.dumps(body)), *stored.entries[1:]]
+    entries = list(stored.entries)
+    entries[slot] = seal_entry(key, c.nonce, info, cbor2.dumps(body))
     classes = list(c.classes)
     classes[target] = StoredClass(stored.abe, entries, stored.seal)
     forged = Container(c.bundle_id, c.nonce, classes)

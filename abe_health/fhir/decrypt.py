@@ -248,11 +248,12 @@ def decrypt_bundle(blob: bytes, *identities: Key | Sequence[Key], expect_id: str
     masked: list[MaskedReference] = []
     for _position, entry, refs in rows:
         i = len(entries)
-        for path, element in references(entry["resource"], f"Bundle.entry[{i}].resource"):
-            target = refs.get(element["reference"])
-            if target is not None and target not in open_classes:
-                element.setdefault("extension", []).append(dict(MASKED))
-                masked.append(MaskedReference(i, path, element["reference"]))
+        if any(target not in open_classes for target in refs.values()):
+            for path, element in references(entry["resource"], f"Bundle.entry[{i}].resource"):
+                target = refs.get(element["reference"])
+                if target is not None and target not in open_classes:
+                    element.setdefault("extension", []).append(dict(MASKED))
+                    masked.append(MaskedReference(i, path, element["reference"]))
         entries.append(entry)
     outcome = None
     if withheld:

@@ -5,6 +5,7 @@ resource AEAD-encrypted on its own under a key derived from its class key and it
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import secrets
@@ -16,6 +17,7 @@ import cbor2
 from ..encryption import encrypt
 from ..errors import AbeError, InvalidBundle, InvalidKey, InvalidPolicyMap
 from ..keys import Key, PublicKey
+from ..policy import Policy
 from ..recipients import MultiAuthorityRecipient, PolicyRecipient, Recipient
 from .container import (
     KEY,
@@ -34,7 +36,7 @@ from .container import (
 )
 from .model import validate_bundle
 from .policymap import Choice, FhirPolicyMap
-from .references import reference_index, references
+from .references import reference_index, reference_strings
 
 
 def is_multi_authority(authorities: list[Key]) -> bool:
@@ -53,10 +55,18 @@ def is_multi_authority(authorities: list[Key]) -> bool:
                      "multi-authority (rw15) public keys")
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(text: str, widths: tuple[tuple[str, int], ...]) -> Policy:
+    """A parsed policy (its LSSS compiled once): a map's classes repeat across bundles."""
+    return Policy.parse(text, dict(widths))
+
+
 def _recipient(policy: str, authorities: list[Key], multi: bool) -> Recipient:
     if multi:
-        return MultiAuthorityRecipient(policy, authorities)
-    return PolicyRecipient(authorities[0], policy)
+        return MultiAuthorityRecipient(_parsed(policy, ()), authorities)
+    widths = authorities[0].record.meta.get("widths", {})
+    items = tuple(sorted(widths.items())) if isinstance(widths, dict) else ()
+    return PolicyRecipient(authorities[0], _parsed(policy, items))
 
 
 def _entries(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -128,13 +138,11 @@ def encrypt_bundle(bundle: Mapping[str, Any], pmap: FhirPolicyMap, authorities: 
         sealed = []
         for slot, p in enumerate(positions):
             resource = entries[p]["resource"]
-            refs = {ref: class_of[index[ref]] for _, element in references(resource)
-                    if (ref := element["reference"]) in index}
-            text = json.dumps(entries[p], ensure_ascii=False, separators=(",", ":"),
-                              allow_nan=False).encode("utf-8")
+            text = json.dumps(entries[p], ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            refs = {ref: class_of[index[ref]] for ref in reference_strings(text) if ref in index}
             info = entry_info(bundle_id, nonce, c, slot, p,
                               resource_key(resource["resourceType"], resource.get("id")))
-            sealed.append(seal_entry(class_key, nonce, info, cbor2.dumps([p, text, refs])))
+            sealed.append(seal_entry(class_key, nonce, info, cbor2.dumps([p, text.encode(), refs])))
         built.append((class_key, StoredClass(abe, sealed, b"")))
     unsealed = Container(bundle_id, nonce, [s for _, s in built])
     digest = unsealed.digest()

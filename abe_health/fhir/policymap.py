@@ -31,6 +31,7 @@ bad policy never surfaces half-way through a bundle.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import re
@@ -217,12 +218,19 @@ class FhirPolicyMap:
         rules = self.rules_for(resource)
         if not rules:
             raise InvalidPolicyMap(f"policy map has no rule for {describe(resource)} and no default")
-        texts = sorted({r.policy for r in rules})
-        text = texts[0] if len(texts) == 1 else " and ".join(f"({t})" for t in texts)
-        if all(r.break_glass for r in rules):
-            where = f"@{self.emergency_authority}" if multi_authority else ""
-            text = f"({text}) or ({EMERGENCY} >= {today.isoformat()}{where})"
-        return Choice(str(Policy.parse(text)), rules)
+        glass = all(r.break_glass for r in rules)
+        where = f"@{self.emergency_authority}" if multi_authority else ""
+        return Choice(combine(tuple(sorted({r.policy for r in rules})), glass, today, where), rules)
+
+
+@functools.lru_cache(maxsize=1024)
+def combine(texts: tuple[str, ...], break_glass: bool, today: dt.date, authority: str) -> str:
+    """The canonical AND of policy texts, with the break-glass clause `emergency >= TODAY`
+    (`authority` is `@ER` or empty) when asked; cached, since a bundle repeats a few rules."""
+    text = texts[0] if len(texts) == 1 else " and ".join(f"({t})" for t in texts)
+    if break_glass:
+        text = f"({text}) or ({EMERGENCY} >= {today.isoformat()}{authority})"
+    return str(Policy.parse(text))
 
 
 def describe(resource: Mapping[str, Any]) -> str:
@@ -230,4 +238,4 @@ def describe(resource: Mapping[str, Any]) -> str:
     rtype = resource.get("resourceType")
     rid = resource.get("id")
     name = rtype if isinstance(rtype, str) else "a resource without resourceType"
-    return f"{name}/{rid}" if isinstance(rid, str) else name
+    return (f"{name}/{rid}" if isinstance(rid, str) else name)[:160]
