@@ -13,6 +13,7 @@ import datetime as dt
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cbor2
 
@@ -85,6 +86,7 @@ def run_demo(echo: Callable[[str], None]) -> None:
             echo(f"  {who:34} refused: PolicyNotSatisfied")
 
     _phr_story(echo, today)
+    _fhir_story(echo, today)
 
     echo("\nencrypted search over three records (PASS tree; the index holds no plaintext):")
     docs = {
@@ -153,3 +155,81 @@ def _phr_story(echo: Callable[[str], None], today: dt.date) -> None:
         echo("  P-42's lab results planted into P-17: accepted (this should not happen)")
     except InvalidCiphertext:
         echo("  P-42's lab results planted into P-17: refused, the record was altered")
+
+
+def _demo_bundle() -> dict[str, Any]:
+    """A small Synthea-style patient bundle (synthetic; tests/data/fhir holds three full ones),
+    with one condition labelled PSY (psychiatric information sensitivity)."""
+    patient = "urn:uuid:9a1b0c2d-0000-4000-8000-000000000017"
+
+    def entry(n: int, resource: dict[str, Any]) -> dict[str, Any]:
+        rid = f"9a1b0c2d-0000-4000-8000-{n:012d}"
+        return {"fullUrl": f"urn:uuid:{rid}", "resource": {**resource, "id": rid}}
+
+    loinc, snomed = "http://loinc.org", "http://snomed.info/sct"
+    return {"resourceType": "Bundle", "type": "collection", "entry": [
+        entry(17, {"resourceType": "Patient", "name": [{"family": "Schowalter", "given": ["Bibi"]}],
+                   "birthDate": "2008-05-02"}),
+        entry(1, {"resourceType": "Condition", "subject": {"reference": patient},
+                  "code": {"coding": [{"system": snomed, "code": "840539006", "display": "COVID-19"}]}}),
+        entry(2, {"resourceType": "Condition", "subject": {"reference": patient},
+                  "meta": {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                         "code": "PSY"}]},
+                  "code": {"coding": [{"system": snomed, "code": "35489007",
+                                       "display": "Depressive disorder"}]}}),
+        entry(3, {"resourceType": "Observation", "status": "final", "subject": {"reference": patient},
+                  "category": [{"coding": [{"code": "laboratory"}]}],
+                  "code": {"coding": [{"system": loinc, "code": "94531-1",
+                                       "display": "SARS-CoV-2 RNA panel"}]},
+                  "valueCodeableConcept": {"text": "Detected"}}),
+        entry(4, {"resourceType": "Observation", "status": "final", "subject": {"reference": patient},
+                  "category": [{"coding": [{"code": "vital-signs"}]}],
+                  "code": {"coding": [{"system": loinc, "code": "8310-5", "display": "Body temperature"}]},
+                  "valueQuantity": {"value": 38.9, "unit": "Cel"}}),
+        entry(5, {"resourceType": "Immunization", "status": "completed", "patient": {"reference": patient},
+                  "vaccineCode": {"text": "Influenza, seasonal"}, "occurrenceDateTime": "2020-01-10"}),
+    ]}
+
+
+def _fhir_story(echo: Callable[[str], None], today: dt.date) -> None:
+    """A FHIR bundle encrypted resource by resource, read by a GP, a psychiatrist, a researcher
+    with the patient's consent, and an emergency key that expired yesterday."""
+    from . import fhir
+    from .fhir.model import available
+
+    echo("\na FHIR R4 bundle encrypted resource by resource (one ABE encapsulation per policy):")
+    if not available():
+        echo('  skipped: FHIR support needs the extra: pip install "abe-health[fhir]"')
+        return
+    auth = {name: Authority.setup(name) for name in ("hospitalA", "university", "patient", "ER")}
+    pmap = fhir.FhirPolicyMap.from_json({
+        "labels": {"PSY": "psychiatrist@hospitalA"},
+        "types": {"Observation:laboratory": "gp@hospitalA or (researcher@university and consent@patient)",
+                  "Condition": {"policy": "gp@hospitalA", "break_glass": True},
+                  "Patient": {"policy": "gp@hospitalA or psychiatrist@hospitalA", "break_glass": True}},
+        "default": "gp@hospitalA", "emergency_authority": "ER"})
+    bundle = _demo_bundle()
+    blob = fhir.encrypt_bundle(bundle, pmap, [a.public_key for a in auth.values()], today=today,
+                               bundle_id="P-17")
+    shown = fhir.describe_container(blob)
+    echo(f"  {len(bundle['entry'])} resources under {len(shown['classes'])} policies, "
+         f"{len(blob)} bytes; the cloud sees per policy only the number of resources and their "
+         "padded sizes")
+    day = dt.timedelta(1)
+    readers = {
+        "GP (gp@hospitalA)": [("hospitalA", ["gp"])],
+        "psychiatrist (psychiatrist@hospitalA)": [("hospitalA", ["psychiatrist"])],
+        "researcher + patient's consent": [("university", ["researcher"]), ("patient", ["consent"])],
+        "ER key, expired yesterday": [("ER", [f"emergency = {today - day}"])],
+        "ER key, valid until tomorrow": [("ER", [f"emergency = {today + day}"])],
+    }
+    for who, grants in readers.items():
+        keys = [auth[a].keygen(who, attrs) for a, attrs in grants]
+        try:
+            opened = fhir.decrypt_bundle(blob, *keys)
+        except PolicyNotSatisfied:
+            echo(f"  {who:38} reads nothing: no policy of the bundle admits this key")
+            continue
+        kinds = [e["resource"]["resourceType"] for e in opened.bundle["entry"][:opened.readable]]
+        echo(f"  {who:38} reads {', '.join(kinds)}; withheld {opened.withheld_entries}, "
+             f"{len(opened.masked)} references marked (valid FHIR R4 Bundle)")
