@@ -43,6 +43,7 @@ With a colluding reader:
      query (by computing trapdoors of candidate patterns).
 """
 
+from .engine import SearchResult, Source
 from .errors import (
     DocumentExists,
     IndexCorrupt,
@@ -52,7 +53,7 @@ from .errors import (
     SearchError,
     UnknownDocument,
 )
-from .index import SearchIndex, SearchResult
+from .index import SearchIndex
 from .keys import SearchKey
 from .rank import Hit, reference_search
 from .text import collect, keywords
@@ -68,6 +69,7 @@ __all__ = [
     "SearchIndex",
     "SearchKey",
     "SearchResult",
+    "Source",
     "UnknownDocument",
     "collect",
     "keywords",

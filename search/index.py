@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import cbor2
@@ -33,7 +31,8 @@ import cbor2
 from abe_health.locks import exclusive
 
 from .build import BuildStats, Progress, build_segment, document_table_size, seal
-from .client import documents, key_matches, open_leaf, open_payload, trapdoor
+from .client import documents, key_matches, open_leaf, open_payload
+from .engine import SearchResult, SearchStats, Source, run
 from .errors import DocumentExists, IndexCorrupt, IndexExists, InvalidSearchKey, UnknownDocument
 from .format import (
     Manifest,
@@ -46,9 +45,8 @@ from .format import (
     write_manifest,
 )
 from .keys import SearchKey
-from .rank import Hit, rank
-from .server import traverse
-from .text import matches, parse_pattern
+
+__all__ = ["SearchIndex", "SearchResult", "SearchStats", "open_removed", "seal_removed"]
 
 #: the writers' lock file inside an index directory
 LOCK = "lock"
@@ -59,21 +57,6 @@ REMOVED_AAD = b"abe-health/pass/v1/removed"
 
 #: segment id -> positions (in that segment's document table) of its removed documents
 Removed = dict[bytes, frozenset[int]]
-
-
-@dataclass(frozen=True)
-class SearchStats:
-    nodes_visited: int
-    leaves_returned: int
-    false_positives: int
-    server_ms: float
-    client_ms: float
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    hits: list[Hit]
-    stats: SearchStats
 
 
 def seal_removed(key: SearchKey, index_id: bytes, removed: Removed) -> bytes | None:
@@ -127,7 +110,7 @@ class SearchIndex:
         self.segment_names = manifest.segments
         self.segments: list[Segment] = segments
 
-    def _table(self, key: SearchKey, segment: Segment) -> list[str]:
+    def table(self, key: SearchKey, segment: Segment) -> list[str]:
         """The segment's document table, decrypted once per key."""
         slot = (segment.id, key.check_value(segment.id))
         if slot not in self._tables:
@@ -165,7 +148,7 @@ class SearchIndex:
     def _live(self, key: SearchKey) -> dict[str, tuple[bytes, int]]:
         """Every document the index holds: id -> (segment id, position in its table)."""
         removed = self.removed(key)
-        return {doc: (s.id, i) for s in self.segments for i, doc in enumerate(self._table(key, s))
+        return {doc: (s.id, i) for s in self.segments for i, doc in enumerate(self.table(key, s))
                 if i not in removed.get(s.id, frozenset())}
 
     def documents(self, key: SearchKey) -> list[str]:
@@ -283,7 +266,7 @@ class SearchIndex:
                      ) -> dict[str, dict[str, int]]:
         docs: dict[str, dict[str, int]] = defaultdict(dict)
         for segment in segments:
-            table = self._table(key, segment)
+            table = self.table(key, segment)
             gone = removed.get(segment.id, set())
             for leaf in range(segment.levels[0]):
                 word, postings = open_leaf(key, segment, leaf, segment.payload(leaf))
@@ -294,32 +277,7 @@ class SearchIndex:
                         docs[table[d]][word] = tf
         return docs
 
-    def search(self, pattern: str, key: SearchKey, top: int | None = None) -> SearchResult:
-        """Ranked documents whose keywords contain the pattern. A wrong key finds nothing."""
-        body, start, end = parse_pattern(pattern)
-        t0 = time.perf_counter()
-        door = trapdoor(key, pattern)
-        reached = [(s, traverse(s, door)) for s in self.segments if key_matches(key, s)]
-        t1 = time.perf_counter()
-        removed = self.removed(key) if reached else {}
-        postings: dict[str, dict[str, int]] = defaultdict(dict)
-        n_docs, returned, false_pos, visited = 0, 0, 0, 0
-        for segment, result in reached:
-            table = self._table(key, segment)
-            gone = removed.get(segment.id, frozenset())
-            n_docs += len(table) - sum(1 for i in gone if i < len(table))
-            visited += result.nodes_visited
-            for leaf, sealed in result.leaves:
-                returned += 1
-                word, plist = open_leaf(key, segment, leaf, sealed)
-                if not matches(body, start, end, word):
-                    false_pos += 1
-                    continue
-                for d, tf in plist:
-                    if not 0 <= d < len(table):
-                        raise IndexCorrupt(f"{segment.path}: posting names document {d} of {len(table)}")
-                    if d not in gone:
-                        postings[word][table[d]] = tf
-        hits = rank(body, postings, n_docs, top)
-        t2 = time.perf_counter()
-        return SearchResult(hits, SearchStats(visited, returned, false_pos, (t1 - t0) * 1e3, (t2 - t1) * 1e3))
+    def search(self, query: str, key: SearchKey, top: int | None = None) -> SearchResult:
+        """Ranked documents matching `query`: a pattern (`card`, `^card`, `itis$`, `^heart$`) or
+        patterns and field ranges under AND/OR (`search.query`). A wrong key finds nothing."""
+        return run(query, [Source(self, key)], top)

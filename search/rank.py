@@ -37,9 +37,10 @@ class Hit:
     keywords: tuple[str, ...]
 
 
-def rank(body: str, postings: Mapping[str, Mapping[str, int]], n_docs: int, top: int | None = None
-         ) -> list[Hit]:
-    """Rank documents from {keyword: {doc_id: tf}} of the matching keywords.
+def term_scores(body: str, postings: Mapping[str, Mapping[str, int]], n_docs: int
+                ) -> dict[str, tuple[int, float, list[str]]]:
+    """Each matching document's (best class, tf-idf score over that class's keywords, those
+    keywords) from {keyword: {doc_id: tf}} of the matching keywords.
 
     score(d) = sum over matching keywords w in d of the best class: tf(w, d) * ln(1 + N / df(w)).
     """
@@ -54,6 +55,14 @@ def rank(body: str, postings: Mapping[str, Mapping[str, int]], n_docs: int, top:
                 best[doc_id] = (cls, tf * idf, [word])
             elif cls == current[0]:
                 best[doc_id] = (cls, current[1] + tf * idf, [*current[2], word])
+    return best
+
+
+def rank(body: str, postings: Mapping[str, Mapping[str, int]], n_docs: int, top: int | None = None
+         ) -> list[Hit]:
+    """Rank documents from {keyword: {doc_id: tf}} of the matching keywords: best class, then
+    score (`term_scores`), then id."""
+    best = term_scores(body, postings, n_docs)
     order = sorted(best.items(), key=lambda item: (-item[1][0], -round(item[1][1], 9), item[0]))
     hits = [Hit(doc, CLASS_NAMES[c], round(s, 9), tuple(ws)) for doc, (c, s, ws) in order]
     return hits if top is None else hits[:top]
@@ -66,6 +75,6 @@ def reference_search(pattern: str, docs: Mapping[str, Mapping[str, int]], top: i
     postings: dict[str, dict[str, int]] = {}
     for doc_id, counts in docs.items():
         for word, tf in counts.items():
-            if matches(body, start, end, word):
+            if not word.startswith("#") and matches(body, start, end, word):  # "#": field keywords
                 postings.setdefault(word, {})[doc_id] = tf
     return rank(body, postings, len(docs), top)

@@ -2,28 +2,25 @@
 
 A keyword is a maximal run of word characters (`\\w+`: letters, digits, underscore, any script)
 of at most MAX_KEYWORD characters; longer runs (hashes, identifiers) are not indexed. JSON
-documents contribute the words of every string value, at any depth.
+documents contribute the words of every string value, at any depth, and the range keywords of
+every integer and date field (`fields`).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import DocumentExists, InvalidPattern
+from .fields import document_fields, field_keywords
+from .normal import normalize
 
 MAX_KEYWORD = 40
 _WORD = re.compile(r"\w+")
-
-
-def normalize(text: str) -> str:
-    """NFC, case-folded, NFC again (case folding can decompose)."""
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
 
 
 def keywords(text: str) -> Counter[str]:
@@ -42,12 +39,18 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(v)
 
 
+def json_keywords(value: Any) -> Counter[str]:
+    """Keywords of a JSON document: the words of every string value, and the range keywords of
+    every integer or date field (see `fields`)."""
+    return keywords("\n".join(_strings(value))) + field_keywords(document_fields(value))
+
+
 def document_keywords(path: Path) -> Counter[str]:
-    """Keywords of a file: JSON string values for .json files, else the whole text."""
+    """Keywords of a file: a .json file's `json_keywords`, else the words of the whole text."""
     text = path.read_text(encoding="utf-8", errors="replace")
     if path.suffix.lower() == ".json":
         try:
-            return keywords("\n".join(_strings(json.loads(text))))
+            return json_keywords(json.loads(text))
         except json.JSONDecodeError:
             pass
     return keywords(text)

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 import search.client
-import search.index
+import search.engine
 from abe_health import PolicyRecipient, decrypt, encrypt
 from abe_health.authority import ABE
 from abe_health.cli import main
@@ -96,7 +96,7 @@ def no_trapdoors(monkeypatch):
         return real_one(self, codes)
 
     monkeypatch.setattr(search.client, "trapdoor", trapdoor)
-    monkeypatch.setattr(search.index, "trapdoor", trapdoor)
+    monkeypatch.setattr(search.engine, "trapdoor", trapdoor)
     monkeypatch.setattr(SubstringPRF, "one", one)
     return calls
 

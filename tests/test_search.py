@@ -218,7 +218,10 @@ def test_keywords_and_collect(tmp_path):
     (tmp_path / "r.json").write_text('{"a": "Heart rate", "b": {"c": ["ECG normal", 5]}, "heart": 1}')
     (tmp_path / "n.txt").write_text("free text heart")
     docs = collect([tmp_path], root=tmp_path)
-    assert docs["r.json"] == Counter({"heart": 1, "rate": 1, "ecg": 1, "normal": 1})
+    words = Counter({w: n for w, n in docs["r.json"].items() if not w.startswith("#")})
+    assert words == Counter({"heart": 1, "rate": 1, "ecg": 1, "normal": 1})
+    fields = {w for w in docs["r.json"] if w.startswith("#")}  # heart = 1 and c = 5: 33 prefixes each
+    assert len(fields) == 66 and f"#nheart/0/{2**31 + 1}" in fields and f"#nc/0/{2**31 + 5}" in fields
     assert docs["n.txt"] == Counter({"free": 1, "text": 1, "heart": 1})
 
 

@@ -197,6 +197,7 @@ def test_eight_concurrent_writers_lose_nothing(tmp_path):
 #: a reader that searches until told to stop; any error fails the test (it exits non-zero)
 READER = """
 import sys, time
+from pathlib import Path
 from search import SearchIndex, SearchKey
 path, key = Path(sys.argv[1]), SearchKey.load(sys.argv[2])
 done = 0

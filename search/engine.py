@@ -1,0 +1,195 @@
+"""Running a query over one or many indexes: trapdoors, traversal, and the client's finish.
+
+A query runs over `Source`s: indexes with the key the searcher holds for each, or with no key
+for an index it may not open (a policy group it is not entitled to). Every source receives the
+same number of trapdoors per term, so the server cannot tell which sources the searcher holds:
+- a pattern term: one trapdoor (the PRF value of the pattern);
+- a range term: COVER_SIZE trapdoors, the exact-keyword trapdoors of the range's dyadic cover
+  padded with pseudorandom values, sorted, so neither the width nor the position of the range
+  shows;
+- in a source without a key, the same counts of pseudorandom values.
+Padding and stand-in values are keyed (by the search key, or by the searcher's `decoy_key`), so a
+repeated query repeats them exactly as a real trapdoor repeats: the server cannot spot a stand-in
+by asking for the same query twice. With no `decoy_key` they are fresh random values.
+
+The server traverses each source's segments with each trapdoor (`server.traverse`) and returns
+the sealed leaves it reached. The client, per source it holds: opens the leaves, keeps the
+keywords that truly match (pattern) or belong to the cover (range), maps postings to document
+ids (the source's `prefix` + id), skips removed documents, and counts live documents for idf.
+Then `query.evaluate` combines the terms and `query.hits` ranks: the result equals
+`query.reference_query` over the union of the documents of the held sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .client import key_matches, open_leaf, trapdoor
+from .errors import IndexCorrupt
+from .fields import COVER_SIZE, cover, is_field_keyword
+from .keys import SearchKey
+from .prf import encode
+from .query import (
+    Node,
+    Pattern,
+    Result,
+    Term,
+    evaluate,
+    hits,
+    parse_query,
+    pattern_result,
+    range_result,
+    terms,
+)
+from .rank import Hit
+from .server import traverse
+from .text import matches, parse_pattern
+
+if TYPE_CHECKING:
+    from .index import SearchIndex
+
+DECOY_LABEL = b"abe-health/pass/v1/decoy"
+PAD_LABEL = b"abe-health/pass/v1/range-pad"
+
+
+@dataclass(frozen=True)
+class Source:
+    """An index to query, the key the searcher holds for it (None: it may not open it), and the
+    prefix its document ids get in the merged results."""
+
+    index: SearchIndex
+    key: SearchKey | None
+    prefix: str = ""
+
+
+@dataclass(frozen=True)
+class SearchStats:
+    nodes_visited: int
+    leaves_returned: int
+    false_positives: int
+    server_ms: float
+    client_ms: float
+    trapdoors: int = 0
+    bytes_returned: int = 0
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[Hit]
+    stats: SearchStats
+
+
+def keyword_trapdoor(key: SearchKey, word: str) -> bytes:
+    """The trapdoor of the exact keyword `word` (as `^word$`), field keywords included."""
+    return key.prf.one(encode(word, True, True))
+
+
+def _stand_in(secret: bytes | None, label: bytes, *parts: bytes) -> bytes:
+    """A 16-byte value the server cannot tell from a trapdoor: keyed and repeatable, or random."""
+    if secret is None:
+        return os.urandom(16)
+    mac = hmac.new(secret, label, hashlib.sha256)
+    for part in parts:
+        mac.update(len(part).to_bytes(4, "big") + part)
+    return mac.digest()[:16]
+
+
+def _term_id(term: Term) -> bytes:
+    if isinstance(term, Pattern):
+        return b"p" + term.text.encode()
+    return f"r{term.kind}{term.name}/{term.low}/{term.high}".encode()
+
+
+def trapdoors(term: Term, source: Source, decoy_key: bytes | None) -> tuple[list[bytes], set[str]]:
+    """The trapdoors `source` receives for `term`, and (for a range) the cover's keywords."""
+    index_id = source.index.index_id
+    if source.key is None:
+        count = 1 if isinstance(term, Pattern) else COVER_SIZE
+        return [_stand_in(decoy_key, DECOY_LABEL, index_id, _term_id(term), i.to_bytes(4, "big"))
+                for i in range(count)], set()
+    if isinstance(term, Pattern):
+        return [trapdoor(source.key, term.text)], set()
+    words = cover(term.kind, term.name, term.low, term.high)
+    doors = [keyword_trapdoor(source.key, w) for w in words]
+    pad = source.key.long_pattern_key
+    doors += [_stand_in(pad, PAD_LABEL, index_id, _term_id(term), i.to_bytes(4, "big"))
+              for i in range(COVER_SIZE - len(doors))]
+    return sorted(doors), set(words)
+
+
+def run(query: str | Node, sources: Sequence[Source], top: int | None = None,
+        decoy_key: bytes | None = None) -> SearchResult:
+    """Ranked hits of `query` over every source the searcher holds a key for (see the module
+    docstring); sources without a key are queried with stand-ins and contribute nothing."""
+    node = parse_query(query) if isinstance(query, str) else query
+    wanted = terms(node)
+    t0 = time.perf_counter()
+    plan = [(source, term, *trapdoors(term, source, decoy_key)) for source in sources for term in wanted]
+    reached = [(source, term, cover_words, segment, traverse(segment, door))
+               for source, term, doors, cover_words in plan
+               for segment in source.index.segments for door in doors]
+    t1 = time.perf_counter()
+    postings: dict[Term, dict[str, dict[str, int]]] = {t: defaultdict(dict) for t in wanted}
+    in_range: dict[Term, set[str]] = {t: set() for t in wanted}
+    visited = sum(r.nodes_visited for *_, r in reached)
+    returned = sum(len(r.leaves) for *_, r in reached)
+    sent = sum(len(doors) for _, _, doors, _ in plan)
+    volume = sum(len(sealed) for *_, r in reached for _, sealed in r.leaves)
+    false_pos = 0
+    tables = {(id(s), sid): table for s in sources if s.key is not None
+              for sid, table in _live_tables(s, s.key).items()}
+    n_docs = sum(sum(1 for d in table if d is not None) for table in tables.values())
+    for source, term, cover_words, segment, result in reached:
+        table = tables.get((id(source), segment.id))
+        if source.key is None or table is None:  # not held, or a segment another key built
+            continue
+        for leaf, sealed in result.leaves:
+            word, plist = open_leaf(source.key, segment, leaf, sealed)
+            if isinstance(term, Pattern):
+                body, start, end = parse_pattern(term.text)
+                if is_field_keyword(word) or not matches(body, start, end, word):
+                    false_pos += 1
+                    continue
+            elif word not in cover_words:
+                false_pos += 1
+                continue
+            for d, tf in plist:
+                if not 0 <= d < len(table):
+                    raise IndexCorrupt(f"{segment.path}: posting names document {d} of {len(table)}")
+                doc = table[d]
+                if doc is None:  # removed
+                    continue
+                if isinstance(term, Pattern):
+                    postings[term][word][doc] = tf
+                else:
+                    in_range[term].add(doc)
+    results: dict[Term, Result] = {
+        t: pattern_result(t, postings[t], n_docs) if isinstance(t, Pattern) else range_result(in_range[t])
+        for t in wanted}
+    ranked = hits(evaluate(node, results), top)
+    t2 = time.perf_counter()
+    return SearchResult(ranked, SearchStats(visited, returned, false_pos, (t1 - t0) * 1e3,
+                                            (t2 - t1) * 1e3, sent, volume))
+
+
+def _live_tables(source: Source, key: SearchKey) -> dict[bytes, list[str | None]]:
+    """Per segment `key` built (by segment id): its document ids with the source's prefix, None where a
+    document is removed. Segments another key built are left out (a wrong key finds nothing)."""
+    removed = source.index.removed(key)
+    out: dict[bytes, list[str | None]] = {}
+    for segment in source.index.segments:
+        if key_matches(key, segment):
+            gone = removed.get(segment.id, frozenset())
+            out[segment.id] = [None if i in gone else source.prefix + doc
+                            for i, doc in enumerate(source.index.table(key, segment))]
+    return out
+
+
+__all__ = ["SearchResult", "SearchStats", "Source", "keyword_trapdoor", "run", "trapdoors"]
