@@ -61,7 +61,7 @@ def audit_verify(log: str, key_path: str | None) -> None:
 @audit.command("show")
 @click.argument("log", type=click.Path(dir_okay=False, exists=True), metavar="LOG")
 @click.option("--principal", default=None, metavar="WHO", help="Only entries of this principal "
-              "(as the log names it, or its token id).")
+              "(NAME#ID as the log names it, its name, or its token id).")
 @click.option("--object", "obj", default=None, metavar="TEXT",
               help="Only entries whose object contains TEXT.")
 @click.option("--since", default=None, metavar="TIME", help="Only entries at or after TIME "
@@ -75,7 +75,8 @@ def audit_show(log: str, principal: str | None, obj: str | None, since: str | No
     def keep(entry: dict[str, object]) -> bool:
         who = str(entry["principal"])
         when = str(entry["time"])
-        return ((principal is None or who == principal or who.endswith("#" + principal))
+        name, _, token_id = who.partition("#")
+        return ((principal is None or principal in (who, name, token_id))
                 and (obj is None or obj in str(entry["object"]))
                 and (since is None or when >= since) and (until is None or when < until))
 
