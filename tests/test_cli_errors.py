@@ -97,6 +97,10 @@ RECIPES: dict[tuple[str, ...], dict[str, Any]] = {
     ("phr", "encrypt"): {"record": "{t}/rec.json", "policy_map": "{t}/map.json",
                          "authority_dir": "{t}/ma", "out_path": "{new}"},
     ("phr", "decrypt"): {"record": "{t}/rec.phr", "key_paths": ["{t}/alice-A.key"], "out_path": "{new}"},
+    ("fhir", "encrypt"): {"bundle": "{t}/bundle.json", "policy_map": "{t}/fhir-map.json",
+                          "authority_dir": "{t}/ma", "out_path": "{new}"},
+    ("fhir", "decrypt"): {"container": "{t}/bundle.fhir", "key_paths": ["{t}/alice-A.key"],
+                          "out_path": "{new}"},
     ("vault", "init"): {"path": "{new}", "master_path": "{t}/cp/master.key"},
     ("vault", "add"): {"path": "{t}/v", "src": "{t}/plain.txt", "public_path": "{t}/cp/public.key",
                        "policy": "doctor"},
@@ -155,6 +159,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     (t / "map.json").write_text(json.dumps({"sections": {"profile": "doctor@hospitalA"}}))
     ok(run("phr", "encrypt", t / "rec.json", "--policies", t / "map.json", "--authorities", t / "ma",
            "-o", t / "rec.phr"))
+    (t / "bundle.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p1"}}]}))
+    (t / "fhir-map.json").write_text(json.dumps({"default": "doctor@hospitalA"}))
+    ok(run("fhir", "encrypt", t / "bundle.json", "--policies", t / "fhir-map.json", "--authorities",
+           t / "ma", "-o", t / "bundle.fhir"))
     ok(run("vault", "init", t / "v", "-m", cp / "master.key"))
     file_id = ok(run("vault", "add", t / "v", t / "plain.txt", "-k", cp / "public.key",
                      "-p", "doctor")).stdout.strip()
