@@ -24,7 +24,7 @@ import io
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cbor2
@@ -32,7 +32,7 @@ import cbor2
 from ..encryption import open_header
 from ..errors import InvalidCiphertext, InvalidKey, PolicyNotSatisfied
 from ..hazmat.envelope import open_payload, read_header
-from ..identities import identities_of
+from ..identities import Identity, identities_of
 from ..keys import Key
 from .container import (
     KEY,
@@ -98,8 +98,10 @@ class OpenedBundle:
 
 @dataclass(frozen=True)
 class _Opened:
+    """An opened class: its index, key (never printed), the Bundle's fields and its table."""
+
     index: int
-    key: bytes
+    key: bytes = field(repr=False)
     shell: dict[str, Any]
     toc: list[tuple[int, str, str | None]]
 
@@ -134,7 +136,8 @@ def _table(raw: bytes, bundle_id: str, n_entries: int, total: int) -> tuple[byte
     return key, shell, rows
 
 
-def _open_class(container: Container, index: int, identities: list[Any]) -> _Opened | WithheldClass:
+def _open_class(container: Container, index: int,
+                identities: list[Identity]) -> _Opened | WithheldClass:
     stored = container.classes[index]
     bid = container.bundle_id
     context = class_context(bid, container.nonce, index, len(container.classes))
@@ -211,7 +214,8 @@ def _outcome(container: Container, withheld: Sequence[WithheldClass],
             "issue": issues}
 
 
-def decrypt_bundle(blob: bytes, *identities: Key | Sequence[Key], expect_id: str | None = None,
+def decrypt_bundle(blob: bytes, *identities: Key | Identity | Sequence[Key],
+                   expect_id: str | None = None,
                    validate: bool = True) -> OpenedBundle:
     """Open every class the identities (one user's keys: RW15 keys are grouped by GID and never
     pooled across GIDs; single-authority keys are tried one at a time) satisfy.
