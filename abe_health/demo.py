@@ -20,6 +20,7 @@ import cbor2
 from search import SearchIndex, SearchKey, keywords
 
 from .authority import CPABE
+from .cloud.demo import cloud_story
 from .encryption import decrypt, encrypt
 from .errors import InvalidCiphertext, PolicyNotSatisfied
 from .hazmat.pairing import get_group
@@ -87,6 +88,7 @@ def run_demo(echo: Callable[[str], None]) -> None:
 
     _phr_story(echo, today)
     _fhir_story(echo, today)
+    cloud_story(echo)
 
     echo("\nencrypted search over three records (PASS tree; the index holds no plaintext):")
     docs = {

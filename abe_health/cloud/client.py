@@ -156,7 +156,7 @@ class Client:
                  transport: httpx.BaseTransport | None = None) -> None:
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport,
-                                  headers={"authorization": f"Bearer {token}"})
+                                  headers={"authorization": f"Bearer {token}"} if token else {})
         #: bytes received from and sent to the server by this client (bodies only)
         self.received = [0]
         self.sent = [0]
