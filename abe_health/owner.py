@@ -40,7 +40,9 @@ from typing import Any, NoReturn
 
 import cbor2
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from search import SearchIndex, SearchKey
@@ -51,7 +53,7 @@ from .encryption import decrypt, encrypt
 from .errors import AbeError, InvalidEncoding, InvalidKey, InvalidSignature
 from .fileio import write_atomic
 from .keys import Key
-from .recipients import PolicyRecipient
+from .recipients import PolicyRecipient, Recipient
 
 OWNER_KEY_TYPE = "abe-health/owner-key"
 OWNER_PUBLIC_TYPE = "abe-health/owner-public-key"
@@ -60,6 +62,7 @@ SEARCH_KEY_STATEMENT = "abe-health/search-key"
 ALGORITHM = "ed25519"
 STATEMENT_PREFIX = b"abe-health/v1/owner-statement\x00"
 FINGERPRINT_PREFIX = b"abe-health/v1/owner-fingerprint\x00"
+DERIVE_PREFIX = b"abe-health/v1/owner-derive/"
 SEALED_KEY = "search.key.abe"
 KEY_SIGNATURE = "search.key.sig"
 SEED_BYTES = 32
@@ -232,6 +235,14 @@ class OwnerKey:
         """The 64-byte Ed25519 signature over STATEMENT_PREFIX + canonical CBOR of `statement`."""
         return self._private.sign(encode_statement(statement))
 
+    def derive(self, label: str, context: bytes, length: int = 32) -> bytes:
+        """A secret derived from the seed: HKDF-SHA256 under DERIVE_PREFIX + `label`, `context`
+        as salt-free info suffix (so an owner keeps one secret for every key it derives, e.g.
+        the search keys of its collections' groups). Never equal to, nor revealing, the seed."""
+        info = DERIVE_PREFIX + label.encode() + b"\x00" + context
+        return HKDF(algorithm=hashes.SHA256(), length=length, salt=None,
+                    info=info).derive(self._private.private_bytes_raw())
+
     def to_bytes(self) -> bytes:
         seed = self._private.private_bytes_raw()
         return cbor2.dumps({"v": 1, "type": OWNER_KEY_TYPE, "alg": ALGORITHM, "seed": seed})
@@ -306,11 +317,17 @@ def seal_search_key(index: SearchIndex, key: SearchKey, authority: ABE, policy: 
                     owner: OwnerKey) -> None:
     """Seal `key` under an ABE policy (INDEX/search.key.abe) and sign it for this index
     (INDEX/search.key.sig). Refuses a key that did not build the index."""
+    seal_search_key_to(index, key, PolicyRecipient(authority.public_key, policy), owner)
+
+
+def seal_search_key_to(index: SearchIndex, key: SearchKey, recipient: Recipient, owner: OwnerKey
+                       ) -> None:
+    """`seal_search_key` for any recipient (a CP policy, a multi-authority policy)."""
     if not index.key_matches(key):
         raise InvalidSearchKey(f"{index.path}: this search key did not build the index")
     statement = search_key_statement(index.index_id, key)
     signature = owner.sign(statement)
-    sealed_key = encrypt(key.to_bytes(), None, PolicyRecipient(authority.public_key, policy))
+    sealed_key = encrypt(key.to_bytes(), None, recipient)
     write_atomic(index.path / SEALED_KEY, sealed_key)
     write_atomic(index.path / KEY_SIGNATURE, encode_signed(statement, signature))
 
@@ -377,6 +394,7 @@ __all__ = [
     "encode_statement",
     "open_search_key",
     "seal_search_key",
+    "seal_search_key_to",
     "search_key_statement",
     "verify_search_key",
 ]

@@ -262,6 +262,13 @@ class SearchIndex:
             removed.pop(segment.id, None)
         return [load_segment(self.path / name)]
 
+    def contents(self, key: SearchKey) -> dict[str, dict[str, int]]:
+        """Every live document's keyword counts, recovered from the leaves (the owner's view:
+        what a rebuild under another key starts from)."""
+        self._require_key(key)
+        removed = {sid: set(slots) for sid, slots in self.removed(key).items()}
+        return self._decrypt_all(key, self.segments, removed)
+
     def _decrypt_all(self, key: SearchKey, segments: list[Segment], removed: dict[bytes, set[int]]
                      ) -> dict[str, dict[str, int]]:
         docs: dict[str, dict[str, int]] = defaultdict(dict)

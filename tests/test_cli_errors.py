@@ -121,7 +121,15 @@ RECIPES: dict[tuple[str, ...], dict[str, Any]] = {
     ("index", "remove"): {"index_dir": "{t}/idx2", "doc_ids": ["gone"], "key_path": "{t}/s.key"},
     ("index", "compact"): {"index_dir": "{t}/idx", "key_path": "{t}/s.key"},
     ("index", "list"): {"index_dir": "{t}/idx", "key_path": "{t}/s.key"},
-    ("search",): {"index_dir": "{t}/idx", "pattern": "card", "key_path": "{t}/s.key"},
+    ("search",): {"targets": ["{t}/idx"], "query": "card", "key_path": "{t}/s.key"},
+    ("collection", "init"): {"coll": "{new}", "owner_path": "{t}/own/owner.key"},
+    ("collection", "add"): {"coll": "{t}/coll", "docs": ["{t}/more/b.txt"], "policy": "doctor",
+                            "public_path": "{t}/cp/public.key", "owner_path": "{t}/own/owner.key",
+                            "replace": True},
+    ("collection", "remove"): {"coll": "{t}/coll2", "doc_ids": ["gone"], "owner_path": "{t}/own/owner.key"},
+    ("collection", "rekey"): {"coll": "{t}/coll", "owner_path": "{t}/own/owner.key",
+                              "public_path": "{t}/cp/public.key", "vault_path": "{t}/v"},
+    ("collection", "list"): {"coll": "{t}/coll", "owner_path": "{t}/own/owner.key"},
     ("policy", "check"): {"text": "doctor and nurse"},
     ("demo",): {},
 }
@@ -174,6 +182,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     ok(run("owner", "keygen", "-o", t / "own"))
     ok(run("index", "build", t / "docs", "--key", t / "s.key", "-o", t / "idx"))
     ok(run("index", "build", t / "docs" / "a.txt", "--id", "gone", "--key", t / "s.key", "-o", t / "idx2"))
+    for coll, doc_id in (("coll", "a"), ("coll2", "gone")):
+        ok(run("collection", "init", t / coll, "--owner-key", t / "own" / "owner.key"))
+        ok(run("collection", "add", t / coll, t / "docs" / "a.txt", "--id", doc_id, "-p", "doctor",
+               "-k", cp / "public.key", "--owner-key", t / "own" / "owner.key"))
     (t / "a-directory").mkdir()
     (t / "a-file").write_text("not a directory")
     return World(t, file_id, itertools.count())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import audit, authority, cloud, fhir, files, keys, phr, policy, search, serve, vault
+from . import audit, authority, cloud, collection, fhir, files, keys, phr, policy, search, serve, vault
 from .errors import Group
 
 __all__ = ["main"]
@@ -43,7 +43,7 @@ def demo() -> None:
 COMMANDS: tuple[click.Command, ...] = (
     keys.setup, keys.keygen, keys.renew, keys.withdraw, files.encrypt, files.decrypt, files.inspect,
     authority.authority, phr.phr, fhir.fhir, vault.vault, vault.revoke, search.owner, search.index,
-    search.search, policy.policy, serve.serve, cloud.cloud, audit.audit, demo,
+    search.search, collection.collection, policy.policy, serve.serve, cloud.cloud, audit.audit, demo,
 )
 for _command in COMMANDS:
     main.add_command(_command)

@@ -21,13 +21,15 @@ from pathlib import Path
 
 import click
 
-from search import SearchIndex, SearchKey
+from search import SearchIndex, SearchKey, Source
+from search.engine import run
 from search.errors import InvalidSearchKey
 from search.text import collect, document_keywords
 
 from ..authority import ABE
-from ..errors import AbeError
-from ..keys import read_key
+from ..collection import SIGNATURE_FILE, decoy_key, open_collection
+from ..errors import AbeError, InvalidSignature, PolicyNotSatisfied
+from ..keys import Key, read_key
 from ..owner import OwnerKey, OwnerPublicKey, open_search_key, seal_search_key
 from ..recipients import PolicyRecipient
 from .common import (
@@ -84,28 +86,56 @@ def _status(stage: str, n: int) -> None:
         click.echo(f"\r{stage}: {n:>10,}", err=True, nl=False)
 
 
-def _check_key_options(key_path: str | None, identity: str | None, owner_path: str | None) -> None:
+def _check_key_options(key_path: str | None, identities: tuple[str, ...], owner_paths: tuple[str, ...],
+                       targets: tuple[str, ...]) -> None:
     """Usage errors of `search`'s key options, raised before any file is read."""
-    if bool(key_path) == bool(identity):
+    if bool(key_path) == bool(identities):
         raise click.UsageError("give exactly one of --key SEARCH.key or -i USER.key")
     if key_path:
-        if owner_path:
+        if owner_paths:
             raise click.UsageError("--owner checks the sealed key that -i opens; --key needs no "
                                    "signature")
+        if len(targets) != 1:
+            raise click.UsageError("--key searches one index; search several with -i and --owner")
         return
-    if not owner_path:
+    if not owner_paths:
         raise click.UsageError("-i needs --owner OWNER.pub: the owner's public key, to check that "
                                "the owner (not the server) sealed the index's search key")
 
 
-def _search_key(index: SearchIndex, key_path: str | None, identity: str | None,
-                owner_path: str | None) -> SearchKey:
-    """The owner's own key (--key), or the sealed key opened with -i and checked against --owner."""
-    if key_path:
-        return SearchKey.load(key_path)
-    assert identity is not None and owner_path is not None  # _check_key_options
-    owner = OwnerPublicKey.load(owner_path)
-    return open_search_key(index, read_secret_key(identity, "user"), owner)
+def _open_index(index: SearchIndex, keys: list[Key], owners: list[OwnerPublicKey]) -> SearchKey:
+    """The index's sealed search key, opened with `keys` and signed by one of the pinned owners."""
+    refusal: Exception | None = None
+    for owner in owners:
+        try:
+            return open_search_key(index, keys, owner)
+        except InvalidSignature as exc:
+            refusal = refusal or exc
+    assert refusal is not None
+    raise refusal
+
+
+def _sources(targets: tuple[str, ...], keys: list[Key], owners: list[OwnerPublicKey]) -> list[Source]:
+    """What `search -i` queries: every group of every collection, and every sealed index (a
+    closed one only among several targets: alone, it is refused with exit status 3)."""
+    sources: list[Source] = []
+    for target in targets:
+        if (Path(target) / SIGNATURE_FILE).exists():
+            sources.extend(open_collection(target, keys, owners).sources)
+            continue
+        index = SearchIndex(target)
+        try:
+            key = _open_index(index, keys, owners)
+            if not index.key_matches(key):  # a segment the server planted beside a signed key
+                raise InvalidSearchKey(f"this search key did not build {target}")
+            sources.append(Source(index, key, "" if len(targets) == 1 else f"{Path(target).resolve().name}/"))
+        except PolicyNotSatisfied:
+            if len(targets) == 1:
+                raise
+            sources.append(Source(index, None))
+    if not any(s.key for s in sources):
+        raise PolicyNotSatisfied("these keys open no group of " + ", ".join(targets))
+    return sources
 
 
 @click.group()
@@ -258,30 +288,40 @@ def index_list(index_dir: str, key_path: str) -> None:
 
 
 @click.command("search")
-@index_argument
-@click.argument("pattern")
+@click.argument("targets", nargs=-1, required=True, type=click.Path(file_okay=False),
+                metavar="INDEX_OR_COLLECTION...")
+@click.argument("query")
 @click.option("--key", "key_path", type=click.Path(dir_okay=False), metavar="SEARCH.key",
-              help="The search key (the owner's).")
-@click.option("-i", "--identity", type=click.Path(dir_okay=False), metavar="KEY",
-              help="An ABE user key that may open INDEX/search.key.abe.")
-@click.option("--owner", "owner_path", type=click.Path(dir_okay=False), metavar="OWNER.pub",
-              help="The owner's owner.pub (with -i): the sealed key must carry its signature.")
+              help="The search key (the owner's) of the one INDEX.")
+@click.option("-i", "--identity", "identities", multiple=True, type=click.Path(dir_okay=False),
+              metavar="KEY", help="An ABE user key (repeatable: one user's keys from several "
+                                  "authorities) that may open sealed search keys.")
+@click.option("--owner", "owner_paths", multiple=True, type=click.Path(dir_okay=False),
+              metavar="OWNER.pub", help="A pinned owner's owner.pub (with -i; repeatable, one per "
+                                        "owner): sealed keys must carry its signature.")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
               help="How many documents to list.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def search(index_dir: str, pattern: str, key_path: str | None, identity: str | None,
-           owner_path: str | None, top: int, as_json: bool) -> None:
-    """Ranked documents of INDEX whose keywords contain PATTERN (`card`, `^card`, `itis$`,
-    `^heart$`)."""
-    _check_key_options(key_path, identity, owner_path)
-    idx = SearchIndex(index_dir)
-    key = _search_key(idx, key_path, identity, owner_path)
-    if not idx.key_matches(key):
-        raise InvalidSearchKey(f"this search key did not build {index_dir}")
-    result = idx.search(pattern, key, top)
+def search(targets: tuple[str, ...], query: str, key_path: str | None, identities: tuple[str, ...],
+           owner_paths: tuple[str, ...], top: int, as_json: bool) -> None:
+    """Ranked documents of INDEX_OR_COLLECTION... matching QUERY: a pattern (`card`, `^card`,
+    `itis$`, `^heart$`) or patterns and field ranges under AND/OR (`card AND ^diab`,
+    `bp_systolic >= 140`, `date in 2024-01-01..2024-06-30`). With -i, collections are searched
+    group by group: only the groups your keys open answer; ids are NAME/document."""
+    _check_key_options(key_path, identities, owner_paths, targets)
+    if key_path:
+        idx = SearchIndex(targets[0])
+        key = SearchKey.load(key_path)
+        if not idx.key_matches(key):
+            raise InvalidSearchKey(f"this search key did not build {targets[0]}")
+        result = idx.search(query, key, top)
+    else:
+        keys = [read_secret_key(path, "user") for path in identities]
+        owners = [OwnerPublicKey.load(path) for path in owner_paths]
+        result = run(query, _sources(targets, keys, owners), top, decoy_key(keys))
     if as_json:
         click.echo(json.dumps({
-            "pattern": pattern,
+            "query": query,
             "hits": [{"document": h.doc_id, "match": h.match, "score": h.score,
                       "keywords": list(h.keywords)} for h in result.hits],
             "stats": result.stats.__dict__,
