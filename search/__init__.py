@@ -29,6 +29,12 @@ Per index:
 Per query:
   Q1 search pattern (exact): equal patterns give equal trapdoors.
   Q2 access pattern (exact): the nodes reached on the way down and the leaves returned.
+  Q3 query shape (coarse): per index, one trapdoor per pattern term and 62 per range term.
+With several groups, owners and searchers (abe_health.collection):
+  G1 the groups of a collection (exact): each group's policy, sealed policy, epoch, and I1-I8.
+  S1 which groups a searcher holds (none): equal counts, keyed repeatable stand-ins.
+  S2 searchers who share a group (exact): if their queries are linked, equal trapdoors where
+     both hold.
 What the server does not learn:
   N1 keyword, substring and document id text, term frequencies (none): all sealed.
   N2 exact document count (none): within a bucket, file sizes are identical.

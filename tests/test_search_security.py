@@ -6,6 +6,7 @@ checks that docs/leakage.md, the `search` package docstring and this module name
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 import unicodedata
@@ -20,6 +21,7 @@ import pytest
 import search
 from abe_health import PolicyRecipient, decrypt, encrypt, inspect
 from abe_health.authority import ABE
+from abe_health.collection import Collection, decoy_key, open_collection
 from abe_health.owner import (
     KEY_SIGNATURE,
     SEALED_KEY,
@@ -29,10 +31,13 @@ from abe_health.owner import (
     open_search_key,
     seal_search_key,
 )
-from search import SearchIndex, SearchKey
+from search import SearchIndex, SearchKey, Source
 from search.build import BITS_PER_ELEMENT, DOC_SLOT, K_HASHES, SEAL_OVERHEAD, TOP_NODES, capacity
 from search.client import documents, open_leaf, trapdoor
+from search.engine import run, trapdoors
+from search.fields import COVER_SIZE, FieldValue, field_keywords
 from search.format import Segment, read_manifest, write_manifest
+from search.query import Pattern
 from search.server import ServerResult, traverse
 from search.text import matches, parse_pattern
 
@@ -391,22 +396,92 @@ def test_a_colluding_reader_opens_everything(tmp_path, authority):
     assert guesses[observed] == "^oncolog"
 
 
+def test_query_shape_shows_term_counts_only(tmp_path):
+    """Q3: per index, 1 trapdoor per pattern term and COVER_SIZE per range term; AND/OR, fields
+    and range widths do not change the count."""
+    docs = {"d": Counter({"heart": 1}) + field_keywords({"bp": {FieldValue("n", 150)},
+                                                         "date": {FieldValue("d", dt.date(2024, 1, 5))}})}
+    index = build(tmp_path / "idx", docs)
+    counts = {query: run(query, [Source(index, KEY)]).stats.trapdoors for query in (
+        "heart AND card", "heart OR card", "(heart card)", "heart bp >= 1", "card OR bp = 150",
+        "heart date in 2024-01-01..2024-01-02", "card AND date >= 1900-01-01")}
+    assert set(counts.values()) == {2, 1 + COVER_SIZE}
+    assert counts["heart AND card"] == counts["heart OR card"] == counts["(heart card)"] == 2
+
+
+def _collection(tmp_path, authority, owner):
+    coll = Collection.create(tmp_path / "clinic", owner)
+    coll.add({"a": Counter({"heart": 1})}, "doctor", authority.public_key)
+    coll.add({"b": Counter({"heart": 2, "wheeze": 1})}, "nurse", authority.public_key)
+    coll.add({"c": Counter({"asthma": 1})}, "researcher", authority.public_key)
+    return coll
+
+
+def test_collection_statement_shows_groups_and_policies_only(tmp_path, authority):
+    """G1: the statement names groups, policies, epochs and index ids: no document id or word."""
+    owner = OwnerKey.generate()
+    coll = _collection(tmp_path, authority, owner)
+    statement, _ = decode_signed((tmp_path / "clinic" / "collection.sig").read_bytes())
+    assert set(statement) == {"type", "collection", "name", "seq", "groups"}
+    assert sorted(g["policy"] for g in statement["groups"]) == ["doctor", "nurse", "researcher"]
+    fields = {"id", "dir", "policy", "sealed", "epoch", "index", "key"}
+    assert all(set(g) == fields for g in statement["groups"])
+    blob = stored_bytes(tmp_path / "clinic")
+    for secret in (b"heart", b"wheeze", b"asthma"):
+        assert secret not in blob
+    assert {p.name for p in (tmp_path / "clinic").iterdir()} == {"collection.sig", "lock",
+                                                                *(g.dir for g in coll.groups)}
+
+
+def test_stand_ins_hide_which_groups_a_searcher_holds(tmp_path, authority):
+    """S1: a nurse and a doctor send the same number of values to every group; each repeats its
+    own values exactly on a repeated query, stand-ins included."""
+    owner = OwnerKey.generate()
+    _collection(tmp_path, authority, owner)
+    sent = {}
+    for attr in ("doctor", "nurse"):
+        user = authority.keygen(attributes=[attr])
+        opened = open_collection(tmp_path / "clinic", [user], [owner.public_key])
+        per_group = [trapdoors(Pattern("heart"), s, decoy_key([user]))[0] for s in opened.sources]
+        again = [trapdoors(Pattern("heart"), s, decoy_key([user]))[0] for s in opened.sources]
+        assert per_group == again and [len(d) for d in per_group] == [1, 1, 1]
+        sent[attr] = per_group
+        assert sum(s.key is not None for s in opened.sources) == 1
+    assert [len(d) for d in sent["doctor"]] == [len(d) for d in sent["nurse"]]
+
+
+def test_equal_queries_show_shared_groups(tmp_path, authority):
+    """S2: two searchers asking the same pattern send equal values exactly to the groups both
+    hold."""
+    owner = OwnerKey.generate()
+    _collection(tmp_path, authority, owner)
+    users = {name: authority.keygen(attributes=attrs) for name, attrs in
+             (("x", ["doctor", "nurse"]), ("y", ["nurse", "researcher"]))}
+    sent = {}
+    for name, user in users.items():
+        opened = open_collection(tmp_path / "clinic", [user], [owner.public_key])
+        sent[name] = {g.policy: trapdoors(Pattern("heart"), s, decoy_key([user]))[0]
+                      for g, s in zip(opened.statement.groups, opened.sources, strict=True)}
+    equal = sorted(p for p in sent["x"] if sent["x"][p] == sent["y"][p])
+    assert equal == ["nurse"]
+
+
 # ---------------------------------------------------------------------------------------------
 # the table, the docstring and this module agree
 
 
-ROW = re.compile(r"^\| ([IQNC]\d) \| ([^|]+?) \| (exact|coarse|none) \|.*\| `(test_\w+)` \|$")
-DOC_ROW = re.compile(r"^\s+([IQNC]\d) (.+?) \((exact|coarse|none)\):")
+ROW = re.compile(r"^\| ([IQNCSG]\d) \| ([^|]+?) \| (exact|coarse|none) \|.*\| `(test_\w+)` \|$")
+DOC_ROW = re.compile(r"^\s+([IQNCSG]\d) (.+?) \((exact|coarse|none)\):")
 
 
 def test_the_leakage_table_agrees_with_the_docstring():
     table = [ROW.match(line) for line in LEAKAGE_MD.read_text(encoding="utf-8").splitlines()
-             if line.startswith("| ") and re.match(r"^\| [IQNC]\d ", line)]
+             if line.startswith("| ") and re.match(r"^\| [IQNCSG]\d ", line)]
     assert all(table), "a table row does not have the expected columns"
     rows = {(m[1], m[2], m[3]) for m in table if m}
     doc_rows = {(m[1], m[2], m[3]) for m in map(DOC_ROW.match, (search.__doc__ or "").splitlines()) if m}
     assert rows == doc_rows
-    assert len(rows) == len(table) == 17
+    assert len(rows) == len(table) == 21
     names = [m[4] for m in table if m]
     assert len(set(names)) == len(names)
     for name in names:
