@@ -12,7 +12,8 @@ from .report import Report, to_markdown, write
 
 #: suite name -> module with a `run(quick: bool) -> Report`
 SUITES = {"primitives": "benchmarks.primitives", "abe": "benchmarks.abe", "search": "benchmarks.search",
-          "revocation": "benchmarks.revocation", "fhir": "benchmarks.fhir"}
+          "revocation": "benchmarks.revocation", "fhir": "benchmarks.fhir",
+          "cloud": "benchmarks.cloud"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -410,5 +410,6 @@ def test_cli_round_trip_and_errors(server, hospital, tmp_path):
     assert missing.returncode == 2 and "error: give --token-file" in missing.stderr
     bad = subprocess.run([*cli, "cloud", "whoami"], env={**env, "ABE_HEALTH_TOKEN": "abeh_x"},
                          capture_output=True, text=True)
-    assert bad.returncode == 1 and bad.stderr.strip() == "error: invalid token"
+    assert bad.returncode == 1 and bad.stderr.splitlines()[0] == "error: invalid token"
+    assert bad.stderr.splitlines()[1].startswith("hint: give a valid token")
     assert Path(local_log).stat().st_size > 0

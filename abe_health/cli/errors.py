@@ -34,6 +34,7 @@ import click
 from search.errors import InvalidSearchKey, SearchError
 
 from .. import __version__
+from ..cloud.errors import Forbidden, RateLimited, Unauthorized
 from ..errors import AbeError, InvalidCiphertext, InvalidKey, PolicyNotSatisfied, PolicySyntaxError
 from ..locks import Busy
 from ..register import NotRenewable
@@ -72,6 +73,10 @@ HINTS: dict[tuple[type[BaseException], str | None], str] = {
     (NotRenewable, "no-expiring"): "a multi-authority key is renewable only if `authority keygen` "
                                    "named its expiring attributes with --expiring NAME",
     (InvalidSearchKey, "not-sealed"): "search with the owner's search key instead: --key SEARCH.key",
+    (Unauthorized, None): "give a valid token with --token-file FILE (or ABE_HEALTH_TOKEN); an "
+                          "admin makes one with `abe-health serve token create`",
+    (Forbidden, None): "this token's role (or owner) does not allow it; ask the server's admin",
+    (RateLimited, None): "the server limits requests per token; run it again in a moment",
     (InvalidCiphertext, "phr-v1"): "open it with abe-health 0.1 (phr decrypt ... -o record.json) "
                                    "and encrypt the JSON again with `phr encrypt`",
 }
