@@ -181,7 +181,7 @@ def vault_add(ctx: click.Context, name: str, src: str, public_path: str, policy:
 @click.pass_context
 def vault_put(ctx: click.Context, name: str, file_id: str, src: str, public_path: str,
               policy: str) -> None:
-    """Replace the content of file ID in VAULT (a new generation, fresh data key)."""
+    """Replace the content of file ID in VAULT with FILE (a new generation, fresh data key)."""
     with open(src, "rb") as fin:
         _client(ctx).vault(name).put(file_id, fin, ABE(read_key(public_path, expect="public")), policy)
 
@@ -248,8 +248,10 @@ def vault_update(ctx: click.Context, name: str, master_path: str, passphrase_fil
 @vault.command("issue")
 @click.argument("name", metavar="VAULT")
 @master_option
-@click.option("-a", "--attr", "attrs", multiple=True, required=True, metavar="ATTR")
-@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), metavar="OUT")
+@click.option("-a", "--attr", "attrs", multiple=True, required=True, metavar="ATTR",
+              help="An attribute of the key (repeatable).")
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), metavar="OUT",
+              help="The new user key (mode 0600).")
 @passphrase_option
 @click.pass_context
 def vault_issue(ctx: click.Context, name: str, master_path: str, attrs: tuple[str, ...],
@@ -302,7 +304,7 @@ def index() -> None:
 @click.argument("name", metavar="NAME")
 @click.pass_context
 def index_push(ctx: click.Context, index_dir: str, name: str) -> None:
-    """Upload a local index directory (built with `index build`) as index NAME."""
+    """Upload INDEX_DIR, a local index directory (built with `index build`), as index NAME."""
     sent = push_index(_client(ctx), Path(index_dir), name)
     note(f"uploaded {sent} files of {index_dir} as index {name}")
 
@@ -316,7 +318,8 @@ def index_push(ctx: click.Context, index_dir: str, name: str) -> None:
               help="An ABE user key that opens the index's sealed search key.")
 @click.option("--owner", "owner_path", type=click.Path(dir_okay=False), metavar="OWNER.pub",
               help="The owner's owner.pub (with -i): the sealed key must carry its signature.")
-@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
+              help="How many documents to list.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def search(ctx: click.Context, name: str, pattern: str, key_path: str | None, identity: str | None,

@@ -71,6 +71,7 @@ from ..hazmat.pairing import Element
 from ..hazmat.records import to_map
 from ..hazmat.schemes import Scheme
 from ..keys import Key
+from ..locks import exclusive
 from ..policy import Policy
 from ..recipients import PolicyRecipient
 from . import escrow
@@ -305,6 +306,8 @@ class Vault:
 
     def _lock(self) -> contextlib.AbstractContextManager[None]:
         """The vault's writer lock: writers and revocations run one at a time."""
+        if isinstance(self.store, LocalStore):
+            return exclusive(self.store.path / ".lock")
         return self.store.lock()
 
     def _remove_generation(self, row: Row) -> None:
