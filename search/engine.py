@@ -12,10 +12,11 @@ Padding and stand-in values are keyed (by the search key, or by the searcher's `
 repeated query repeats them exactly as a real trapdoor repeats: the server cannot spot a stand-in
 by asking for the same query twice. With no `decoy_key` they are fresh random values.
 
-The server traverses each source's segments with each trapdoor (`server.traverse`) and returns
-the sealed leaves it reached. The client, per source it holds: opens the leaves, keeps the
-keywords that truly match (pattern) or belong to the cover (range), maps postings to document
-ids (the source's `prefix` + id), skips removed documents, and counts live documents for idf.
+The server traverses each source's segments with all of a query's trapdoors in one batched walk
+(`server.traverse_many`) and returns the sealed leaves each reached. The client, per source it
+holds: opens the leaves, keeps the keywords that truly match (pattern) or belong to the cover
+(range), maps postings to document ids (the source's `prefix` + id), skips removed documents,
+and counts live documents for idf.
 Then `query.evaluate` combines the terms and `query.hits` ranks: the result equals
 `query.reference_query` over the union of the documents of the held sources.
 """
@@ -49,7 +50,7 @@ from .query import (
     terms,
 )
 from .rank import Hit
-from .server import traverse
+from .server import traverse_many
 from .text import matches, parse_pattern
 
 if TYPE_CHECKING:
@@ -132,9 +133,14 @@ def run(query: str | Node, sources: Sequence[Source], top: int | None = None,
     wanted = terms(node)
     t0 = time.perf_counter()
     plan = [(source, term, *trapdoors(term, source, decoy_key)) for source in sources for term in wanted]
-    reached = [(source, term, cover_words, segment, traverse(segment, door))
-               for source, term, doors, cover_words in plan
-               for segment in source.index.segments for door in doors]
+    reached = []
+    for source in sources:  # one batched traversal per segment: every term's trapdoors at once
+        mine = [(term, doors, cover_words) for s, term, doors, cover_words in plan if s is source]
+        flat = [door for _, doors, _ in mine for door in doors]
+        for segment in source.index.segments:
+            answers = iter(traverse_many(segment, flat))
+            reached += [(source, term, cover_words, segment, next(answers))
+                        for term, doors, cover_words in mine for _ in doors]
     t1 = time.perf_counter()
     postings: dict[Term, dict[str, dict[str, int]]] = {t: defaultdict(dict) for t in wanted}
     in_range: dict[Term, set[str]] = {t: set() for t in wanted}

@@ -185,3 +185,23 @@ def test_a_group_without_a_key_gets_the_same_trapdoor_counts(tmp_path):
     result = run("heart", [Source(held, KEY), Source(other, None)], decoy_key=decoy)
     assert [h.doc_id for h in result.hits] == ["h"]
     assert run("heart", [Source(held, KEY, "x/"), Source(other, other_key, "y/")]).hits[0].doc_id == "y/o"
+
+
+def test_batched_traversal_equals_one_trapdoor_at_a_time(tmp_path):
+    """The server's batched walk returns, per trapdoor, exactly what a walk of that trapdoor alone
+    returns (a tree of several levels, patterns that match, miss, and stand-ins)."""
+    import os
+
+    from search.client import trapdoor
+    from search.server import traverse_many
+
+    words = {f"d{i}": Counter({f"w{i}x{j}": 1 for j in range(30)}) for i in range(200)}
+    index = SearchIndex.create(tmp_path / "idx", words, KEY)[0]
+    segment = index.segments[0]
+    assert len(segment.levels) > 1
+    doors = [trapdoor(KEY, p) for p in ("w1x", "^w19", "x2$", "zzz", "w")]
+    doors += [os.urandom(16) for _ in range(5)]
+    batched = traverse_many(segment, doors)
+    alone = [traverse_many(segment, [d])[0] for d in doors]
+    assert batched == alone
+    assert len(batched[0].leaves) >= 30 and batched[3].leaves == []
