@@ -9,6 +9,7 @@ parameters with a directory (each directory parameter with a file).
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,16 @@ from click.testing import CliRunner, Result
 
 from abe_health import keys as keys_module
 from abe_health import locks
+from abe_health.authority import ABE
 from abe_health.cli import common, errors, files, main
 from abe_health.cli import keys as cli_keys
-from abe_health.register import NotRenewable
+from abe_health.cloud.auth import Principals
+from abe_health.cloud.search import push_index
+from abe_health.keys import read_key
+from abe_health.register import NotRenewable, register_path_for
 from abe_health.revocation import vault as vault_module
+from abe_health.revocation.manifest import AuthorityState
+from tests.cloud_server import Server
 
 CLI = [sys.executable, "-m", "abe_health.cli"]
 
@@ -132,6 +139,31 @@ RECIPES: dict[tuple[str, ...], dict[str, Any]] = {
     ("collection", "list"): {"coll": "{t}/coll", "owner_path": "{t}/own/owner.key"},
     ("policy", "check"): {"text": "doctor and nurse"},
     ("demo",): {},
+    ("serve", "token", "create"): {"data": "{t}/sdata", "role": "reader", "out_path": "{new}"},
+    ("serve", "token", "list"): {"data": "{t}/sdata"},
+    ("serve", "token", "revoke"): {"data": "{t}/sdata", "token_id": "{token}"},
+    ("audit", "verify"): {"log": "{t}/cp/audit.log", "key_path": "{t}/cp/public.key"},
+    ("audit", "show"): {"log": "{t}/cp/audit.log"},
+    ("cloud", "whoami"): {},
+    ("cloud", "put"): {"kind": "abe", "name": "put.abe", "src": "{t}/file.abe"},
+    ("cloud", "get"): {"kind": "abe", "name": "kept.abe", "out_path": "{new}"},
+    ("cloud", "list"): {"kind": "abe"},
+    ("cloud", "delete"): {"kind": "abe", "name": "kept.abe"},
+    ("cloud", "vault", "init"): {"name": "cvnew", "master_path": "{t}/cp/master.key"},
+    ("cloud", "vault", "add"): {"name": "cv", "src": "{t}/plain.txt", "public_path": "{t}/cp/public.key",
+                                "policy": "doctor"},
+    ("cloud", "vault", "put"): {"name": "cv", "file_id": "{cid}", "src": "{t}/plain.txt",
+                                "public_path": "{t}/cp/public.key", "policy": "doctor"},
+    ("cloud", "vault", "list"): {"name": "cv"},
+    ("cloud", "vault", "get"): {"name": "cv", "file_id": "{cid}", "key_path": "{t}/doctor.key",
+                                "out_path": "{new}"},
+    ("cloud", "vault", "delete"): {"name": "cv", "file_id": "{cid}"},
+    ("cloud", "vault", "update"): {"name": "cv", "master_path": "{t}/cp/master.key"},
+    ("cloud", "vault", "issue"): {"name": "cv", "master_path": "{t}/cp/master.key", "attrs": ["doctor"],
+                                  "out_path": "{new}"},
+    ("cloud", "revoke"): {"name": "cv", "attr": "billing", "master_path": "{t}/cp/master.key"},
+    ("cloud", "index", "push"): {"index_dir": "{t}/idx", "name": "cidx"},
+    ("cloud", "search"): {"name": "cidx", "pattern": "card", "key_path": "{t}/s.key"},
 }
 
 
@@ -143,15 +175,19 @@ class World:
     t: Path
     file_id: str
     fresh: itertools.count  # type: ignore[type-arg]
+    #: more placeholders: "{cid}" a file of the cloud vault, "{token}" a token id of {t}/sdata
+    more: dict[str, str] = field(default_factory=dict)
 
     def expand(self, value: str) -> str:
         if value == "{new}":
             return str(self.t / f"new-{next(self.fresh)}")
+        for name, text in self.more.items():
+            value = value.replace("{" + name + "}", text)
         return value.replace("{t}", str(self.t)).replace("{id}", self.file_id)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     t = tmp_path_factory.mktemp("world")
     cp = t / "cp"
     ok(run("setup", "-o", cp))
@@ -188,7 +224,29 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
                "-k", cp / "public.key", "--owner-key", t / "own" / "owner.key"))
     (t / "a-directory").mkdir()
     (t / "a-file").write_text("not a directory")
-    return World(t, file_id, itertools.count())
+    more = {"token": Principals(t / "sdata" / "server.sqlite").create("r", "reader")[0].id} \
+        if (t / "sdata").mkdir() is None else {}
+    server = Server(t / "cloud-data", ["--rate", "100000", "--burst", "100000"]).start()
+    saved = {k: os.environ.get(k) for k in ("ABE_HEALTH_URL", "ABE_HEALTH_TOKEN")}
+    os.environ.update(ABE_HEALTH_URL=server.url, ABE_HEALTH_TOKEN=server.tokens["authority"])
+    try:  # the cloud commands' world: a vault with a file, an object, an index
+        client = server.client("authority")
+        master = read_key(cp / "master.key", expect="master")
+        authority = ABE(read_key(cp / "public.key", expect="public"), master)
+        client.vault("cv", create_for=authority,
+                     state=AuthorityState(register_path_for(cp / "master.key"))).close()
+        more["cid"] = client.vault("cv").add(io.BytesIO(b"ward notes"), "doctor",
+                                             ABE(authority.public_key))
+        client.put("abe", "kept.abe", (t / "file.abe").read_bytes())
+        push_index(client, t / "idx", "cidx")
+        yield World(t, file_id, itertools.count(), more)
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @pytest.fixture(scope="module")

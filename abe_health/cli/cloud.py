@@ -312,11 +312,11 @@ def index_push(ctx: click.Context, index_dir: str, name: str) -> None:
 @cloud.command("search")
 @click.argument("name", metavar="INDEX")
 @click.argument("pattern")
-@click.option("--key", "key_path", type=click.Path(dir_okay=False), metavar="SEARCH.key",
+@click.option("--key", "key_path", type=click.Path(dir_okay=False, exists=True), metavar="SEARCH.key",
               help="The search key (the owner's).")
-@click.option("-i", "--identity", type=click.Path(dir_okay=False), metavar="KEY",
+@click.option("-i", "--identity", type=click.Path(dir_okay=False, exists=True), metavar="KEY",
               help="An ABE user key that opens the index's sealed search key.")
-@click.option("--owner", "owner_path", type=click.Path(dir_okay=False), metavar="OWNER.pub",
+@click.option("--owner", "owner_path", type=click.Path(dir_okay=False, exists=True), metavar="OWNER.pub",
               help="The owner's owner.pub (with -i): the sealed key must carry its signature.")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
               help="How many documents to list.")

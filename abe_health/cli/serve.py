@@ -8,7 +8,9 @@ A token is printed once (or written to `-o FILE`, mode 0600) and never stored.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import getpass
+import os
 from pathlib import Path
 
 import click
@@ -23,6 +25,13 @@ from .common import check_output_file, note
 DEFAULTS = Limits()
 data_option = click.option("--data", "data", required=True, type=click.Path(file_okay=False),
                            metavar="DIR", help="The server's data directory.")
+
+
+def _data_dir(data: str) -> Path:
+    """The data directory; a file in its place is named (an OSError, one `error:` line)."""
+    if os.path.exists(data) and not os.path.isdir(data):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), data)
+    return Path(data)
 
 
 @click.group(invoke_without_command=True)
@@ -57,7 +66,7 @@ def serve(ctx: click.Context, data: str | None, host: str, port: int, max_body: 
                     checkpoint_seconds)
     note(f"abe-health cloud on http://{host}:{port}/ over {data} (OpenAPI: /openapi.json, audit "
          f"log {Path(data) / 'audit.log'}, checkpoint key {Path(data) / 'audit.pub'})")
-    run_server(Path(data), host, port, limits)
+    run_server(_data_dir(data), host, port, limits)
 
 
 @serve.group()
@@ -77,7 +86,7 @@ def token_create(data: str, role: str, name: str | None, expires_in: int | None,
                  out_path: str | None) -> None:
     """A new principal with ROLE; its token is shown once."""
     check_output_file(out_path)
-    state = open_state(Path(data))
+    state = open_state(_data_dir(data))
     try:
         expires = (dt.datetime.now(dt.timezone.utc).timestamp() + expires_in) if expires_in else None
         principal, secret = state.data.principals.create(name or role, role, expires)
@@ -96,7 +105,7 @@ def token_create(data: str, role: str, name: str | None, expires_in: int | None,
 @data_option
 def token_list(data: str) -> None:
     """The principals (never their tokens)."""
-    principals = Principals(Path(data) / "server.sqlite")
+    principals = Principals(_data_dir(data) / "server.sqlite")
     try:
         for p in principals.list():
             state = "revoked" if p["revoked"] else "active"
@@ -110,7 +119,7 @@ def token_list(data: str) -> None:
 @click.argument("token_id", metavar="ID")
 def token_revoke(data: str, token_id: str) -> None:
     """Revoke the token with public id ID (the 16 hex digits after `abeh_`)."""
-    state = open_state(Path(data))
+    state = open_state(_data_dir(data))
     try:
         if not state.data.principals.revoke(token_id):
             raise click.BadParameter(f"no token {token_id[:20]!r}", param_hint="ID")

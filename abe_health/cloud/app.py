@@ -298,8 +298,9 @@ async def catalog_row(ctx: Ctx) -> Response:
 
 def _may_write_file(ctx: Ctx, vault: str, file_id: str) -> None:
     """An owner writes only the vault files it added; an authority re-encrypts any."""
-    if ctx.principal.role != "authority":
-        ctx.data.require_owner("vault-file", vault, file_id, ctx.principal.id)
+    owner = ctx.data.claim("vault-file", vault, file_id, ctx.principal.id)
+    if owner != ctx.principal.id and ctx.principal.role != "authority":
+        raise Forbidden(f"vault-file {file_id} belongs to another principal", 403, "forbidden")
 
 
 async def catalog_insert(ctx: Ctx) -> Response:
