@@ -12,15 +12,17 @@ from ..pairing import PairingGroup, get_group
 from .base import Record, Scheme, SchemeBase, decode_record, group_of
 from .bsw07 import BSW07
 from .fame import FameCP, FameKP
+from .rw13 import RW13
 from .rw15 import RW15
 from .waters11 import Waters11
 
 SCHEMES: dict[str, type[Scheme]] = {cls.name: cls for cls in (FameCP, FameKP, BSW07, Waters11)}
-#: every scheme whose records can be loaded, multi-authority ones included
-ALL_SCHEMES: dict[str, type[SchemeBase]] = {**SCHEMES, RW15.name: RW15}
+#: every scheme whose records can be loaded, multi-authority ones and RW13 (the online/offline
+#: scheme of `abe_health.devices`) included
+ALL_SCHEMES: dict[str, type[SchemeBase]] = {**SCHEMES, RW15.name: RW15, RW13.name: RW13}
 DEFAULT_SCHEME = "fame"
 
-__all__ = ["ALL_SCHEMES", "DEFAULT_SCHEME", "RW15", "SCHEMES", "Record", "Scheme", "SchemeBase",
+__all__ = ["ALL_SCHEMES", "DEFAULT_SCHEME", "RW13", "RW15", "SCHEMES", "Record", "Scheme", "SchemeBase",
            "decode_record", "get_scheme", "group_of"]
 
 _instances: dict[tuple[str, str], SchemeBase] = {}
