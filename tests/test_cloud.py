@@ -398,7 +398,8 @@ def test_cli_round_trip_and_errors(server, hospital, tmp_path):
     assert added.returncode == 0, added.stderr
     refused = run("vault", "init", "other", "-m", str(hospital_dir / "master.key"))
     assert refused.returncode == 1 and refused.stderr.startswith("error: ")
-    assert len(refused.stderr.strip().splitlines()) == 1
+    assert refused.stderr.splitlines()[0] == "error: a token of role owner may not do this"
+    assert len(refused.stderr.strip().splitlines()) == 2  # and one hint
     revoked = run("revoke", "clivault", "--attr", "doctor", "-m", str(hospital_dir / "master.key"),
                   token="auth.tok")
     assert revoked.returncode == 0, revoked.stderr

@@ -548,7 +548,8 @@ def _endpoint(state: State, spec: Endpoint) -> Callable[[Request], Awaitable[Res
                 note["principal"] = principal.label()
                 state.throttle(principal)
                 if spec.action != "any" and principal.role not in ALLOWED[spec.action]:
-                    raise Forbidden(f"a {principal.role} token may not do this", 403, "forbidden")
+                    raise Forbidden(f"a token of role {principal.role} may not do this", 403,
+                                    "forbidden")
             return await spec.handler(Ctx(request, principal, state))
         except Exception as exc:  # the one place a failure becomes a problem response
             response = problem_for(exc, request, str(state.data.root))
