@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from search import SearchIndex, SearchKey, Source
-from search.engine import SearchResult, run
+from search.engine import Searcher, SearchResult
 from search.errors import DocumentExists, UnknownDocument
 
 from .authority import ABE
@@ -383,11 +383,17 @@ def decoy_key(identities: Sequence[Key]) -> bytes:
     return digest.digest()
 
 
+def searcher(opened: Sequence[Opened], identities: Sequence[Key]) -> Searcher:
+    """A `Searcher` over every group of the opened collections (stand-ins to the closed ones):
+    keep it for many queries, so the batched view of the groups is built once."""
+    names = [o.statement.name for o in opened]
+    if len(set(names)) != len(names):
+        raise CollectionError("two collections have the same name; their document ids would mix")
+    return Searcher([s for o in opened for s in o.sources], decoy_key(identities))
+
+
 def search_collections(query: str, opened: Sequence[Opened], identities: Sequence[Key],
                        top: int | None = None) -> SearchResult:
     """One ranked result over the groups every opened collection lets these identities open,
     with stand-ins sent to the rest; ids are `NAME/doc`."""
-    names = [o.statement.name for o in opened]
-    if len(set(names)) != len(names):
-        raise CollectionError("two collections have the same name; their document ids would mix")
-    return run(query, [s for o in opened for s in o.sources], top, decoy_key(identities))
+    return searcher(opened, identities).search(query, top)

@@ -4,6 +4,9 @@ Build time and rate, on-disk bytes per keyword, peak RSS; query latency (median,
 and client parts) by pattern length, nodes visited, matching keywords and the Bloom
 false-positive rate before the client's check; beside a plaintext substring scan of the same
 keywords and (up to 100k) an unsalted filter tree built from the same data in the same run.
+Queries of two terms (AND, OR) beside the slower of their single terms, and the bytes a
+searcher downloads; then authorized search over owners x policy groups and the cost of
+re-keying a group (`search_auth`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import search_auth
 from .report import Report
 
 
@@ -42,6 +46,18 @@ def run(quick: bool) -> Report:
             f"{b['build_s']:.1f} s = {b['keywords_per_s']:,.0f} keywords/s, "
             f"{b['bytes_per_keyword']:.0f} bytes/keyword on disk, peak RSS {b['peak_rss_mb']:.0f} MB"
             + unsalted)
+    for b in builds:
+        m = b.get("multi")
+        if m:
+            report.notes.append(
+                f"{b['keywords']:,} keywords, two 4-character terms ({m['pairs']} pairs): AND "
+                f"{m['and_median_ms']:.2f} ms = {m['and_over_slower_single_median']:.2f}x the slower single "
+                f"term ({m['slower_single_median_ms']:.2f} ms; target <= 1.5x), OR "
+                f"{m['or_over_slower_single_median']:.2f}x; {m['bytes_per_single_query_median']:,.0f} sealed "
+                "bytes downloaded per single-term query (median)")
+    auth = search_auth.measure(quick)
+    report.extra["authorized"] = auth
+    report.notes.extend(search_auth.notes(auth))
     report.plots.append({"title": "query latency by pattern length (median ms)", "x": "pattern_length",
                          "y": "query_median_ms", "series": "keywords", "file": "search_query.png",
                          "logy": "1"})

@@ -88,6 +88,38 @@ def scan(words: list[str], pattern: str) -> int:
     return sum(1 for w in words if (w.startswith(body) if start else body in w))
 
 
+def _median_query_ms(index: SearchIndex, key: SearchKey, query: str, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        index.search(query, key)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def multi_term(index: SearchIndex, key: SearchKey, words: list[str], rng: random.Random,
+               count: int) -> dict[str, float]:
+    """Two-term AND and OR of 4-character patterns beside the slower of their single terms
+    (each query timed as the median of 3 runs, in the same process), and the sealed bytes a
+    searcher downloads per query."""
+    pairs = list(zip(patterns(words, 4, count, rng), patterns(words, 4, count, rng), strict=True))
+    and_ratio, or_ratio, single, both, downloaded = [], [], [], [], []
+    for a, b in pairs:
+        slower = max(_median_query_ms(index, key, a), _median_query_ms(index, key, b))
+        t_and = _median_query_ms(index, key, f"{a} AND {b}")
+        t_or = _median_query_ms(index, key, f"{a} OR {b}")
+        single.append(slower)
+        both.append(t_and)
+        and_ratio.append(t_and / slower)
+        or_ratio.append(t_or / slower)
+        downloaded.append(index.search(a, key).stats.bytes_returned)
+    return {"pairs": len(pairs), "slower_single_median_ms": statistics.median(single),
+            "and_median_ms": statistics.median(both),
+            "and_over_slower_single_median": statistics.median(and_ratio),
+            "or_over_slower_single_median": statistics.median(or_ratio),
+            "bytes_per_single_query_median": statistics.median(downloaded)}
+
+
 def run(n: int, quick: bool) -> dict[str, object]:
     rng = random.Random(n)
     words, source = word_list(n)
@@ -154,6 +186,7 @@ def run(n: int, quick: bool) -> dict[str, object]:
                 row["unsalted_query_median_ms"] = statistics.median(ut)
             queries.append(row)
         out["queries"] = queries
+        out["multi"] = multi_term(index, key, words, rng, 20 if quick else 80)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 

@@ -3,7 +3,7 @@
 Keywords are the leaves of a balanced binary tree, in a keyed pseudorandom order (not
 alphabetical, so leaf positions say nothing about spelling). Level 0 holds the leaves; node i of
 level l has children 2i and 2i+1 of level l-1; levels are stored up to the first with at most
-TOP_NODES nodes, which the server tests in full for every query. Every node's Bloom filter holds
+`top_nodes(n)` nodes, which the server tests in full for every query. Every node's Bloom filter holds
 every substring of every marked keyword "^w$" below it, each substring once, at positions from
 its PRF value and the node's fresh 16-byte salt (see prf.py). A node holding c substrings is
 sized and padded with random dummy insertions up to the next capacity bucket (steps of 2^(1/4)),
@@ -42,10 +42,19 @@ PAD_TO = 32
 DOC_SLOT = 64
 #: bytes a seal adds to its padded body: the 12-byte nonce and the 16-byte GCM tag
 SEAL_OVERHEAD = 28
-#: the tree is stored from the leaves up to the first level of at most this many nodes; the
-#: server starts every query by testing all of them (near the root every filter would hold
-#: almost every substring: a quarter of the work and size for no pruning)
+#: the tree is stored from the leaves up to the first level of at most `top_nodes(n)` nodes;
+#: the server starts every query by testing all of them. Near the root of a large tree every
+#: filter would hold almost every substring (a quarter of the work and size for no pruning), so
+#: the top stops at nodes of about KEYWORDS_PER_TOP_NODE keywords, and never wider than
+#: TOP_NODES; a small tree (a policy group of a few hundred keywords) goes up to a few nodes, so
+#: a query tests a handful of nodes instead of every leaf
 TOP_NODES = 512
+KEYWORDS_PER_TOP_NODE = 2048
+
+
+def top_nodes(keywords: int) -> int:
+    """How many nodes the stored top level of a tree over `keywords` leaves may have."""
+    return max(1, min(TOP_NODES, -(-keywords // KEYWORDS_PER_TOP_NODE)))
 #: pairs per numpy batch: 2^16 runs about 25x faster here than 2^21 (cache-resident temporaries)
 CHUNK = 1 << 16
 WORKERS = 2
@@ -231,7 +240,7 @@ def build_segment(docs: Mapping[str, Mapping[str, int]], key: SearchKey, out: Pa
             built.append(pool.submit(_level_filters, keys, n_level, distinct, salted))
             if len(built) > WORKERS:  # bound the levels held in memory at once
                 built[-1 - WORKERS].result()
-            if n_level <= TOP_NODES:
+            if n_level <= top_nodes(len(words)):
                 break
             parent = (keys >> np.uint64(33)) << np.uint64(32)  # node // 2, in the high half
             parent |= keys & np.uint64(0xFFFFFFFF)

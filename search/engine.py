@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from .client import key_matches, open_leaf, trapdoor
 from .errors import IndexCorrupt
 from .fields import COVER_SIZE, cover, is_field_keyword
+from .format import Segment
 from .keys import SearchKey
 from .prf import encode
 from .query import (
@@ -50,13 +51,15 @@ from .query import (
     terms,
 )
 from .rank import Hit
-from .server import traverse_many
+from .server import Forest, ServerResult
 from .text import matches, parse_pattern
 
 if TYPE_CHECKING:
     from .index import SearchIndex
 
 DECOY_LABEL = b"abe-health/pass/v1/decoy"
+#: segments with filters up to this size are walked together (their filters copied once)
+BATCH_BYTES = 8 << 20
 PAD_LABEL = b"abe-health/pass/v1/range-pad"
 
 
@@ -125,64 +128,103 @@ def trapdoors(term: Term, source: Source, decoy_key: bytes | None) -> tuple[list
     return sorted(doors), set(words)
 
 
+class Searcher:
+    """Queries over a fixed set of sources, keeping the server's batched view of their segments
+    and the client's opened document tables between queries: small segments (filters up to
+    BATCH_BYTES) are walked together in one `Forest` (copied once), larger ones each in place.
+    A Searcher answers from the indexes as they were at its first query; make a new one to see
+    later changes."""
+
+    def __init__(self, sources: Sequence[Source], decoy_key: bytes | None = None) -> None:
+        self.sources = list(sources)
+        self.decoy_key = decoy_key
+        self._forests: list[tuple[Forest, list[tuple[int, Segment]]]] | None = None
+        self._tables: dict[tuple[int, bytes], list[str | None]] | None = None
+
+    def _walks(self) -> list[tuple[Forest, list[tuple[int, Segment]]]]:
+        """(forest, [(source position, segment) of each of its segments, in forest order])."""
+        if self._forests is None:
+            small: list[tuple[int, Segment]] = []
+            large: list[tuple[int, Segment]] = []
+            for i, source in enumerate(self.sources):
+                for segment in source.index.segments:
+                    (small if len(segment.filters) <= BATCH_BYTES else large).append((i, segment))
+            groups = ([small] if small else []) + [[item] for item in large]
+            self._forests = [(Forest([seg for _, seg in g]), g) for g in groups]
+        return self._forests
+
+    def search(self, query: str | Node, top: int | None = None) -> SearchResult:
+        """Ranked hits of `query` over every source held (see the module docstring)."""
+        node = parse_query(query) if isinstance(query, str) else query
+        wanted = terms(node)
+        t0 = time.perf_counter()
+        plan = [[(term, *trapdoors(term, source, self.decoy_key)) for term in wanted]
+                for source in self.sources]
+        reached = []
+        for forest, members in self._walks():  # the server: every trapdoor of every segment at once
+            requests = [(at, door) for at, (i, _) in enumerate(members)
+                        for _, doors, _ in plan[i] for door in doors]
+            answers = iter(forest.traverse(requests))
+            reached += [(self.sources[i], term, cover_words, segment, next(answers))
+                        for i, segment in members for term, doors, cover_words in plan[i] for _ in doors]
+        t1 = time.perf_counter()
+        return self._finish(node, wanted, plan, reached, top, t0, t1)
+
+    def _finish(self, node: Node, wanted: list[Term], plan: list[list[tuple[Term, list[bytes], set[str]]]],
+                reached: list[tuple[Source, Term, set[str], Segment, ServerResult]], top: int | None,
+                t0: float, t1: float) -> SearchResult:
+        """The client: open what came back, keep true matches, evaluate and rank."""
+        postings: dict[Term, dict[str, dict[str, int]]] = {t: defaultdict(dict) for t in wanted}
+        in_range: dict[Term, set[str]] = {t: set() for t in wanted}
+        visited = sum(r.nodes_visited for *_, r in reached)
+        returned = sum(len(r.leaves) for *_, r in reached)
+        sent = sum(len(doors) for terms_of in plan for _, doors, _ in terms_of)
+        volume = sum(len(sealed) for *_, r in reached for _, sealed in r.leaves)
+        false_pos = 0
+        if self._tables is None:
+            self._tables = {(id(s), sid): table for s in self.sources if s.key is not None
+                            for sid, table in _live_tables(s, s.key).items()}
+        tables = self._tables
+        n_docs = sum(sum(1 for d in table if d is not None) for table in tables.values())
+        for source, term, cover_words, segment, result in reached:
+            table = tables.get((id(source), segment.id))
+            if source.key is None or table is None:  # not held, or a segment another key built
+                continue
+            for leaf, sealed in result.leaves:
+                word, plist = open_leaf(source.key, segment, leaf, sealed)
+                if isinstance(term, Pattern):
+                    body, start, end = parse_pattern(term.text)
+                    if is_field_keyword(word) or not matches(body, start, end, word):
+                        false_pos += 1
+                        continue
+                elif word not in cover_words:
+                    false_pos += 1
+                    continue
+                for d, tf in plist:
+                    if not 0 <= d < len(table):
+                        raise IndexCorrupt(f"{segment.path}: posting names document {d} of {len(table)}")
+                    doc = table[d]
+                    if doc is None:  # removed
+                        continue
+                    if isinstance(term, Pattern):
+                        postings[term][word][doc] = tf
+                    else:
+                        in_range[term].add(doc)
+        results: dict[Term, Result] = {
+            t: pattern_result(t, postings[t], n_docs) if isinstance(t, Pattern) else range_result(in_range[t])
+            for t in wanted}
+        ranked = hits(evaluate(node, results), top)
+        t2 = time.perf_counter()
+        return SearchResult(ranked, SearchStats(visited, returned, false_pos, (t1 - t0) * 1e3,
+                                                (t2 - t1) * 1e3, sent, volume))
+
+
 def run(query: str | Node, sources: Sequence[Source], top: int | None = None,
         decoy_key: bytes | None = None) -> SearchResult:
     """Ranked hits of `query` over every source the searcher holds a key for (see the module
-    docstring); sources without a key are queried with stand-ins and contribute nothing."""
-    node = parse_query(query) if isinstance(query, str) else query
-    wanted = terms(node)
-    t0 = time.perf_counter()
-    plan = [(source, term, *trapdoors(term, source, decoy_key)) for source in sources for term in wanted]
-    reached = []
-    for source in sources:  # one batched traversal per segment: every term's trapdoors at once
-        mine = [(term, doors, cover_words) for s, term, doors, cover_words in plan if s is source]
-        flat = [door for _, doors, _ in mine for door in doors]
-        for segment in source.index.segments:
-            answers = iter(traverse_many(segment, flat))
-            reached += [(source, term, cover_words, segment, next(answers))
-                        for term, doors, cover_words in mine for _ in doors]
-    t1 = time.perf_counter()
-    postings: dict[Term, dict[str, dict[str, int]]] = {t: defaultdict(dict) for t in wanted}
-    in_range: dict[Term, set[str]] = {t: set() for t in wanted}
-    visited = sum(r.nodes_visited for *_, r in reached)
-    returned = sum(len(r.leaves) for *_, r in reached)
-    sent = sum(len(doors) for _, _, doors, _ in plan)
-    volume = sum(len(sealed) for *_, r in reached for _, sealed in r.leaves)
-    false_pos = 0
-    tables = {(id(s), sid): table for s in sources if s.key is not None
-              for sid, table in _live_tables(s, s.key).items()}
-    n_docs = sum(sum(1 for d in table if d is not None) for table in tables.values())
-    for source, term, cover_words, segment, result in reached:
-        table = tables.get((id(source), segment.id))
-        if source.key is None or table is None:  # not held, or a segment another key built
-            continue
-        for leaf, sealed in result.leaves:
-            word, plist = open_leaf(source.key, segment, leaf, sealed)
-            if isinstance(term, Pattern):
-                body, start, end = parse_pattern(term.text)
-                if is_field_keyword(word) or not matches(body, start, end, word):
-                    false_pos += 1
-                    continue
-            elif word not in cover_words:
-                false_pos += 1
-                continue
-            for d, tf in plist:
-                if not 0 <= d < len(table):
-                    raise IndexCorrupt(f"{segment.path}: posting names document {d} of {len(table)}")
-                doc = table[d]
-                if doc is None:  # removed
-                    continue
-                if isinstance(term, Pattern):
-                    postings[term][word][doc] = tf
-                else:
-                    in_range[term].add(doc)
-    results: dict[Term, Result] = {
-        t: pattern_result(t, postings[t], n_docs) if isinstance(t, Pattern) else range_result(in_range[t])
-        for t in wanted}
-    ranked = hits(evaluate(node, results), top)
-    t2 = time.perf_counter()
-    return SearchResult(ranked, SearchStats(visited, returned, false_pos, (t1 - t0) * 1e3,
-                                            (t2 - t1) * 1e3, sent, volume))
+    docstring); sources without a key are queried with stand-ins and contribute nothing. Keep a
+    `Searcher` instead to run many queries over the same sources."""
+    return Searcher(sources, decoy_key).search(query, top)
 
 
 def _live_tables(source: Source, key: SearchKey) -> dict[bytes, list[str | None]]:
@@ -198,4 +240,4 @@ def _live_tables(source: Source, key: SearchKey) -> dict[bytes, list[str | None]
     return out
 
 
-__all__ = ["SearchResult", "SearchStats", "Source", "keyword_trapdoor", "run", "trapdoors"]
+__all__ = ["SearchResult", "SearchStats", "Searcher", "Source", "keyword_trapdoor", "run", "trapdoors"]

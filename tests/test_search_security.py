@@ -32,7 +32,7 @@ from abe_health.owner import (
     seal_search_key,
 )
 from search import SearchIndex, SearchKey, Source
-from search.build import BITS_PER_ELEMENT, DOC_SLOT, K_HASHES, SEAL_OVERHEAD, TOP_NODES, capacity
+from search.build import BITS_PER_ELEMENT, DOC_SLOT, K_HASHES, SEAL_OVERHEAD, capacity, top_nodes
 from search.client import documents, open_leaf, trapdoor
 from search.engine import run, trapdoors
 from search.fields import COVER_SIZE, FieldValue, field_keywords
@@ -119,7 +119,7 @@ def test_tree_shape_shows_the_keyword_count_only(tmp_path):
     levels = meta["levels"]
     assert levels[0] == len(words)
     expected = [len(words)]
-    while expected[-1] > TOP_NODES:
+    while expected[-1] > top_nodes(len(words)):
         expected.append((expected[-1] + 1) // 2)
     assert levels == expected
     assert segment.node_m.shape == (sum(levels),) and segment.leaf_off.shape == (len(words) + 1,)
