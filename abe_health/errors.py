@@ -83,3 +83,8 @@ class InvalidPolicyMap(AbeError, ValueError):
 class MissingExtra(AbeError):
     """An optional part of abe-health was used without its optional dependencies installed;
     the message names the extra to install."""
+
+
+class PoolExhausted(AbeError):
+    """A pool of precomputed encryption material (`abe_health.devices`) holds too few unused
+    pieces for the request; pieces are never reused, so nothing was encrypted."""

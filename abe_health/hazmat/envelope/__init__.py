@@ -5,9 +5,9 @@ key under the KEM's GT key), `stream` (the chunked AEAD payload). Specified in d
 """
 
 from .header import CHUNK, MAGIC, MAX_HEADER, V1_MESSAGE, VERSION, Header, read_header, write_header
-from .stream import Progress, open_payload, payload_aad, reencapsulate, seal_payload, seal_stream
+from .stream import Progress, open_chunks, open_payload, payload_aad, reencapsulate, seal_payload, seal_stream
 from .wrap import WRAP, unwrap_dek, wrap_dek
 
 __all__ = ["CHUNK", "MAGIC", "MAX_HEADER", "V1_MESSAGE", "VERSION", "WRAP", "Header", "Progress",
-           "open_payload", "payload_aad", "read_header", "reencapsulate", "seal_payload",
+           "open_chunks", "open_payload", "payload_aad", "read_header", "reencapsulate", "seal_payload",
            "seal_stream", "unwrap_dek", "wrap_dek", "write_header"]

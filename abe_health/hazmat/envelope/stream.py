@@ -77,9 +77,17 @@ def open_payload(header: Header, dek: bytes, src: BinaryIO, dst: Any,
                  progress: Progress | None = None) -> Header:
     """Stream the payload that follows `header` in src, decrypted with `dek`, into dst. Some
     plaintext may reach dst before a later chunk fails: callers keep dst only on success."""
-    aead, prefix = _derive(dek, header.salt)
-    aad = payload_aad(header.salt, header.chunk)
-    size = header.chunk + TAG
+    open_chunks(dek, header.salt, header.chunk, src, dst, progress)
+    return header
+
+
+def open_chunks(dek: bytes, salt: bytes, chunk: int, src: BinaryIO, dst: Any,
+                progress: Progress | None = None) -> None:
+    """`open_payload` for a header of another form that names the same salt and chunk size (a
+    transformed header, `abe_health.devices`)."""
+    aead, prefix = _derive(dek, salt)
+    aad = payload_aad(salt, chunk)
+    size = chunk + TAG
     current = read_exact(src, size)
     counter = 0
     while True:
@@ -95,7 +103,7 @@ def open_payload(header: Header, dek: bytes, src: BinaryIO, dst: Any,
         if progress:
             progress(len(plain))
         if last:
-            return header
+            return
         current, counter = following, counter + 1
 
 

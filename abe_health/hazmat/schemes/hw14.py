@@ -76,17 +76,25 @@ def offline_piece(scheme: RW13, pk: Record) -> Piece:
                  grp.generator("G1") ** t)
 
 
-def online(scheme: RW13, policy: Policy, session: Session, pieces: Sequence[Piece]) -> Record:
-    """The ciphertext of `policy` from one session and one piece per row: Z_r arithmetic only.
-    The KEM key is `session.key`."""
+def corrections(scheme: RW13, policy: Policy, s: int,
+                pieces: Sequence[tuple[int, int, int]]) -> tuple[list[int], list[int]]:
+    """C4 and C5 of `policy` for session exponent s and the pieces' (lambda', x, t), one per row:
+    lambda = M (s, y_2, ...) with fresh y, C4_j = lambda_j - lambda'_j, C5_j = t_j (A_rho(j) - x_j).
+    Arithmetic in Z_r only."""
     q = scheme.group.order
     lsss = policy.lsss
     if len(pieces) != lsss.n_rows:
         raise InvalidKey(f"the policy has {lsss.n_rows} rows; {len(pieces)} pieces were given")
-    lam = lsss.shares(session.s, q)
-    c4 = [(lam[j] - piece.lam) % q for j, piece in enumerate(pieces)]
-    c5 = [piece.t * (scheme.attribute(label) - piece.x) % q
-          for label, piece in zip(lsss.rho, pieces, strict=True)]
+    lam = lsss.shares(s, q)
+    c4 = [(lam[j] - lam_p) % q for j, (lam_p, _x, _t) in enumerate(pieces)]
+    c5 = [t * (scheme.attribute(label) - x) % q for label, (_l, x, t) in zip(lsss.rho, pieces, strict=True)]
+    return c4, c5
+
+
+def online(scheme: RW13, policy: Policy, session: Session, pieces: Sequence[Piece]) -> Record:
+    """The ciphertext of `policy` from one session and one piece per row: Z_r arithmetic only.
+    The KEM key is `session.key`."""
+    c4, c5 = corrections(scheme, policy, session.s, [(p.lam, p.x, p.t) for p in pieces])
     return scheme.record("ciphertext", {
         "C0": session.c0, "C1": [p.c1 for p in pieces], "C2": [p.c2 for p in pieces],
         "C3": [p.c3 for p in pieces], "C4": c4, "C5": c5}, policy=str(policy))
