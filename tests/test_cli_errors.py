@@ -97,6 +97,10 @@ RECIPES: dict[tuple[str, ...], dict[str, Any]] = {
     ("encrypt",): {"public_path": "{t}/cp/public.key", "policy": "doctor", "out_path": "{new}",
                    "src": "{t}/plain.txt"},
     ("decrypt",): {"key_paths": ["{t}/doctor.key"], "out_path": "{new}", "src": "{t}/file.abe"},
+    ("key", "blind"): {"key_paths": ["{t}/doctor.key"], "tk_path": "{new}", "rk_path": "{new}"},
+    ("transform",): {"tk_path": "{t}/doctor.tk", "out_path": "{new}", "src": "{t}/file.abe"},
+    ("precompute",): {"public_path": "{t}/cp/public.key", "policy": "doctor", "count": 2,
+                      "pool_key_path": "{t}/pool.key", "out_path": "{new}"},
     ("inspect",): {"path": "{t}/file.abe"},
     ("authority", "setup"): {"name": "ER", "out_dir": "{new}"},
     ("authority", "keygen"): {"secret_path": "{t}/ma/hospitalA.key", "gid": "bob",
@@ -196,6 +200,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         ok(run("keygen", "-m", cp / "master.key", "-a", attr, "-o", t / f"{name}.key"))
     (t / "plain.txt").write_text("ward notes")
     ok(run("encrypt", "-k", cp / "public.key", "-p", "doctor", "-o", t / "file.abe", t / "plain.txt"))
+    ok(run("key", "blind", "-i", t / "doctor.key", "--transformation-key", t / "doctor.tk",
+           "--retrieval-key", t / "doctor.rk"))
+    ok(run("precompute", "-k", cp / "public.key", "-p", "doctor", "--count", "1", "--pool-key",
+           t / "pool.key", "-o", t / "first.pool"))
     ok(run("authority", "setup", "hospitalA", "-o", t / "ma"))
     ok(run("authority", "keygen", "-m", t / "ma" / "hospitalA.key", "--gid", "alice", "-a", "doctor",
            "-o", t / "alice-A.key"))

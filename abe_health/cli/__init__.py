@@ -2,8 +2,9 @@
 
 Commands are plain functions, one module per group: `keys` (setup, keygen, renew, withdraw),
 `files` (encrypt, decrypt, inspect), `authority` (multi-authority), `phr`, `fhir`, `vault` (vault and
-revoke), `search` (owner, index, search), `policy`, `serve` (the cloud server and its
-tokens), `cloud` (the same work against a server) and `audit` (hash-chained logs). Each parses,
+revoke), `devices` (key blind, transform, precompute), `search` (owner, index, search),
+`policy`, `serve` (the cloud server and its tokens), `cloud` (the same work against a server)
+and `audit` (hash-chained logs). Each parses,
 calls the API and prints; none catches an error to report it. `main` is an `errors.Group`,
 whose `main()` is the one place where an exception becomes `error: ...` (+ `hint: ...`) on
 stderr and an exit status (`abe_health.cli.errors` lists them). The console script is
@@ -15,7 +16,21 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import audit, authority, cloud, collection, fhir, files, keys, phr, policy, search, serve, vault
+from . import (
+    audit,
+    authority,
+    cloud,
+    collection,
+    devices,
+    fhir,
+    files,
+    keys,
+    phr,
+    policy,
+    search,
+    serve,
+    vault,
+)
 from .errors import Group
 
 __all__ = ["main"]
@@ -43,7 +58,8 @@ def demo() -> None:
 COMMANDS: tuple[click.Command, ...] = (
     keys.setup, keys.keygen, keys.renew, keys.withdraw, files.encrypt, files.decrypt, files.inspect,
     authority.authority, phr.phr, fhir.fhir, vault.vault, vault.revoke, search.owner, search.index,
-    search.search, collection.collection, policy.policy, serve.serve, cloud.cloud, audit.audit, demo,
+    search.search, collection.collection, policy.policy, serve.serve, cloud.cloud, audit.audit,
+    devices.key, devices.transform, devices.precompute_pool, demo,
 )
 for _command in COMMANDS:
     main.add_command(_command)

@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 import click
 
 from ..armor import BEGIN
+from ..devices import retrieve
 from ..encryption import decrypt as decrypt_to
 from ..encryption import encrypt as encrypt_to
 from ..encryption import inspect as inspect_file
@@ -25,6 +26,7 @@ from .common import (
     progress_bar,
     read_secret_key,
 )
+from .devices import encrypt_with_pool, read_retrieval_key
 
 #: files at least this large get a progress bar (when stderr is a terminal)
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024
@@ -72,19 +74,33 @@ def _open_input(src: str) -> BinaryIO:
               help="Attribute of the file (KP scheme), repeatable.")
 @out_option
 @click.option("--armor", is_flag=True, help="ASCII-armored output (-----BEGIN ABE FILE-----).")
+@click.option("--pool", "pool_path", default=None, type=click.Path(dir_okay=False), metavar="POOL",
+              help="Encrypt with precomputed material from POOL (`precompute`) instead of -k.")
+@click.option("--pool-key", "pool_key_path", default=None, type=click.Path(dir_okay=False),
+              metavar="KEY", help="The key that seals POOL (with --pool).")
 @input_argument
 def encrypt(public_path: str | None, authority_paths: tuple[str, ...], policy: str | None,
-            attrs: tuple[str, ...], out_path: str | None, armor: bool, src: str) -> None:
+            attrs: tuple[str, ...], out_path: str | None, armor: bool, pool_path: str | None,
+            pool_key_path: str | None, src: str) -> None:
     """Encrypt IN (default: stdin) under a policy (CP) or attributes (KP) into .abe format.
     Binary output is not written to a terminal: give -o, pipe it, or add --armor."""
-    recipient = _recipient(public_path, authority_paths, policy, attrs)
+    if pool_path is not None and (public_path or authority_paths or attrs):
+        raise click.UsageError(f"--pool {pool_path} encrypts with the pool's own keys: drop -k, "
+                               "--authority and -a")
+    if pool_key_path is not None and pool_path is None:
+        raise click.UsageError(f"--pool-key {pool_key_path} goes with --pool POOL")
+    recipient = None if pool_path else _recipient(public_path, authority_paths, policy, attrs)
     check_binary_output(out_path, armor)
     check_output_file(out_path)
     bar = progress_bar(src, "encrypting", PROGRESS_MIN_BYTES)
     fin = _open_input(src)
     try:
         sink: Any = sys.stdout.buffer if out_path in (None, "-") else out_path
-        encrypt_to(fin, sink, recipient, armor=armor, progress=bar.update if bar else None)
+        if pool_path is not None:
+            encrypt_with_pool(pool_path, pool_key_path, policy, fin, sink, armor)
+        else:
+            assert recipient is not None
+            encrypt_to(fin, sink, recipient, armor=armor, progress=bar.update if bar else None)
     finally:
         if bar:
             bar.render_finish()
@@ -93,28 +109,41 @@ def encrypt(public_path: str | None, authority_paths: tuple[str, ...], policy: s
 
 
 @click.command()
-@click.option("-i", "--identity", "key_paths", required=True, multiple=True,
+@click.option("-i", "--identity", "key_paths", multiple=True,
               type=click.Path(dir_okay=False), metavar="KEY",
               help="Your user key (repeat for one user's keys from several authorities).")
+@click.option("--retrieval-key", "rk_path", default=None, type=click.Path(dir_okay=False),
+              metavar="RK", help="Instead of -i: open a transformed file (`transform`) with your "
+                                 "retrieval key (`key blind`).")
 @out_option
 @input_argument
-def decrypt(key_paths: tuple[str, ...], out_path: str | None, src: str) -> None:
+def decrypt(key_paths: tuple[str, ...], rk_path: str | None, out_path: str | None, src: str) -> None:
     """Decrypt IN (default: stdin) into OUT. Nothing is written unless the whole file verifies;
     the output is your own data, so it goes to a terminal too."""
+    retrieval_key = read_retrieval_key(rk_path) if rk_path else None
+    if bool(key_paths) == bool(rk_path):
+        raise click.UsageError("give -i KEY (an .abe file) or --retrieval-key RK (a transformed file)")
     check_output_file(out_path)
     keys = [read_secret_key(p, "user") for p in key_paths]
     fin = _open_input(src)
     bar = progress_bar(src, "decrypting", PROGRESS_MIN_BYTES)
     tick = bar.update if bar else None
+
+    def run(sink: Any) -> None:
+        if retrieval_key is not None:
+            retrieve(fin, sink, retrieval_key, progress=tick)
+        else:
+            decrypt_to(fin, sink, *keys, progress=tick)
+
     try:
         if out_path in (None, "-"):
             with tempfile.TemporaryFile() as spool:  # nothing reaches stdout before it all verified
-                decrypt_to(fin, spool, *keys, progress=tick)
+                run(spool)
                 spool.seek(0)
                 shutil.copyfileobj(spool, sys.stdout.buffer, 1 << 20)
                 sys.stdout.buffer.flush()
         else:
-            decrypt_to(fin, out_path, *keys, progress=tick)
+            run(out_path)
     finally:
         if fin is not sys.stdin.buffer:
             fin.close()
