@@ -30,7 +30,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .client import key_matches, open_leaf, trapdoor
 from .errors import IndexCorrupt
@@ -54,13 +54,25 @@ from .rank import Hit
 from .server import Forest, ServerResult
 from .text import matches, parse_pattern
 
-if TYPE_CHECKING:
-    from .index import SearchIndex
-
 DECOY_LABEL = b"abe-health/pass/v1/decoy"
 #: segments with filters up to this size are walked together (their filters copied once)
 BATCH_BYTES = 8 << 20
 PAD_LABEL = b"abe-health/pass/v1/range-pad"
+
+
+class IndexView(Protocol):
+    """What a query needs of an index: a local `SearchIndex`, or a `detached.DetachedIndex`
+    rebuilt from what a server returned."""
+
+    @property
+    def index_id(self) -> bytes: ...
+
+    @property
+    def segments(self) -> list[Segment]: ...
+
+    def removed(self, key: SearchKey) -> dict[bytes, frozenset[int]]: ...
+
+    def table(self, key: SearchKey, segment: Segment) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -68,9 +80,15 @@ class Source:
     """An index to query, the key the searcher holds for it (None: it may not open it), and the
     prefix its document ids get in the merged results."""
 
-    index: SearchIndex
+    index: IndexView
     key: SearchKey | None
     prefix: str = ""
+
+
+#: per source, per term of the query: (term, the trapdoors sent, a range's cover keywords)
+Plan = list[list[tuple["Term", list[bytes], set[str]]]]
+#: what came back: (source, term, cover keywords, segment, the walk's result), one per trapdoor
+Reached = list[tuple[Source, "Term", set[str], Segment, ServerResult]]
 
 
 @dataclass(frozen=True)
@@ -113,17 +131,22 @@ def _term_id(term: Term) -> bytes:
 
 def trapdoors(term: Term, source: Source, decoy_key: bytes | None) -> tuple[list[bytes], set[str]]:
     """The trapdoors `source` receives for `term`, and (for a range) the cover's keywords."""
-    index_id = source.index.index_id
     if source.key is None:
         count = 1 if isinstance(term, Pattern) else COVER_SIZE
-        return [_stand_in(decoy_key, DECOY_LABEL, index_id, _term_id(term), i.to_bytes(4, "big"))
+        return [_stand_in(decoy_key, DECOY_LABEL, source.index.index_id, _term_id(term), i.to_bytes(4, "big"))
                 for i in range(count)], set()
+    return held_trapdoors(term, source.key)
+
+
+def held_trapdoors(term: Term, key: SearchKey) -> tuple[list[bytes], set[str]]:
+    """The trapdoors of `term` under a search key the searcher holds: one for a pattern; for a
+    range its cover's exact-keyword trapdoors padded to COVER_SIZE with values keyed by the
+    search key and the term (repeatable, unpredictable without the key), sorted."""
     if isinstance(term, Pattern):
-        return [trapdoor(source.key, term.text)], set()
+        return [trapdoor(key, term.text)], set()
     words = cover(term.kind, term.name, term.low, term.high)
-    doors = [keyword_trapdoor(source.key, w) for w in words]
-    pad = source.key.long_pattern_key
-    doors += [_stand_in(pad, PAD_LABEL, index_id, _term_id(term), i.to_bytes(4, "big"))
+    doors = [keyword_trapdoor(key, w) for w in words]
+    doors += [_stand_in(key.long_pattern_key, PAD_LABEL, _term_id(term), i.to_bytes(4, "big"))
               for i in range(COVER_SIZE - len(doors))]
     return sorted(doors), set(words)
 
@@ -156,67 +179,82 @@ class Searcher:
     def search(self, query: str | Node, top: int | None = None) -> SearchResult:
         """Ranked hits of `query` over every source held (see the module docstring)."""
         node = parse_query(query) if isinstance(query, str) else query
-        wanted = terms(node)
         t0 = time.perf_counter()
-        plan = [[(term, *trapdoors(term, source, self.decoy_key)) for term in wanted]
-                for source in self.sources]
-        reached = []
+        planned = plan(node, self.sources, self.decoy_key)
+        reached: Reached = []
         for forest, members in self._walks():  # the server: every trapdoor of every segment at once
             requests = [(at, door) for at, (i, _) in enumerate(members)
-                        for _, doors, _ in plan[i] for door in doors]
+                        for _, doors, _ in planned[i] for door in doors]
             answers = iter(forest.traverse(requests))
             reached += [(self.sources[i], term, cover_words, segment, next(answers))
-                        for i, segment in members for term, doors, cover_words in plan[i] for _ in doors]
+                        for i, segment in members for term, doors, cover_words in planned[i]
+                        for _ in doors]
         t1 = time.perf_counter()
-        return self._finish(node, wanted, plan, reached, top, t0, t1)
-
-    def _finish(self, node: Node, wanted: list[Term], plan: list[list[tuple[Term, list[bytes], set[str]]]],
-                reached: list[tuple[Source, Term, set[str], Segment, ServerResult]], top: int | None,
-                t0: float, t1: float) -> SearchResult:
-        """The client: open what came back, keep true matches, evaluate and rank."""
-        postings: dict[Term, dict[str, dict[str, int]]] = {t: defaultdict(dict) for t in wanted}
-        in_range: dict[Term, set[str]] = {t: set() for t in wanted}
-        visited = sum(r.nodes_visited for *_, r in reached)
-        returned = sum(len(r.leaves) for *_, r in reached)
-        sent = sum(len(doors) for terms_of in plan for _, doors, _ in terms_of)
-        volume = sum(len(sealed) for *_, r in reached for _, sealed in r.leaves)
-        false_pos = 0
         if self._tables is None:
-            self._tables = {(id(s), sid): table for s in self.sources if s.key is not None
-                            for sid, table in _live_tables(s, s.key).items()}
-        tables = self._tables
-        n_docs = sum(sum(1 for d in table if d is not None) for table in tables.values())
-        for source, term, cover_words, segment, result in reached:
-            table = tables.get((id(source), segment.id))
-            if source.key is None or table is None:  # not held, or a segment another key built
-                continue
-            for leaf, sealed in result.leaves:
-                word, plist = open_leaf(source.key, segment, leaf, sealed)
-                if isinstance(term, Pattern):
-                    body, start, end = parse_pattern(term.text)
-                    if is_field_keyword(word) or not matches(body, start, end, word):
-                        false_pos += 1
-                        continue
-                elif word not in cover_words:
+            self._tables = live_tables(self.sources)
+        return finish(node, self.sources, planned, reached, top, t1 - t0, self._tables)
+
+
+def plan(node: Node, sources: Sequence[Source], decoy_key: bytes | None) -> Plan:
+    """The client's first step: every term's trapdoors for every source."""
+    wanted = terms(node)
+    return [[(term, *trapdoors(term, source, decoy_key)) for term in wanted] for source in sources]
+
+
+def live_tables(sources: Sequence[Source]) -> dict[tuple[int, bytes], list[str | None]]:
+    """Per (source, segment id) the searcher holds: document ids with the source's prefix, None
+    where removed (see `_live_tables`)."""
+    return {(id(s), sid): table for s in sources if s.key is not None
+            for sid, table in _live_tables(s, s.key).items()}
+
+
+def finish(node: Node, sources: Sequence[Source], planned: Plan, reached: Reached, top: int | None,
+           server_seconds: float, tables: dict[tuple[int, bytes], list[str | None]] | None = None
+           ) -> SearchResult:
+    """The client's last step: open what came back, keep true matches, evaluate and rank."""
+    t1 = time.perf_counter()
+    wanted = terms(node)
+    postings: dict[Term, dict[str, dict[str, int]]] = {t: defaultdict(dict) for t in wanted}
+    in_range: dict[Term, set[str]] = {t: set() for t in wanted}
+    visited = sum(r.nodes_visited for *_, r in reached)
+    returned = sum(len(r.leaves) for *_, r in reached)
+    sent = sum(len(doors) for terms_of in planned for _, doors, _ in terms_of)
+    volume = sum(len(sealed) for *_, r in reached for _, sealed in r.leaves)
+    false_pos = 0
+    if tables is None:
+        tables = live_tables(sources)
+    n_docs = sum(sum(1 for d in table if d is not None) for table in tables.values())
+    for source, term, cover_words, segment, result in reached:
+        table = tables.get((id(source), segment.id))
+        if source.key is None or table is None:  # not held, or a segment another key built
+            continue
+        for leaf, sealed in result.leaves:
+            word, plist = open_leaf(source.key, segment, leaf, sealed)
+            if isinstance(term, Pattern):
+                body, start, end = parse_pattern(term.text)
+                if is_field_keyword(word) or not matches(body, start, end, word):
                     false_pos += 1
                     continue
-                for d, tf in plist:
-                    if not 0 <= d < len(table):
-                        raise IndexCorrupt(f"{segment.path}: posting names document {d} of {len(table)}")
-                    doc = table[d]
-                    if doc is None:  # removed
-                        continue
-                    if isinstance(term, Pattern):
-                        postings[term][word][doc] = tf
-                    else:
-                        in_range[term].add(doc)
-        results: dict[Term, Result] = {
-            t: pattern_result(t, postings[t], n_docs) if isinstance(t, Pattern) else range_result(in_range[t])
-            for t in wanted}
-        ranked = hits(evaluate(node, results), top)
-        t2 = time.perf_counter()
-        return SearchResult(ranked, SearchStats(visited, returned, false_pos, (t1 - t0) * 1e3,
-                                                (t2 - t1) * 1e3, sent, volume))
+            elif word not in cover_words:
+                false_pos += 1
+                continue
+            for d, tf in plist:
+                if not 0 <= d < len(table):
+                    raise IndexCorrupt(f"{segment.path}: posting names document {d} of {len(table)}")
+                doc = table[d]
+                if doc is None:  # removed
+                    continue
+                if isinstance(term, Pattern):
+                    postings[term][word][doc] = tf
+                else:
+                    in_range[term].add(doc)
+    results: dict[Term, Result] = {
+        t: pattern_result(t, postings[t], n_docs) if isinstance(t, Pattern) else range_result(in_range[t])
+        for t in wanted}
+    ranked = hits(evaluate(node, results), top)
+    t2 = time.perf_counter()
+    return SearchResult(ranked, SearchStats(visited, returned, false_pos, server_seconds * 1e3,
+                                            (t2 - t1) * 1e3, sent, volume))
 
 
 def run(query: str | Node, sources: Sequence[Source], top: int | None = None,
@@ -240,4 +278,5 @@ def _live_tables(source: Source, key: SearchKey) -> dict[bytes, list[str | None]
     return out
 
 
-__all__ = ["SearchResult", "SearchStats", "Searcher", "Source", "keyword_trapdoor", "run", "trapdoors"]
+__all__ = ["IndexView", "SearchResult", "SearchStats", "Searcher", "Source", "finish", "held_trapdoors",
+           "keyword_trapdoor", "live_tables", "plan", "run", "trapdoors"]

@@ -287,8 +287,18 @@ def read_manifest(index: Path) -> Manifest:
     if not (index / "manifest.cbor").is_file():
         raise IndexCorrupt(f"{index}: not an index (no manifest.cbor)")
     try:
-        manifest = _decode(_read_small(index / "manifest.cbor", MAX_MANIFEST_BYTES, "manifest.cbor"),
-                           "manifest.cbor")
+        data = _read_small(index / "manifest.cbor", MAX_MANIFEST_BYTES, "manifest.cbor")
+    except IndexCorrupt as exc:
+        raise IndexCorrupt(f"{index}: {exc}") from None
+    return parse_manifest(data, index)
+
+
+def parse_manifest(data: bytes, index: Path | str) -> Manifest:
+    """A manifest's bytes, validated; `index` names where they came from in errors."""
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise IndexCorrupt(f"{index}: manifest.cbor is larger than {MAX_MANIFEST_BYTES} bytes")
+    try:
+        manifest = _decode(data, "manifest.cbor")
     except IndexCorrupt as exc:
         raise IndexCorrupt(f"{index}: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT:

@@ -27,6 +27,7 @@ from abe_health.owner import OwnerKey, seal_search_key
 from abe_health.phr import PolicyMap, decrypt_record, encrypt_record
 from abe_health.revocation.manifest import AuthorityState
 from search import SearchIndex, SearchKey, keywords
+from search.fields import document_fields, field_keywords
 from tests.cloud_server import Server
 
 POLICY = "(doctor and cardiology) or nurse"
@@ -142,6 +143,15 @@ def test_search_equals_the_local_index(server, tmp_path):
             assert reader.search("records", pattern, key, top).hits == local.search(pattern, key, top).hits
     wrong = SearchKey.generate()
     assert reader.search("records", "card", wrong).hits == local.search("card", wrong).hits == []
+    # queries of several terms and field ranges, and removals, exactly as the local index
+    local.add({"vitals": keywords("cardiology vitals") + field_keywords(
+        document_fields({"bp_systolic": 150, "date": "2024-03-05"}))}, key)
+    local.remove(["doc-3"], key)
+    assert push_index(owner, tmp_path / "idx", "records") > 1
+    for query in ("card AND ^asthma", "card OR salbut", "cardiology bp_systolic >= 140",
+                  "date in 2024-01-01..2024-12-31 OR heart", "^heart"):
+        assert reader.search("records", query, key).hits == local.search(query, key).hits, query
+    assert "doc-3" not in {h.doc_id for h in reader.search("records", "card", key).hits}
 
     cli = [sys.executable, "-m", "abe_health.cli"]
     env = {**os.environ, "ABE_HEALTH_URL": server.url, "ABE_HEALTH_TOKEN": server.tokens["reader"]}

@@ -88,7 +88,8 @@ def collection_init(coll: str, owner_path: str, name: str | None) -> None:
 def collection_add(coll: str, docs: tuple[str, ...], policy: str, public_path: str | None,
                    authority_paths: tuple[str, ...], owner_path: str, vault_path: str | None,
                    root: str | None, doc_id: str | None, replace: bool) -> None:
-    """Index DOC_OR_DIR... in the group of POLICY (made, and its key sealed, on first use)."""
+    """Index DOC_OR_DIR... in collection COLL, in the group of POLICY (made, and its key sealed,
+    on first use)."""
     sealing = _sealing(public_path, authority_paths)
     versions = _versions(vault_path, sealing)
     target = Collection(coll, OwnerKey.load(owner_path))
@@ -102,7 +103,7 @@ def collection_add(coll: str, docs: tuple[str, ...], policy: str, public_path: s
 @owner_option
 @click.option("--purge", is_flag=True, help="Also rebuild the groups that held them now.")
 def collection_remove(coll: str, doc_ids: tuple[str, ...], owner_path: str, purge: bool) -> None:
-    """Remove documents DOC_ID... from the collection."""
+    """Remove documents DOC_ID... from collection COLL."""
     count = Collection(coll, OwnerKey.load(owner_path)).remove(doc_ids, purge=purge)
     note(f"removed {count} document(s)")
 
@@ -118,8 +119,8 @@ def collection_remove(coll: str, doc_ids: tuple[str, ...], owner_path: str, purg
 def collection_rekey(coll: str, owner_path: str, public_path: str | None,
                      authority_paths: tuple[str, ...], vault_path: str | None,
                      groups: tuple[str, ...]) -> None:
-    """Re-key the groups whose sealed policy is behind VAULT's attribute versions (after a
-    revocation): new search keys, rebuilt indexes, sealed at the new versions."""
+    """Re-key the groups of COLL whose sealed policy is behind VAULT's attribute versions (after
+    a revocation): new search keys, rebuilt indexes, sealed at the new versions."""
     sealing = _sealing(public_path, authority_paths)
     stats = Collection(coll, OwnerKey.load(owner_path)).rekey(sealing, _versions(vault_path, sealing),
                                                                groups)
@@ -131,7 +132,8 @@ def collection_rekey(coll: str, owner_path: str, public_path: str | None,
 @collection_argument
 @owner_option
 def collection_list(coll: str, owner_path: str) -> None:
-    """Print each group: id, epoch, documents, policy (and the sealed policy if it differs)."""
+    """Print each group of COLL: id, epoch, documents, policy (and the sealed policy if it
+    differs)."""
     target = Collection(coll, OwnerKey.load(owner_path))
     held = target.documents()
     for group in target.groups:

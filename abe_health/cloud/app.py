@@ -32,7 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from search.server import traverse
+from search.server import traverse_many
 
 from .. import __version__
 from ..errors import VaultError
@@ -60,6 +60,8 @@ from .store import DataDir
 #: a header part: magic, length, core and wrap
 MAX_HEADER_PART = 8 + MAX_HEADER + WRAP
 AUDIT_KEY = "abe.audit"
+#: trapdoors one search may send: a query's most (16 terms, each a range of 62)
+MAX_TRAPDOORS = 16 * 62
 
 
 @dataclass
@@ -447,24 +449,27 @@ async def index_list(ctx: Ctx) -> Response:
 
 
 async def index_search(ctx: Ctx) -> Response:
-    """Walk every segment's tree with the trapdoor; return the sealed leaves reached, each
-    segment's sealed document table and key check, and the index manifest."""
+    """Walk every segment's tree with every trapdoor of a query (one batched walk per segment);
+    return per segment its sealed document table and key check and, per trapdoor, the nodes
+    visited and the sealed leaves reached; and the raw manifest (for its removals)."""
     index = _index(ctx)
-    body = await read_cbor(ctx.request, 4096)
-    door = body.get("trapdoor") if isinstance(body, dict) else None
-    if not isinstance(door, bytes) or len(door) != 16:
-        raise BadRequest('expected {"trapdoor": 16 bytes}', 400, "malformed-body")
+    body = await read_cbor(ctx.request, 16 * (MAX_TRAPDOORS + 64))
+    doors = body.get("trapdoors") if isinstance(body, dict) else None
+    if not (isinstance(doors, list) and 1 <= len(doors) <= MAX_TRAPDOORS
+            and all(isinstance(d, bytes) and len(d) == 16 for d in doors)):
+        raise BadRequest(f'expected {{"trapdoors": [1 to {MAX_TRAPDOORS} values of 16 bytes]}}', 400,
+                         "malformed-body")
 
     def walk() -> dict[str, Any]:
         manifest, segments = ctx.data.segments(index)
         out = []
         for segment in segments:
-            result = traverse(segment, door)
+            answers = traverse_many(segment, doors)
             out.append({"name": segment.path.name, "id": segment.id,
                         "key_check": bytes(segment.meta["key_check"]),
                         "documents": bytes(segment.meta["documents"]),
-                        "visited": result.nodes_visited,
-                        "leaves": [[i, p] for i, p in result.leaves]})
+                        "answers": [{"visited": a.nodes_visited, "leaves": [[i, p] for i, p in a.leaves]}
+                                    for a in answers]})
         return {"manifest": manifest, "segments": out}
 
     return cbor_response(await run_in_threadpool(walk))

@@ -18,20 +18,17 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import numpy as np
-
 from search import SearchIndex, SearchKey, SearchResult
-from search.client import documents, key_matches, open_leaf, trapdoor
-from search.errors import IndexCorrupt, InvalidSearchKey
-from search.format import Segment, read_manifest
-from search.index import SearchStats
-from search.rank import rank
-from search.text import matches, parse_pattern
+from search.detached import DetachedIndex, segment_stub
+from search.engine import Reached, Source, finish, held_trapdoors
+from search.errors import InvalidSearchKey
+from search.format import Segment, parse_manifest, read_manifest
+from search.query import parse_query, terms
+from search.server import ServerResult
 
 from ..keys import Key
 from ..owner import KEY_SIGNATURE, MAX_FILE_BYTES, SEALED_KEY, OwnerPublicKey, open_search_key
@@ -41,63 +38,56 @@ from .errors import ProtocolError
 if TYPE_CHECKING:
     from .client import Client
 
-_EMPTY = np.zeros(0, dtype=np.uint8)
-
-
-def _segment(index: str, item: Any, where: str) -> tuple[Segment, list[tuple[int, bytes]], int]:
-    """A segment as far as the client needs it (id, key check, sealed document table), its
-    reached leaves and nodes visited, from one untrusted answer item."""
+def _answer(index: str, item: Any, where: str, count: int) -> tuple[Segment, list[ServerResult]]:
+    """A segment stub (id, key check, sealed document table) and one walk result per trapdoor,
+    from one untrusted answer item."""
     if not isinstance(item, dict):
         raise ProtocolError(f"{where}: a malformed search answer")
     name, sid, check, docs = item.get("name"), item.get("id"), item.get("key_check"), item.get("documents")
-    leaves, visited = item.get("leaves"), item.get("visited")
+    answers = item.get("answers")
     if not (isinstance(name, str) and len(name) <= 16 and isinstance(sid, bytes) and 1 <= len(sid) <= 64
             and isinstance(check, bytes) and len(check) == 16 and isinstance(docs, bytes)
-            and type(visited) is int and visited >= 0 and isinstance(leaves, list)
-            and all(isinstance(leaf, list) and len(leaf) == 2 and type(leaf[0]) is int
-                    and 0 <= leaf[0] < 2**40 and isinstance(leaf[1], bytes) for leaf in leaves)):
+            and isinstance(answers, list) and len(answers) == count):
         raise ProtocolError(f"{where}: a malformed search answer")
-    segment = Segment(Path(f"{index}/{name}"), {"id": sid, "key_check": check, "documents": docs},
-                      [], np.zeros(0, dtype=np.int64), _EMPTY, _EMPTY, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
-    return segment, [(i, p) for i, p in leaves], visited
+    results = []
+    for answer in answers:
+        leaves, visited = (answer.get("leaves"), answer.get("visited")) if isinstance(answer, dict) \
+            else (None, None)
+        if not (type(visited) is int and visited >= 0 and isinstance(leaves, list) and all(
+                isinstance(leaf, list) and len(leaf) == 2 and type(leaf[0]) is int
+                and 0 <= leaf[0] < 2**40 and isinstance(leaf[1], bytes) for leaf in leaves)):
+            raise ProtocolError(f"{where}: a malformed search answer")
+        results.append(ServerResult([(i, p) for i, p in leaves], visited))
+    return segment_stub(index, name, sid, check, docs), results
 
 
-def remote_search(client: Client, index: str, pattern: str, key: SearchKey, top: int | None = None,
+def remote_search(client: Client, index: str, query: str, key: SearchKey, top: int | None = None,
                   require_key: bool = False) -> SearchResult:
-    """`SearchIndex.search`, with the tree walk done by the server."""
-    body, start, end = parse_pattern(pattern)
+    """`SearchIndex.search` (patterns and ranges under AND/OR, removals honoured), with the tree
+    walks done by the server: the client plans the trapdoors, the server walks, and the search
+    package's own `engine.finish` opens, filters and ranks."""
     where = f"{client.url}/v1/indexes/{ids.name(index, 'index name')}"
+    node = parse_query(query)
     t0 = time.perf_counter()
-    door = trapdoor(key, pattern)
-    answer = client.cbor("POST", f"/v1/indexes/{index}/search", {"trapdoor": door})
+    planned = [[(term, *held_trapdoors(term, key)) for term in terms(node)]]
+    doors = [door for _, ds, _ in planned[0] for door in ds]
+    answer = client.cbor("POST", f"/v1/indexes/{index}/search", {"trapdoors": doors})
     t1 = time.perf_counter()
-    if not isinstance(answer, dict) or not isinstance(answer.get("segments"), list):
+    if not isinstance(answer, dict) or not isinstance(answer.get("segments"), list) \
+            or not isinstance(answer.get("manifest"), bytes):
         raise ProtocolError(f"{where}: a malformed search answer")
-    reached = [_segment(index, item, where) for item in answer["segments"]]
-    if require_key and not any(key_matches(key, segment) for segment, _, _ in reached):
+    manifest = parse_manifest(answer["manifest"], where)
+    items = [_answer(index, item, where, len(doors)) for item in answer["segments"]]
+    view = DetachedIndex(where, manifest, [segment for segment, _ in items])
+    if require_key and not view.key_matches(key):
         raise InvalidSearchKey(f"{where}: this search key did not build the index")
-    postings: dict[str, dict[str, int]] = defaultdict(dict)
-    n_docs, returned, false_pos, visited = 0, 0, 0, 0
-    for segment, leaves, nodes in reached:
-        if not key_matches(key, segment):
-            continue
-        table = documents(key, segment)
-        n_docs += len(table)
-        visited += nodes
-        for leaf, sealed in leaves:
-            returned += 1
-            word, plist = open_leaf(key, segment, leaf, sealed)
-            if not matches(body, start, end, word):
-                false_pos += 1
-                continue
-            for d, tf in plist:
-                if not 0 <= d < len(table):
-                    raise IndexCorrupt(f"{segment.path}: posting names document {d} of {len(table)}")
-                postings[word][table[d]] = tf
-    hits = rank(body, postings, n_docs, top)
-    t2 = time.perf_counter()
-    return SearchResult(hits, SearchStats(visited, returned, false_pos, (t1 - t0) * 1e3,
-                                          (t2 - t1) * 1e3))
+    source = Source(view, key)
+    reached: Reached = []
+    for segment, results in items:
+        answers = iter(results)
+        reached += [(source, term, cover_words, segment, next(answers))
+                    for term, ds, cover_words in planned[0] for _ in ds]
+    return finish(node, [source], [planned[0]], reached, top, t1 - t0)
 
 
 def index_files(index: Path) -> list[str]:
