@@ -13,7 +13,7 @@ from .report import Report, to_markdown, write
 #: suite name -> module with a `run(quick: bool) -> Report`
 SUITES = {"primitives": "benchmarks.primitives", "abe": "benchmarks.abe", "search": "benchmarks.search",
           "revocation": "benchmarks.revocation", "fhir": "benchmarks.fhir",
-          "cloud": "benchmarks.cloud"}
+          "cloud": "benchmarks.cloud", "devices": "benchmarks.devices"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -258,3 +258,17 @@ def test_pool_pieces_are_never_used_twice_across_processes(rw13, key, tmp_path):
     assert sum(1 for lines in outputs if lines) > 1  # the processes did interleave
     assert Pool(path, key).info().sessions == 0
     assert hashlib.sha256(b"").hexdigest() not in taken
+
+
+def test_a_reservation_takes_a_batch_once_and_never_returns_it(rw13, key, tmp_path):
+    alice = rw13.keygen(["doctor"])
+    path = tmp_path / "p"
+    precompute(path, key, rw13.public_key, count=4, rows=4)
+    reservation = Pool(path, key).reserve(3, 3)
+    assert Pool(path, key).info().sessions == 1 and "secret" not in repr(reservation)
+    blobs = [reservation.encrypt(str(i).encode(), None, "doctor") for i in range(3)]
+    with pytest.raises(PoolExhausted, match="reservation is used up"):
+        reservation.encrypt(b"x", None, "doctor")
+    assert [decrypt(b, None, alice) for b in blobs] == [b"0", b"1", b"2"]
+    del reservation  # what it held is gone; the pool still has exactly what was not taken
+    assert (Pool(path, key).info().sessions, Pool(path, key).info().pieces) == (1, 1)

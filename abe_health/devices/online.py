@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 
 from ..armor import ArmorWriter
 from ..derived import fingerprint
-from ..errors import InvalidKey
+from ..errors import InvalidKey, PoolExhausted
 from ..hazmat.envelope import CHUNK, seal_payload, write_header
 from ..hazmat.envelope.header import MAX_CHUNK, MIN_CHUNK
 from ..hazmat.pairing import Element, group_from_id
@@ -40,7 +41,7 @@ from . import pool
 from .keyfiles import PoolKey
 from .streams import Sink, Source, deliver, opened
 
-__all__ = ["Pool", "precompute"]
+__all__ = ["Pool", "Reservation", "precompute"]
 
 #: row pieces per ciphertext when `precompute` is not told (policies of up to 8 rows on average)
 DEFAULT_ROWS_PER_CIPHERTEXT = 8
@@ -115,9 +116,95 @@ class _EncodedKey:
         return "_EncodedKey(<secret>)"
 
 
+@lru_cache(maxsize=32)
+def _policy(text: str, widths: tuple[tuple[str, int], ...]) -> Policy:
+    """A device writes under few policies: each is compiled (parsed, LSSS) once."""
+    return Policy.parse(text, dict(widths))
+
+
+class Reservation:
+    """Material taken from a pool for several files at once (one locked, durable consumption
+    instead of one per file): `encrypt` uses it in memory. What is left when it is dropped is
+    lost, never returned to the pool."""
+
+    def __init__(self, info: pool.PoolInfo, sessions: list[dict[str, Any]],
+                 pieces: list[dict[str, Any]]) -> None:
+        self.header = info.header
+        self._sessions = sessions
+        self._pieces = pieces
+        self.scheme = get_scheme(str(self.header["scheme"]), group_from_id(str(self.header["group"])))
+
+    @property
+    def left(self) -> tuple[int, int]:
+        """(files, policy rows) this reservation can still encrypt."""
+        return len(self._sessions), len(self._pieces)
+
+    def __repr__(self) -> str:
+        return f"Reservation(kind={self.header['kind']!r}, left={self.left})"
+
+    def parse(self, policy: str | None) -> Policy | None:
+        """The policy a file is encrypted under, compiled; checked against a fixed pool's own."""
+        header = self.header
+        if header["kind"] == "encapsulations":
+            if policy is not None and str(policy) != header["policy"]:
+                raise InvalidKey(f'this pool encapsulates "{header["policy"]}", not "{policy}"')
+            return None
+        if policy is None:
+            raise InvalidKey("an online/offline pool encrypts under a policy given now")
+        return _policy(policy, tuple(sorted(dict(header["widths"]).items())))
+
+    def _ciphertext(self, parsed: Policy | None) -> tuple[dict[str, Any], bytes]:
+        """(record map of the ciphertext, KEM key bytes): Z_r arithmetic on reserved material."""
+        if parsed is None:
+            if not self._sessions:
+                raise PoolExhausted("this reservation is used up")
+            session = self._sessions.pop(0)
+            return session["ct"], session["k"]
+        n = parsed.lsss.n_rows
+        if not self._sessions or len(self._pieces) < n:
+            raise PoolExhausted(f"this reservation is used up ({self.left[0]} files and "
+                                f"{self.left[1]} rows left, 1 and {n} needed)")
+        scheme = self.scheme
+        assert isinstance(scheme, RW13)
+        s, pieces = self._sessions.pop(0), self._pieces[:n]
+        del self._pieces[:n]
+        grp = scheme.group
+        exps = [(grp.zr_from_bytes(p["lam"]), grp.zr_from_bytes(p["x"]), grp.zr_from_bytes(p["t"]))
+                for p in pieces]
+        c4, c5 = corrections(scheme, parsed, grp.zr_from_bytes(s["s"]), exps)
+        parts = {"C0": s["c0"], "C1": [p["c1"] for p in pieces], "C2": [p["c2"] for p in pieces],
+                 "C3": [p["c3"] for p in pieces], "C4": [grp.zr_to_bytes(c) for c in c4],
+                 "C5": [grp.zr_to_bytes(c) for c in c5]}
+        record = {"v": VERSION, "type": "abe-health/ciphertext", "scheme": scheme.name,
+                  "group": grp.id, "kind": "ciphertext", "parts": parts,
+                  "meta": {"policy": str(parsed), "pk": self.header["pk"]}}
+        return record, s["k"]
+
+    def encrypt(self, src: Source, dst: Sink, policy: str | None = None, *, armor: bool = False,
+                context: bytes = b"", chunk: int = CHUNK) -> bytes | None:
+        """Encrypt `src` into `dst` (None: return the `.abe` bytes) under `policy` (HW14 pools;
+        a fixed-policy pool takes no policy, or only its own). PoolExhausted when used up."""
+        if not MIN_CHUNK <= chunk <= MAX_CHUNK:
+            raise ValueError(f"chunk size must be {MIN_CHUNK}..{MAX_CHUNK} bytes")
+        record, kem_key = self._ciphertext(self.parse(policy))
+
+        def run(sink: Any) -> None:
+            out: Any = ArmorWriter(sink) if armor else sink
+            dek, salt = os.urandom(32), os.urandom(32)
+            write_header(out, self.scheme, record, cast(Element, _EncodedKey(kem_key)), dek, salt,
+                         chunk, context)
+            with opened(src) as fin:
+                seal_payload(dek, salt, chunk, fin, out)
+            if armor:
+                out.close()
+
+        return deliver(dst, run)[1]
+
+
 class Pool:
-    """A pool file and its key: `encrypt` one reading per call (a device loop calls it per
-    reading; several processes may share one pool)."""
+    """A pool file and its key. `encrypt` takes what one file needs (a locked, durable
+    consumption of the pool file) and encrypts; a device loop that writes many readings may
+    `reserve` material for several files at once. Several processes may share one pool."""
 
     def __init__(self, path: str | os.PathLike[str], key: PoolKey) -> None:
         self.path = Path(path)
@@ -127,51 +214,19 @@ class Pool:
         """The pool's public header and what it has left."""
         return pool.info(self.path)
 
-    def _ciphertext(self, policy: str | None) -> tuple[dict[str, Any], bytes]:
-        """(record map of the ciphertext, KEM key bytes), consuming pool entries."""
-        header = pool.info(self.path).header
-        if header["kind"] == "encapsulations":
-            if policy is not None and str(policy) != header["policy"]:
-                raise InvalidKey(f'this pool encapsulates "{header["policy"]}", not "{policy}"')
-            _, sessions, _ = pool.take(self.path, self.key, 1, 0)
-            return sessions[0]["ct"], sessions[0]["k"]
-        if policy is None:
-            raise InvalidKey("an online/offline pool encrypts under a policy given now")
-        scheme = get_scheme(str(header["scheme"]), group_from_id(str(header["group"])))
-        assert isinstance(scheme, RW13)
-        parsed = Policy.parse(policy, dict(header["widths"]))  # before anything is consumed
-        n = parsed.lsss.n_rows
-        _, sessions, pieces = pool.take(self.path, self.key, 1, n)
-        grp, s = scheme.group, sessions[0]
-        exps = [(grp.zr_from_bytes(p["lam"]), grp.zr_from_bytes(p["x"]), grp.zr_from_bytes(p["t"]))
-                for p in pieces]
-        c4, c5 = corrections(scheme, parsed, grp.zr_from_bytes(s["s"]), exps)
-        parts = {"C0": s["c0"], "C1": [p["c1"] for p in pieces], "C2": [p["c2"] for p in pieces],
-                 "C3": [p["c3"] for p in pieces], "C4": [grp.zr_to_bytes(c) for c in c4],
-                 "C5": [grp.zr_to_bytes(c) for c in c5]}
-        record = {"v": VERSION, "type": "abe-health/ciphertext", "scheme": scheme.name,
-                  "group": grp.id, "kind": "ciphertext", "parts": parts,
-                  "meta": {"policy": str(parsed), "pk": header["pk"]}}
-        return record, s["k"]
+    def reserve(self, files: int, rows: int = 0) -> Reservation:
+        """Take material for `files` files and (HW14 pools) `rows` policy rows in all, now."""
+        info = self.info()
+        taken, sessions, pieces = pool.take(self.path, self.key, files,
+                                            rows if info.kind == "hw14" else 0)
+        return Reservation(taken, sessions, pieces)
 
     def encrypt(self, src: Source, dst: Sink, policy: str | None = None, *, armor: bool = False,
                 context: bytes = b"", chunk: int = CHUNK) -> bytes | None:
-        """Encrypt `src` into `dst` (None: return the `.abe` bytes) with material from the pool:
-        under `policy` (HW14 pools; a fixed-policy pool takes no policy, or only its own).
-        PoolExhausted when the pool is used up; nothing is ever reused."""
-        if not MIN_CHUNK <= chunk <= MAX_CHUNK:
-            raise ValueError(f"chunk size must be {MIN_CHUNK}..{MAX_CHUNK} bytes")
-        record, kem_key = self._ciphertext(policy)
-        scheme = get_scheme(record["scheme"], group_from_id(record["group"]))
-
-        def run(sink: Any) -> None:
-            out: Any = ArmorWriter(sink) if armor else sink
-            dek, salt = os.urandom(32), os.urandom(32)
-            write_header(out, scheme, record, cast(Element, _EncodedKey(kem_key)), dek, salt, chunk,
-                         context)
-            with opened(src) as fin:
-                seal_payload(dek, salt, chunk, fin, out)
-            if armor:
-                out.close()
-
-        return deliver(dst, run)[1]
+        """Encrypt one file with material from the pool (see `Reservation.encrypt`); the policy
+        is checked before anything is consumed. PoolExhausted when the pool is used up; nothing is
+        ever reused."""
+        probe = Reservation(self.info(), [], [])
+        parsed = probe.parse(policy)
+        reservation = self.reserve(1, parsed.lsss.n_rows if parsed is not None else 0)
+        return reservation.encrypt(src, dst, policy, armor=armor, context=context, chunk=chunk)
