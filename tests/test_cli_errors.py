@@ -112,6 +112,11 @@ RECIPES: dict[tuple[str, ...], dict[str, Any]] = {
                           "authority_dir": "{t}/ma", "out_path": "{new}"},
     ("fhir", "decrypt"): {"container": "{t}/bundle.fhir", "key_paths": ["{t}/alice-A.key"],
                           "out_path": "{new}"},
+    ("fhir", "index"): {"bundle": "{t}/bundle.json", "policy_map": "{t}/fhir-map.json",
+                        "authority_dir": "{t}/ma", "coll": "{t}/fhir.coll", "owner_path": "{t}/own/owner.key",
+                        "bundle_id": "b1", "replace": True},
+    ("fhir", "search"): {"targets": ["{t}/fhir.coll"], "query": "doe", "identities": ["{t}/alice-A.key"],
+                         "owner_paths": ["{t}/own/owner.pub"]},
     ("vault", "init"): {"path": "{new}", "master_path": "{t}/cp/master.key"},
     ("vault", "add"): {"path": "{t}/v", "src": "{t}/plain.txt", "public_path": "{t}/cp/public.key",
                        "policy": "doctor"},
@@ -212,7 +217,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ok(run("phr", "encrypt", t / "rec.json", "--policies", t / "map.json", "--authorities", t / "ma",
            "-o", t / "rec.phr"))
     (t / "bundle.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
-        {"resource": {"resourceType": "Patient", "id": "p1"}}]}))
+        {"resource": {"resourceType": "Patient", "id": "p1", "name": [{"family": "Doe"}]}}]}))
     (t / "fhir-map.json").write_text(json.dumps({"default": "doctor@hospitalA"}))
     ok(run("fhir", "encrypt", t / "bundle.json", "--policies", t / "fhir-map.json", "--authorities",
            t / "ma", "-o", t / "bundle.fhir"))
@@ -224,6 +229,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         (t / folder / name).write_text(text)
     ok(run("index", "keygen", "-o", t / "s.key"))
     ok(run("owner", "keygen", "-o", t / "own"))
+    ok(run("fhir", "index", t / "bundle.json", "--policies", t / "fhir-map.json", "--authorities", t / "ma",
+           "-c", t / "fhir.coll", "--owner-key", t / "own" / "owner.key", "--bundle-id", "b1"))
     ok(run("index", "build", t / "docs", "--key", t / "s.key", "-o", t / "idx"))
     ok(run("index", "build", t / "docs" / "a.txt", "--id", "gone", "--key", t / "s.key", "-o", t / "idx2"))
     for coll, doc_id in (("coll", "a"), ("coll2", "gone")):

@@ -1,5 +1,7 @@
-"""`abe-health fhir encrypt` and `fhir decrypt`: FHIR R4 Bundles encrypted resource by
-resource under a policy map, read back as a valid Bundle of what one user's keys open."""
+"""`abe-health fhir encrypt`, `fhir decrypt`, `fhir index` and `fhir search`: FHIR R4 Bundles
+encrypted resource by resource under a policy map, read back as a valid Bundle of what one
+user's keys open, and searched per resource with the same authorization (`fhir search` is
+`abe-health search` over the collections `fhir index` fills)."""
 
 from __future__ import annotations
 
@@ -11,12 +13,16 @@ from pathlib import Path
 
 import click
 
+from ..collection import SIGNATURE_FILE, Collection
 from ..fhir import FhirPolicyMap, decrypt_bundle, encrypt_bundle, load_bundle
 from ..fhir.container import MAX_CONTAINER
 from ..fhir.inspect import describe_container
+from ..fhir.search import index_bundle
 from ..fileio import write_atomic
 from ..keys import Key, read_key
-from .common import check_output_file, note, printable, read_secret_key
+from ..owner import OwnerKey
+from .common import check_output_dir, check_output_file, note, printable, read_secret_key
+from .search import search as search_command
 
 
 @click.group()
@@ -109,3 +115,42 @@ def decrypt(container: str, key_paths: tuple[str, ...], out_path: str | None,
         sys.stdout.write(text)
     else:
         write_atomic(out_path, text.encode())
+
+
+@fhir.command("index")
+@click.argument("bundle", type=click.Path(dir_okay=False), metavar="BUNDLE.json")
+@click.option("--policies", "policy_map", required=True, type=click.Path(dir_okay=False),
+              metavar="MAP.json", help="The policy map the bundle is encrypted under.")
+@click.option("--authority", "authority_paths", multiple=True, type=click.Path(dir_okay=False),
+              metavar="FILE", help="An authority's public key (repeatable).")
+@click.option("--authorities", "authority_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="A directory of NAME.pub files (multi-authority).")
+@click.option("-c", "--collection", "coll", required=True, type=click.Path(file_okay=False),
+              metavar="COLL", help="The search collection (made if missing).")
+@click.option("--owner-key", "owner_path", required=True, type=click.Path(dir_okay=False),
+              metavar="OWNER.key", help="The owner's owner.key (signs the collection).")
+@click.option("--bundle-id", default=None, metavar="ID",
+              help="The bundle's id as encrypted (default: the Bundle's own id).")
+@click.option("--replace", is_flag=True, help="Re-index a bundle indexed before.")
+def index(bundle: str, policy_map: str, authority_paths: tuple[str, ...], authority_dir: str | None,
+          coll: str, owner_path: str, bundle_id: str | None, replace: bool) -> None:
+    """Index BUNDLE.json's resources in collection COLL, each in the group of the policy the map
+    gives it, so `search COLL QUERY -i KEY --owner OWNER.pub` shows a resource only to keys
+    that open it (ids BUNDLE/Type/id)."""
+    data = load_bundle(bundle)
+    own = data.get("id")
+    bundle_id = bundle_id or (own if isinstance(own, str) else None)
+    if bundle_id is None:
+        raise click.UsageError("the Bundle has no id: give --bundle-id, the id it was encrypted under")
+    pmap = FhirPolicyMap.load(policy_map)
+    keys = _public_keys(authority_paths, authority_dir)
+    owner = OwnerKey.load(owner_path)
+    if not (Path(coll) / SIGNATURE_FILE).exists():
+        check_output_dir(coll)
+        Collection.create(coll, owner)
+    counts = index_bundle(Collection(coll, owner), data, pmap, keys, bundle_id, replace=replace)
+    note(f"indexed {sum(counts.values())} resources of bundle {printable(bundle_id)} in "
+         f"{len(counts)} policy groups of {coll}")
+
+
+fhir.add_command(search_command, "search")

@@ -12,6 +12,11 @@ per-policy-class authorization of the search package.
   - names: the words of every HumanName's `given`, `family`, `prefix`, `suffix` and `text`;
   - dates: every date, dateTime or instant value as its day `YYYY-MM-DD`.
   Keywords longer than search's limit (40 characters) are left out, as search does.
+- Fields, for range queries (`search.fields`: dyadic prefix keywords the server cannot read):
+  `date` for every date in the resource, and each date under its own element name
+  (`effectivedatetime`, `birthdate`, ...); `loinc_CODE` (`loinc_8480_6`) for the integral value
+  of an Observation, or of one of its components, coded with that LOINC code, so
+  `loinc_8480_6 >= 140 AND date >= 2024-01-01` finds high systolic readings of 2024.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from search.fields import FieldValue, field_keywords, field_name, parse_value
 
 #: code systems whose codes become `PREFIX:CODE` keywords
 CODE_SYSTEMS = {
@@ -87,6 +94,38 @@ def resource_keywords(resource: Mapping[str, Any]) -> Counter[str]:
     return Counter({k: n for k, n in found.items() if 0 < len(k) <= MAX_KEYWORD})
 
 
+def _loinc_values(item: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(loinc_CODE, value) of an Observation or component whose code is a LOINC coding."""
+    code, quantity = item.get("code"), item.get("valueQuantity")
+    if not isinstance(code, Mapping) or not isinstance(quantity, Mapping) or "value" not in quantity:
+        return
+    for coding in code.get("coding") or []:
+        if isinstance(coding, Mapping) and coding.get("system") == "http://loinc.org" \
+                and isinstance(coding.get("code"), str):
+            yield "loinc_" + re.sub(r"\W", "_", coding["code"]), quantity["value"]
+
+
+def resource_fields(resource: Mapping[str, Any]) -> dict[str, set[FieldValue]]:
+    """The range fields of one resource (see the module docstring)."""
+    out: dict[str, set[FieldValue]] = {}
+
+    def put(name: str | None, raw: Any) -> None:
+        value = parse_value(raw)
+        if name is not None and value is not None:
+            out.setdefault(name, set()).add(value)
+
+    for key, value, _ in _walk(resource):
+        if isinstance(value, str) and _DATE.fullmatch(value):
+            put("date", value)
+            put(field_name(key), value)
+    if resource.get("resourceType") == "Observation":
+        items = [resource, *(c for c in resource.get("component") or [] if isinstance(c, Mapping))]
+        for item in items:
+            for name, raw in _loinc_values(item):
+                put(field_name(name), raw)
+    return out
+
+
 def document_id(bundle_id: str, position: int, resource: Mapping[str, Any]) -> str:
     """`BUNDLE/Type/id`, or `BUNDLE/#POSITION` for a resource without id."""
     rtype, rid = resource.get("resourceType"), resource.get("id")
@@ -96,13 +135,13 @@ def document_id(bundle_id: str, position: int, resource: Mapping[str, Any]) -> s
 
 
 def bundle_documents(bundle: Mapping[str, Any], bundle_id: str) -> dict[str, Counter[str]]:
-    """Every resource of `bundle` as a search document, keyed by `document_id` (a resource that
-    appears twice under one id contributes to one document)."""
+    """Every resource of `bundle` as a search document (words and range fields), keyed by
+    `document_id` (a resource that appears twice under one id contributes to one document)."""
     docs: dict[str, Counter[str]] = {}
     entries = bundle.get("entry")
     for position, entry in enumerate(entries if isinstance(entries, list) else []):
         resource = entry.get("resource") if isinstance(entry, Mapping) else None
         if isinstance(resource, Mapping):
             docs.setdefault(document_id(bundle_id, position, resource), Counter()).update(
-                resource_keywords(resource))
+                resource_keywords(resource) + field_keywords(resource_fields(resource)))
     return docs
