@@ -396,3 +396,22 @@ def test_an_abe_file_given_to_the_device_is_named(cp):
     blob = encrypt(b"x", None, PolicyRecipient(cp.public_key, "doctor"))
     with pytest.raises(InvalidCiphertext, match="not a transformed one"):
         retrieve(blob, None, rk)
+
+
+def test_what_a_transformation_key_shows(cp, authorities):
+    """The cloud sees the holder's labels (numeric values through their prefix labels), its
+    authority and GID; never z nor any element of the user key itself."""
+    alice = cp.keygen(["doctor", "age = 40"])
+    tk, rk = blind(alice)
+    raw = cbor2.loads(tk.to_bytes())
+    meta = raw["keys"][0]["meta"]
+    assert meta["attributes"] == ["doctor", "age = 40"] and meta["pk"] == alice.record.meta["pk"]
+    assert "age#p0=40" in raw["keys"][0]["parts"]["sk"]
+    data = tk.to_bytes()
+    assert get_scheme("fame").group.zr_to_bytes(rk.z) not in data
+    user = alice.record.parts
+    for element in (*user["sk0"], *user["skp"], *(e for row in user["sk"].values() for e in row)):
+        assert element.to_bytes() not in data
+    hospital, _ = authorities
+    tk_ma, _ = blind(hospital.keygen("alice", ["doctor"]))
+    assert cbor2.loads(tk_ma.to_bytes())["keys"][0]["meta"]["gid"] == "alice"

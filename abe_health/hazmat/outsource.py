@@ -1,7 +1,7 @@
 """HAZARDOUS MATERIALS: use `abe_health.devices` (`blind`, `transform`, `retrieve`) instead.
 
 Outsourced decryption (Green, Hohenberger and Waters, "Outsourcing the Decryption of ABE
-Ciphertexts", USENIX Security 2011, section 3.1: the CP-ABE of Waters; the same key-blinding
+Ciphertexts", USENIX Security 2011: their outsourced CP-ABE built on Waters'; the same key-blinding
 idea applied here to FAME CP and KP and to the multi-authority RW15). Specified in docs/devices.md.
 
 - **Blind** (the holder, once): z random in Z_r*; the transformation key TK is the user key with
@@ -23,8 +23,8 @@ idea applied here to FAME CP and KP and to the multi-authority RW15). Specified 
   decoding (x^r = 1) and the identity is refused; T1 is only multiplied, never raised to z.
 
 Why TK reveals nothing: TK is a key of a system whose KEM keys are K^{1/z}; without z the cloud
-holds a value K^{1/z} that is as hard to turn into K as a GT Diffie-Hellman problem (GHW11,
-theorem 3.1, proves the blinded scheme as secure as the original). Verification is not here: the
+holds a value K^{1/z} that is as hard to turn into K as a GT Diffie-Hellman problem (GHW11
+prove their blinded scheme as secure as the one it blinds). Verification is not here: the
 recipe opens the header's key wrap under a KEK derived from the retrieved K, which fails for any
 T other than the true one (docs/devices.md, "Why a wrong transformation is detected").
 """
