@@ -54,6 +54,8 @@ def test_blind_transform_retrieve_round_trip(world: Path):
     assert (t / "opened.json").read_text() == (t / "rec.json").read_text()
     out = ok(run("decrypt", "--retrieval-key", t / "alice.rk", t / "rec.abt"))
     assert out.stdout == (t / "rec.json").read_text()
+    shown = ok(run("inspect", t / "rec.abt")).stdout
+    assert "kind: transformed file" in shown and "header_bytes: 836" in shown
 
 
 def test_rw15_holder_blinds_its_keys_together(tmp_path: Path):

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ..devices import PoolKey, RetrievalKey, blind, precompute, transform_file
+from ..devices import PoolKey, RetrievalKey, blind, precompute, transform_file, transformed
 from ..devices import TransformationKey as TransformationKeyFile
 from ..devices.online import Pool
 from ..keys import read_key
@@ -136,3 +136,18 @@ def read_retrieval_key(path: str) -> RetrievalKey:
     """The retrieval key of `decrypt --retrieval-key`."""
     return RetrievalKey.read(path)
 
+
+
+#: the first bytes of a transformed file (`inspect` tells it from an .abe file)
+TRANSFORMED_MAGIC = transformed.MAGIC
+
+
+def inspect_transformed(path: str) -> dict[str, Any]:
+    """What `inspect` shows of a transformed file: its scheme, group, transformation key id,
+    the digest naming the original header and sizes; no secret (it holds none)."""
+    with open(path, "rb") as handle:
+        th = transformed.read(handle)
+    return {"kind": "transformed file", "scheme": th.scheme.name, "group": th.scheme.group.id,
+            "transformation_key": th.tk, "original_header": th.header.hex(),
+            "header_bytes": th.size, "payload_bytes": os.path.getsize(path) - th.size,
+            "chunk_size": th.chunk}

@@ -26,7 +26,7 @@ from .common import (
     progress_bar,
     read_secret_key,
 )
-from .devices import encrypt_with_pool, read_retrieval_key
+from .devices import TRANSFORMED_MAGIC, encrypt_with_pool, inspect_transformed, read_retrieval_key
 
 #: files at least this large get a progress bar (when stderr is a terminal)
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024
@@ -170,7 +170,9 @@ def inspect(path: str, as_json: bool) -> None:
     secrets. A passphrase-protected key is unlocked first (asked for on a terminal)."""
     with open(path, "rb") as handle:
         head = handle.read(len(BEGIN))
-    if head[:3] == b"ABE" or head == BEGIN:
+    if head[:4] == TRANSFORMED_MAGIC:
+        info = inspect_transformed(path)
+    elif head[:3] == b"ABE" or head == BEGIN:
         info = inspect_file(path)
     elif is_protected(path):
         info = _key_info(read_secret_key(path, None))
