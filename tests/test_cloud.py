@@ -152,6 +152,13 @@ def test_search_equals_the_local_index(server, tmp_path):
                   "date in 2024-01-01..2024-12-31 OR heart", "^heart"):
         assert reader.search("records", query, key).hits == local.search(query, key).hits, query
     assert "doc-3" not in {h.doc_id for h in reader.search("records", "card", key).hits}
+    fresh = server.client("reader")  # a client fetches each segment's sealed table once
+    sizes = []
+    for _ in range(2):
+        before = fresh.received[0]
+        assert fresh.search("records", "card", key).hits == local.search("card", key).hits
+        sizes.append(fresh.received[0] - before)
+    assert sizes[1] < sizes[0] and len(fresh.search_tables) == len(local.segments)
 
     cli = [sys.executable, "-m", "abe_health.cli"]
     env = {**os.environ, "ABE_HEALTH_URL": server.url, "ABE_HEALTH_TOKEN": server.tokens["reader"]}

@@ -62,6 +62,8 @@ MAX_HEADER_PART = 8 + MAX_HEADER + WRAP
 AUDIT_KEY = "abe.audit"
 #: trapdoors one search may send: a query's most (16 terms, each a range of 62)
 MAX_TRAPDOORS = 16 * 62
+#: segment ids a search may name as known (their sealed document tables are then left out)
+MAX_KNOWN = 4096
 
 
 @dataclass
@@ -450,15 +452,20 @@ async def index_list(ctx: Ctx) -> Response:
 
 async def index_search(ctx: Ctx) -> Response:
     """Walk every segment's tree with every trapdoor of a query (one batched walk per segment);
-    return per segment its sealed document table and key check and, per trapdoor, the nodes
-    visited and the sealed leaves reached; and the raw manifest (for its removals)."""
+    return per segment its key check, its sealed document table (unless the client names the
+    segment as known) and, per trapdoor, the nodes visited and the sealed leaves reached; and
+    the raw manifest (for its removals)."""
     index = _index(ctx)
     body = await read_cbor(ctx.request, 16 * (MAX_TRAPDOORS + 64))
     doors = body.get("trapdoors") if isinstance(body, dict) else None
+    known = body.get("known", []) if isinstance(body, dict) else None
     if not (isinstance(doors, list) and 1 <= len(doors) <= MAX_TRAPDOORS
-            and all(isinstance(d, bytes) and len(d) == 16 for d in doors)):
-        raise BadRequest(f'expected {{"trapdoors": [1 to {MAX_TRAPDOORS} values of 16 bytes]}}', 400,
-                         "malformed-body")
+            and all(isinstance(d, bytes) and len(d) == 16 for d in doors)
+            and isinstance(known, list) and len(known) <= MAX_KNOWN
+            and all(isinstance(k, bytes) and len(k) <= 64 for k in known)):
+        raise BadRequest(f'expected {{"trapdoors": [1 to {MAX_TRAPDOORS} values of 16 bytes], '
+                         f'"known": [at most {MAX_KNOWN} segment ids]}}', 400, "malformed-body")
+    cached = set(known)
 
     def walk() -> dict[str, Any]:
         manifest, segments = ctx.data.segments(index)
@@ -467,7 +474,7 @@ async def index_search(ctx: Ctx) -> Response:
             answers = traverse_many(segment, doors)
             out.append({"name": segment.path.name, "id": segment.id,
                         "key_check": bytes(segment.meta["key_check"]),
-                        "documents": bytes(segment.meta["documents"]),
+                        "documents": b"" if segment.id in cached else bytes(segment.meta["documents"]),
                         "answers": [{"visited": a.nodes_visited, "leaves": [[i, p] for i, p in a.leaves]}
                                     for a in answers]})
         return {"manifest": manifest, "segments": out}

@@ -160,6 +160,9 @@ class Client:
         #: bytes received from and sent to the server by this client (bodies only)
         self.received = [0]
         self.sent = [0]
+        #: sealed document tables of index segments already fetched, by segment id: a search
+        #: names them and the server leaves them out (each opens only under its own segment id)
+        self.search_tables: dict[bytes, bytes] = {}
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"

@@ -35,12 +35,17 @@ from ..owner import KEY_SIGNATURE, MAX_FILE_BYTES, SEALED_KEY, OwnerPublicKey, o
 from . import ids
 from .errors import ProtocolError
 
+#: sealed document tables a client keeps (the server accepts as many segment ids as known)
+KNOWN_TABLES = 4096
+
 if TYPE_CHECKING:
     from .client import Client
 
-def _answer(index: str, item: Any, where: str, count: int) -> tuple[Segment, list[ServerResult]]:
+def _answer(index: str, item: Any, where: str, count: int, tables: dict[bytes, bytes]
+            ) -> tuple[Segment, list[ServerResult]]:
     """A segment stub (id, key check, sealed document table) and one walk result per trapdoor,
-    from one untrusted answer item."""
+    from one untrusted answer item. An empty table is one the client named as known: taken from
+    `tables` (a sealed table opens only under its own segment id, so a wrong one is refused)."""
     if not isinstance(item, dict):
         raise ProtocolError(f"{where}: a malformed search answer")
     name, sid, check, docs = item.get("name"), item.get("id"), item.get("key_check"), item.get("documents")
@@ -58,6 +63,13 @@ def _answer(index: str, item: Any, where: str, count: int) -> tuple[Segment, lis
                 and 0 <= leaf[0] < 2**40 and isinstance(leaf[1], bytes) for leaf in leaves)):
             raise ProtocolError(f"{where}: a malformed search answer")
         results.append(ServerResult([(i, p) for i, p in leaves], visited))
+    if not docs:
+        if sid not in tables:
+            raise ProtocolError(f"{where}: the answer leaves out a document table the client lacks")
+        docs = tables[sid]
+    tables[sid] = docs
+    while len(tables) > KNOWN_TABLES:  # forget the oldest
+        tables.pop(next(iter(tables)))
     return segment_stub(index, name, sid, check, docs), results
 
 
@@ -71,13 +83,14 @@ def remote_search(client: Client, index: str, query: str, key: SearchKey, top: i
     t0 = time.perf_counter()
     planned = [[(term, *held_trapdoors(term, key)) for term in terms(node)]]
     doors = [door for _, ds, _ in planned[0] for door in ds]
-    answer = client.cbor("POST", f"/v1/indexes/{index}/search", {"trapdoors": doors})
+    known = list(client.search_tables)
+    answer = client.cbor("POST", f"/v1/indexes/{index}/search", {"trapdoors": doors, "known": known})
     t1 = time.perf_counter()
     if not isinstance(answer, dict) or not isinstance(answer.get("segments"), list) \
             or not isinstance(answer.get("manifest"), bytes):
         raise ProtocolError(f"{where}: a malformed search answer")
     manifest = parse_manifest(answer["manifest"], where)
-    items = [_answer(index, item, where, len(doors)) for item in answer["segments"]]
+    items = [_answer(index, item, where, len(doors), client.search_tables) for item in answer["segments"]]
     view = DetachedIndex(where, manifest, [segment for segment, _ in items])
     if require_key and not view.key_matches(key):
         raise InvalidSearchKey(f"{where}: this search key did not build the index")
