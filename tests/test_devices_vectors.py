@@ -1,5 +1,5 @@
 """Frozen vectors of the device formats (tests/vectors/devices/, written once by its
-generate.py): transformation and retrieval keys, transformed files, RW13 files made online and
+generate_devices.py): transformation and retrieval keys, transformed files, RW13 files made online and
 in one go, and sealed pools must all read as they did."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Write the frozen vectors of the device formats (docs/formats.md section 11) in this directory.
 
-    python tests/vectors/devices/generate.py     # refuses to overwrite existing vectors
+    python tests/vectors/devices/generate_devices.py     # refuses to overwrite existing vectors
 
 Run by hand, once; the tests (tests/test_devices_vectors.py) read these bytes back with today's
 code. The keys here are test data, published on purpose; they protect nothing.
