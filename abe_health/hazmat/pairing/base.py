@@ -129,6 +129,11 @@ class PairingGroup(ABC):
             result = result * self.pair(a, b)
         return result
 
+    def multi_exp(self, elements: Sequence[Element], exponents: Sequence[int]) -> Element:
+        """prod elements_i^{exponents_i} over one group (backends with a multi-scalar
+        multiplication override this); exponents of 1 cost a multiplication only."""
+        return self.product([e if w == 1 else e**w for e, w in zip(elements, exponents, strict=True)])
+
     def product(self, elements: Sequence[Element]) -> Element:
         """The product of a non-empty sequence of elements of one group (backends may fuse it)."""
         it = iter(elements)
@@ -160,6 +165,10 @@ class PairingGroup(ABC):
 
     def deserialize(self, kind: GroupKind, data: bytes) -> Element:
         """Decode a G1/G2/GT element; wrong length, off-curve or off-subgroup bytes raise InvalidEncoding."""
+        self._check_size(kind, data)
+        return self._deserialize(kind, bytes(data))
+
+    def _check_size(self, kind: GroupKind, data: object) -> None:
         if kind not in self.sizes:
             raise InvalidEncoding(f"unknown group kind {kind!r}")
         if not isinstance(data, (bytes, bytearray)):
@@ -168,7 +177,27 @@ class PairingGroup(ABC):
             raise InvalidEncoding(
                 f"{kind} element must be {self.sizes[kind]} bytes for {self.id}, got {len(data)}"
             )
-        return self._deserialize(kind, bytes(data))
+
+    def decode_for_pairing(self, kind: GroupKind, data: bytes) -> Element:
+        """Decode an element of a ciphertext position whose value only ever enters pairings
+        against checked G2 elements. A backend may leave the G1 subgroup test of such points to
+        `check_pairing_batch` (why that is sound: docs/speed.md); here it is fully checked."""
+        return self.deserialize(kind, data)
+
+    def decode_many_for_pairing(self, kind: GroupKind, items: Sequence[object]) -> list[Element]:
+        """`decode_for_pairing` of each item; InvalidEncoding names the index of a bad one."""
+        out = []
+        for i, data in enumerate(items):
+            try:
+                out.append(self.decode_for_pairing(kind, data))  # type: ignore[arg-type]
+            except InvalidEncoding as exc:
+                raise InvalidEncoding(f"[{i}]: {exc}") from None
+        return out
+
+    def check_pairing_batch(self, elements: Sequence[Element]) -> bool:
+        """False if the points decoded by `decode_for_pairing` for one record must be refused
+        (the backend's batch test); every point was fully checked here already."""
+        return True
 
     def zr_to_bytes(self, value: int) -> bytes:
         """Fixed-width big-endian encoding of an exponent in [0, r)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 from ...errors import InvalidCiphertext, InvalidEncoding, InvalidKey, PolicySyntaxError
@@ -59,22 +60,38 @@ def encode_value(group: PairingGroup, spec: Spec, value: Any) -> Any:
     return {label: encode_value(group, spec[1], v) for label, v in value.items()}
 
 
-def decode_value(group: PairingGroup, spec: Spec, raw: Any, where: str) -> Any:
-    """Inverse of `encode_value`; any shape or encoding error raises InvalidEncoding naming `where`."""
+def decode_value(group: PairingGroup, spec: Spec, raw: Any, where: str,
+                 batch: list[Element] | None = None) -> Any:
+    """Inverse of `encode_value`; any shape or encoding error raises InvalidEncoding naming `where`.
+
+    With `batch` (a part whose G1 elements only ever enter pairings), G1 elements are decoded by
+    `group.decode_for_pairing` and appended to `batch`, whose subgroup test the caller makes once
+    for the whole record (docs/speed.md)."""
     if spec == "Zr":
         return group.zr_from_bytes(raw)
     if isinstance(spec, str):
         kind: GroupKind = spec  # type: ignore[assignment]
         try:
+            if batch is not None and kind == "G1":
+                element = group.decode_for_pairing(kind, raw)
+                batch.append(element)
+                return element
             return group.deserialize(kind, raw)
         except InvalidEncoding as exc:
             raise InvalidEncoding(f"{where}: {exc}") from None
     if spec[0] == "list":
         _check_list(spec, raw, where)
-        return [decode_value(group, spec[2], v, f"{where}[{i}]") for i, v in enumerate(raw)]
+        if batch is not None and spec[2] == "G1":
+            try:
+                points = group.decode_many_for_pairing("G1", raw)
+            except InvalidEncoding as exc:
+                raise InvalidEncoding(f"{where}{exc}") from None
+            batch.extend(points)
+            return points
+        return [decode_value(group, spec[2], v, f"{where}[{i}]", batch) for i, v in enumerate(raw)]
     if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
         raise InvalidEncoding(f"{where}: expected a map keyed by attribute labels")
-    return {k: decode_value(group, spec[1], v, f"{where}[{k!r}]") for k, v in raw.items()}
+    return {k: decode_value(group, spec[1], v, f"{where}[{k!r}]", batch) for k, v in raw.items()}
 
 
 def _check_list(spec: Spec, raw: Any, where: str) -> None:
@@ -100,6 +117,11 @@ class SchemeBase:
     LAYOUTS: ClassVar[dict[str, dict[str, Spec]]]
     #: domain-separation prefix of every hash this scheme makes
     DST: ClassVar[bytes]
+    #: ciphertext parts whose G1 elements only ever enter pairings (each against a G2 element
+    #: that was checked or computed): decoded on the curve, their subgroup tested as one batch,
+    #: which docs/speed.md shows is sound. A scheme lists a part here only if that holds on
+    #: every path that uses its ciphertexts.
+    PAIRING_ONLY: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, group: PairingGroup) -> None:
         self.group = group
@@ -201,10 +223,17 @@ def decode_record(scheme: SchemeBase, data: Mapping[str, Any]) -> Record:
     if not isinstance(meta, dict):
         raise error(f"{kind} record metadata must be a map")
     check_rows(scheme, kind, parts_raw, meta)
+    batch: list[Element] = []
+    pairing_only = scheme.PAIRING_ONLY if kind == "ciphertext" else frozenset()
     try:
-        parts = {n: decode_value(scheme.group, spec, parts_raw[n], n) for n, spec in layout.items()}
+        parts = {n: decode_value(scheme.group, spec, parts_raw[n], n,
+                                 batch if n in pairing_only else None)
+                 for n, spec in layout.items()}
     except InvalidEncoding as exc:
         raise error(f"malformed {kind}: {exc}") from None
+    if not scheme.group.check_pairing_batch(batch):
+        raise error(f"malformed {kind}: its G1 elements ({', '.join(sorted(pairing_only))}) are "
+                    f"not all in the order-r subgroup of {scheme.group.id}")
     return Record(scheme.name, scheme.group, kind, parts, meta)
 
 
@@ -231,13 +260,21 @@ def check_rows(scheme: SchemeBase, kind: str, parts_raw: Mapping[str, Any],
     if not isinstance(text, str):
         raise error(f"{kind} carries no policy")
     try:
-        fewest, most = row_bounds(text, internal=True)
+        fewest, most = _row_bounds(text)
     except PolicySyntaxError as exc:
         raise error(f"{kind} carries a malformed policy: {exc}") from None
     n = lengths[rows[0]]
     if not fewest <= n <= most:
         needs = str(fewest) if fewest == most else f"{fewest} to {most}"
         raise error(f"{kind} has {n} rows but its policy compiles to {needs}")
+
+
+@lru_cache(maxsize=64)
+def _row_bounds(text: str) -> tuple[int, int]:
+    """`row_bounds` of a header's policy, cached: parsing a 50-attribute policy costs about two
+    pairings, and one policy heads many files. Only texts that parse are cached, so at most 64
+    of at most MAX_POLICY_CHARS (16,384) characters: a few MiB even if headers are hostile."""
+    return row_bounds(text, internal=True)
 
 
 def group_of(data: Mapping[str, Any]) -> PairingGroup:

@@ -21,12 +21,13 @@ from ...errors import InvalidCiphertext
 from ...policy import KeyAttributes, Policy
 from ..pairing import Element
 from .base import Record, Scheme
-from .common import coefficients_or_refuse, policy_of
+from .common import coefficients_or_refuse, policy_of, signed
 
 
 class BSW07(Scheme):
     name = "bsw07"
     policy_in = "ciphertext"
+    PAIRING_ONLY = frozenset({"Cpi"})  # C'_i only enters e(C'_i, D'_j)
     DST = b"abe-health/bsw07/v1/"
     LAYOUTS = {
         "public": {"h": "G2", "e_gg_alpha": "GT"},
@@ -82,9 +83,11 @@ class BSW07(Scheme):
         if not len(ct["Ci"]) == len(ct["Cpi"]) == lsss.n_rows:
             raise InvalidCiphertext("ciphertext rows do not match its policy")
         omega = coefficients_or_refuse(lsss, key["Dj"].keys(), grp.order, policy)
-        A = grp.identity("GT")
+        # e(D, C) / prod (e(D_j, C_i) / e(C'_i, D'_j))^{w_i}, as one multi-pairing: the weights
+        # and the divisions move to the G1 sides
+        pairs = [(key["D"], ct["C"])]
         for i, w in omega.items():
             label = lsss.rho[i]
-            term = grp.pair(key["Dj"][label], ct["Ci"][i]) / grp.pair(ct["Cpi"][i], key["Dpj"][label])
-            A = A * (term if w == 1 else term**w)
-        return grp.pair(key["D"], ct["C"]) / A
+            pairs.append((signed(key["Dj"][label], -w), ct["Ci"][i]))
+            pairs.append((signed(ct["Cpi"][i], w), key["Dpj"][label]))
+        return grp.pair_prod(pairs)

@@ -21,11 +21,25 @@ def exp(element: Element, m: int) -> Element:
 
 
 def row_product(elements: Sequence[Element], weights: Sequence[int]) -> Element:
-    """prod elements_i^{weights_i}; weights of 1 (every AND/OR policy) are plain multiplications."""
+    """prod elements_i^{weights_i}; weights of 1 (every AND/OR policy) are plain multiplications,
+    other weights (thresholds) one multi-exponentiation."""
     if not elements:
         raise ValueError("empty product")
-    terms = [e if w == 1 else e**w for e, w in zip(elements, weights, strict=True)]
-    return elements[0].group.product(terms)
+    group = elements[0].group
+    if all(w == 1 for w in weights):
+        if len(weights) != len(elements):
+            raise ValueError("one weight per element")
+        return group.product(elements)
+    return group.multi_exp(elements, weights)
+
+
+def signed(element: Element, w: int) -> Element:
+    """element^w, with 1 and -1 free: how a pairing's G1 side carries a weight or a division."""
+    if w == 1:
+        return element
+    if w == -1 or w == element.group.order - 1:
+        return ~element
+    return element**w
 
 
 @lru_cache(maxsize=64)  # at most ~5 MiB a worst-case policy: bounded even if headers are hostile

@@ -47,7 +47,7 @@ from ...policy import Attribute, KeyAttributes, Policy
 from ...policy.ast import leaves
 from ..pairing import Element
 from .base import Record, SchemeBase
-from .common import coefficients_or_refuse, policy_of, row_product
+from .common import coefficients_or_refuse, policy_of, row_product, signed
 
 AUTHORITY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}\Z")
 #: a key-wide expiry attribute, meaningless in RW15 (see the module docstring)
@@ -57,6 +57,7 @@ KEY_WIDE_EXPIRY = "valid_until"
 class RW15(SchemeBase):
     name = "rw15"
     policy_in = "ciphertext"
+    PAIRING_ONLY = frozenset({"C4"})  # C4_x only enters e(C4_x, K'_x)
     DST = b"abe-health/rw15/v1/"
     LAYOUTS = {
         "public": {"e_gg_alpha": "GT", "g2_y": "G2"},
@@ -169,9 +170,11 @@ class RW15(SchemeBase):
         coeff = coefficients_or_refuse(lsss, K.keys(), grp.order, policy)
         rows = sorted(coeff)
         weights = [coeff[x] for x in rows]
-        acc = grp.pair(self._gid(str(gids.pop())), row_product([ct["C3"][x] for x in rows], weights))
+        # e(H(GID), prod C3_x^{c_x}) prod C1_x^{c_x} e(K_x^{c_x}, C2_x) e(C4_x^{c_x}, K'_x): the
+        # pairings as one multi-pairing, the weights moved to the G1 sides
+        pairs = [(self._gid(str(gids.pop())), row_product([ct["C3"][x] for x in rows], weights))]
         for x, w in zip(rows, weights, strict=True):
             label = lsss.rho[x]
-            term = ct["C1"][x] * grp.pair(K[label], ct["C2"][x]) * grp.pair(ct["C4"][x], Kp[label])
-            acc = acc * (term if w == 1 else term**w)
-        return acc
+            pairs.append((signed(K[label], w), ct["C2"][x]))
+            pairs.append((signed(ct["C4"][x], w), Kp[label]))
+        return row_product([ct["C1"][x] for x in rows], weights) * grp.pair_prod(pairs)

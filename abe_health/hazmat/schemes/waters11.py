@@ -20,12 +20,13 @@ from ...errors import InvalidCiphertext
 from ...policy import KeyAttributes, Policy
 from ..pairing import Element
 from .base import Record, Scheme
-from .common import coefficients_or_refuse, policy_of, row_product
+from .common import coefficients_or_refuse, policy_of, row_product, signed
 
 
 class Waters11(Scheme):
     name = "waters11"
     policy_in = "ciphertext"
+    PAIRING_ONLY = frozenset({"Ci"})  # the C_i are aggregated, then paired with L
     DST = b"abe-health/waters11/v1/"
     LAYOUTS = {
         "public": {"g1_a": "G1", "e_gg_alpha": "GT"},
@@ -80,7 +81,8 @@ class Waters11(Scheme):
         omega = coefficients_or_refuse(lsss, key["Kx"].keys(), grp.order, policy)
         rows = sorted(omega)
         weights = [omega[i] for i in rows]
-        pairs = [(row_product([ct["Ci"][i] for i in rows], weights), key["L"])]
-        pairs += [(key["Kx"][lsss.rho[i]] if w == 1 else key["Kx"][lsss.rho[i]] ** w, ct["Di"][i])
+        # e(K, C') / (e(prod C_i^{w_i}, L) prod e(K_x^{w_i}, D_i)), as one multi-pairing
+        pairs = [(key["K"], ct["Cp"]), (~row_product([ct["Ci"][i] for i in rows], weights), key["L"])]
+        pairs += [(signed(key["Kx"][lsss.rho[i]], -w), ct["Di"][i])
                   for i, w in zip(rows, weights, strict=True)]
-        return grp.pair(key["K"], ct["Cp"]) / grp.pair_prod(pairs)
+        return grp.pair_prod(pairs)
