@@ -88,3 +88,9 @@ class MissingExtra(AbeError):
 class PoolExhausted(AbeError):
     """A pool of precomputed encryption material (`abe_health.devices`) holds too few unused
     pieces for the request; pieces are never reused, so nothing was encrypted."""
+
+
+class BulkError(AbeError):
+    """A bulk job (`abe_health.bulk`) that cannot start, resume or finish: its journal belongs to
+    another job, an input a policy map does not cover, a task that failed on every attempt (the
+    job's journal keeps what was done, so running it again resumes)."""

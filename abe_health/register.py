@@ -136,6 +136,9 @@ CREATE TRIGGER IF NOT EXISTS issuances_no_replace BEFORE INSERT ON issuances
     END;
 """
 
+_INSERT_ISSUED = ("INSERT INTO issuances (iid, event, authority, scheme, gid, attributes, policy, "
+                  "valid_until, dates, key_digest, recorded_at, renewed_from, withdraws, reason, "
+                  "expiring) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _SELECT = ("SELECT seq, iid, event, authority, scheme, gid, attributes, policy, valid_until, dates, "
            "key_digest, recorded_at, renewed_from, withdraws, reason, expiring FROM issuances")
 _BY_SEQ = _SELECT + " WHERE seq = ?"
@@ -279,6 +282,41 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def issuance_row(key: Key, authority: str, renewed_from: str | None = None,
+                 expiring: Iterable[str] = ()) -> tuple[str, tuple[Any, ...]]:
+    """The `issued` row that records user key `key` (see `Register.record` for `expiring`), and
+    its fresh issuance id. Built where the key is (a bulk worker builds it beside the key, so
+    only the row, never the key, reaches the register's single writer: `Register.append`)."""
+    if key.kind != "user":
+        raise InvalidKey(f"the register records user keys, not {key.kind} keys")
+    meta = key.record.meta
+    attributes = meta.get("attributes")
+    policy = meta.get("policy") if attributes is None else None
+    if attributes is None and not isinstance(policy, str):
+        raise InvalidKey("a user key records its attributes or its policy")
+    dates = dated_attributes(attributes) if attributes is not None else {}
+    names = (expiring,) if isinstance(expiring, str) else tuple(expiring)
+    gid = meta.get("gid")
+    if gid is not None:
+        subjects = expiring_subjects(attributes or (), names, meta.get("authority"))
+        valid_until = max((dates[s] for s in subjects), default=None)
+    else:
+        if any(name != VALID_UNTIL for name in names):
+            raise InvalidKey(f"a {key.scheme.name} key expires by its {VALID_UNTIL} "
+                             "attribute only; it names no other expiring attribute")
+        subjects = (VALID_UNTIL,) if VALID_UNTIL in dates else ()
+        if names and not subjects:
+            raise InvalidKey(f"this {key.scheme.name} key has no {VALID_UNTIL} date to expire by")
+        valid_until = dates.get(VALID_UNTIL)
+    iid = new_iid()
+    row = (iid, "issued", authority, key.scheme.name, gid,
+           json.dumps(list(attributes), ensure_ascii=False) if attributes is not None else None,
+           policy, valid_until, json.dumps(dates, ensure_ascii=False, sort_keys=True),
+           key_digest(key), _now(), renewed_from, None, None,
+           json.dumps(list(subjects), ensure_ascii=False))
+    return iid, row
+
+
 class Register:
     """An authority's issuance register (see the module docstring). Opening checks the file and
     its schema; every operation uses its own short-lived connection, so a Register may be kept
@@ -410,47 +448,33 @@ class Register:
         each of which must carry a date (`expiring_subjects`); renewal re-dates exactly these.
         A CP key's expiring attribute is its `valid_until`, recorded when it has one; naming
         any other is refused. KP keys have none."""
-        if key.kind != "user":
-            raise InvalidKey(f"the register records user keys, not {key.kind} keys")
-        meta = key.record.meta
-        attributes = meta.get("attributes")
-        policy = meta.get("policy") if attributes is None else None
-        if attributes is None and not isinstance(policy, str):
-            raise InvalidKey("a user key records its attributes or its policy")
-        dates = dated_attributes(attributes) if attributes is not None else {}
-        names = (expiring,) if isinstance(expiring, str) else tuple(expiring)
-        gid = meta.get("gid")
-        if gid is not None:
-            subjects = expiring_subjects(attributes or (), names, meta.get("authority"))
-            valid_until = max((dates[s] for s in subjects), default=None)
-        else:
-            if any(name != VALID_UNTIL for name in names):
-                raise InvalidKey(f"a {key.scheme.name} key expires by its {VALID_UNTIL} "
-                                 "attribute only; it names no other expiring attribute")
-            subjects = (VALID_UNTIL,) if VALID_UNTIL in dates else ()
-            if names and not subjects:
-                raise InvalidKey(f"this {key.scheme.name} key has no {VALID_UNTIL} date to expire by")
-            valid_until = dates.get(VALID_UNTIL)
-        iid = new_iid()
-        row = (iid, "issued", authority, key.scheme.name, gid,
-               json.dumps(list(attributes), ensure_ascii=False) if attributes is not None else None,
-               policy, valid_until, json.dumps(dates, ensure_ascii=False, sort_keys=True),
-               key_digest(key), _now(), renewed_from, None, None,
-               json.dumps(list(subjects), ensure_ascii=False))
+        iid, row = issuance_row(key, authority, renewed_from, expiring)
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 if renewed_from is not None:
                     self._check_renewable(db, self._by_iid(db, renewed_from), authority)
-                db.execute("INSERT INTO issuances (iid, event, authority, scheme, gid, attributes, "
-                           "policy, valid_until, dates, key_digest, recorded_at, renewed_from, "
-                           "withdraws, reason, expiring) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                db.execute(_INSERT_ISSUED, row)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        return Key(key.scheme, dataclasses.replace(key.record, meta={**meta, "iid": iid}))
+        return Key(key.scheme, dataclasses.replace(key.record, meta={**key.record.meta, "iid": iid}))
+
+    def append(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Append many `issuance_row` rows of new (not renewed) keys in one transaction: all or
+        none. The bulk keygen's single writer uses it; the keys themselves never reach it."""
+        for row in rows:
+            if len(row) != 15 or row[1] != "issued" or row[11] is not None:
+                raise RegisterError("append takes the issued rows of new keys (issuance_row)")
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(_INSERT_ISSUED, rows)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     def withdraw(self, authority: str, *, iid: str | None = None, gid: str | None = None,
                  reason: str = "") -> Issuance:

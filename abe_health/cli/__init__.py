@@ -19,6 +19,7 @@ from .. import __version__
 from . import (
     audit,
     authority,
+    bulk,
     cloud,
     collection,
     devices,
@@ -59,7 +60,7 @@ COMMANDS: tuple[click.Command, ...] = (
     keys.setup, keys.keygen, keys.renew, keys.withdraw, files.encrypt, files.decrypt, files.inspect,
     authority.authority, phr.phr, fhir.fhir, vault.vault, vault.revoke, search.owner, search.index,
     search.search, collection.collection, policy.policy, serve.serve, cloud.cloud, audit.audit,
-    devices.key, devices.transform, devices.precompute_pool, demo,
+    devices.key, devices.transform, devices.precompute_pool, bulk.bulk, demo,
 )
 for _command in COMMANDS:
     main.add_command(_command)

@@ -166,6 +166,12 @@ class Catalog:
             self.db.execute(f"INSERT INTO files ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
                             row.values())
 
+    def insert_all(self, rows: list[Row]) -> None:
+        """Insert many rows in one transaction (all or none): a bulk job's batch commit."""
+        with self._errors(), self.db:
+            self.db.executemany(f"INSERT INTO files ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                                [row.values() for row in rows])
+
     def replace(self, row: Row) -> None:
         """Switch a file to a new generation (one transaction)."""
         with self._errors(), self.db:

@@ -143,6 +143,12 @@ def _escrow_fields(vault: bytes, row: Row) -> dict[str, Any]:
             "salt": row.salt, "chunk": row.chunk}
 
 
+def escrow_fields(vault: bytes, row: Row) -> dict[str, Any]:
+    """What a file's escrow is bound to (the HPKE info fields): public for `abe_health.bulk`,
+    whose workers seal and open escrows exactly as the vault does."""
+    return _escrow_fields(vault, row)
+
+
 def _master(authority: ABE, what: str) -> Key:
     if authority.master_key is None:
         raise InvalidKey(f"{what} needs the authority's master key")

@@ -1,0 +1,61 @@
+"""Where bulk tasks run: a `dask.distributed` client, the caller's own or one made here.
+
+Dask is an optional dependency (the `scale` extra): nothing in `abe_health` imports it at import
+time, and every entry point that needs it calls `require_dask` first, which raises
+`MissingExtra` naming the extra. `connect` makes a client for the CLI: to a running scheduler
+(`dask scheduler` / `dask worker`, Kubernetes, HPC: `scheduler="tcp://host:8786"`), or to a
+`LocalCluster` of `workers` processes with one thread each (the toolkit's work is CPU-bound
+Python, so processes, not threads, are what scale), or, with `workers=0`, to a cluster of one
+thread inside this process (small jobs, debugging: nothing leaves the process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import MissingExtra
+
+EXTRA_MESSAGE = ('bulk work runs on dask.distributed, which is not installed: '
+                 'pip install "abe-health[scale]"')
+
+
+def require_dask() -> None:
+    """MissingExtra (naming the `scale` extra) unless `dask.distributed` can be imported."""
+    if importlib.util.find_spec("dask") is None or importlib.util.find_spec("distributed") is None:
+        raise MissingExtra(EXTRA_MESSAGE, case="scale-extra")
+
+
+def default_workers() -> int:
+    """Worker processes of a local cluster when none is asked for: one per usable CPU."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
+    """A `distributed.Client` for the block: to `scheduler` if given, else to a new local
+    cluster of `workers` processes (default: one per CPU; 0: one thread in this process), closed
+    (with its workers) when the block ends."""
+    require_dask()
+    dist: Any = importlib.import_module("distributed")
+    if scheduler is not None:
+        with dist.Client(scheduler, timeout="30s") as client:
+            yield client
+        return
+    count = default_workers() if workers is None else workers
+    options: dict[str, Any] = {"dashboard_address": None, "threads_per_worker": 1}
+    if count == 0:
+        options.update(processes=False, n_workers=1)
+    else:
+        options.update(processes=True, n_workers=count)
+    with dist.LocalCluster(**options) as cluster, dist.Client(cluster) as client:
+        yield client
+
+
+def worker_count(client: Any) -> int:
+    """How many threads the client's cluster runs tasks on (at least 1)."""
+    return max(1, sum(int(n) for n in client.nthreads().values()))

@@ -1,0 +1,147 @@
+"""Bulk indexing: a search index built as segments in parallel, then joined under one manifest.
+
+The documents (files, named as `index build` names them: `search.text.document_id`) are split
+into contiguous partitions of about equal size, one per segment; each task reads its partition's
+files on the worker, extracts keywords, and builds one complete PASS-tree segment
+(`search.build.build_segment`) into a temporary directory of its own inside the index. The
+driver renames each finished segment to its place (`seg-0001`, ...) and, when all are built,
+writes the index manifest naming them all, in one atomic switch: before it the directory is not
+an index, after it the index is complete. A query over several segments is answered exactly as
+over one (the client merges postings and counts documents over all segments: `search.engine`),
+so the result ranks every query exactly as a serial `index build` of the same documents does;
+tests check this against `search.query.reference_query` and a serial build.
+
+What this changes for the server (docs/leakage.md I1, I2): the index has as many segments as
+partitions, each with its own tree shape, as after that many `index add` runs. Queries walk
+every segment (small ones together: `engine.Searcher`), so fewer, larger segments answer
+faster: choose `segments` near the number of workers. Later `index add` runs merge on the usual
+binary schedule. Workers see the search key (read from its path, checked against the job's key
+check) and the documents' text: they run in the owner's domain.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search.build import build_segment
+from search.errors import DocumentExists, IndexExists
+from search.format import Manifest, new_index_id, write_manifest
+from search.keys import SearchKey
+from search.text import document_id, document_keywords
+
+from .cluster import worker_count
+from .encrypt import default_journal
+from .journal import Journal
+from .runner import BulkReport, run_batches
+
+TEMP_PREFIX = ".bulk-"
+
+
+@dataclass(frozen=True)
+class SegmentTask:
+    """One partition: (document id, path) pairs, and where and under which key to build."""
+
+    index_path: str
+    key_path: str
+    index_id: bytes
+    key_check: bytes
+    docs: list[tuple[str, str]]
+
+
+def build_partition(task: SegmentTask) -> tuple[str, int]:
+    """Build one segment into a fresh temporary directory of the index; returns its name and
+    the number of keywords."""
+    from . import keycache
+
+    key = keycache.search_key(task.key_path, task.index_id, task.key_check)
+    docs = {doc_id: document_keywords(Path(path)) for doc_id, path in task.docs}
+    name = f"{TEMP_PREFIX}{secrets.token_hex(6)}"
+    stats = build_segment(docs, key, Path(task.index_path) / name)
+    return name, stats.keywords
+
+
+def list_documents(paths: list[str | os.PathLike[str]], root: str | os.PathLike[str] | None
+                   ) -> list[tuple[str, str]]:
+    """(document id, path) of every file given or below a given directory, sorted by id; a file
+    reached twice is refused (as `index build` does)."""
+    base = Path.cwd() if root is None else Path(root)
+    found: dict[str, str] = {}
+    for given in map(Path, paths):
+        files = sorted(p for p in given.rglob("*") if p.is_file()) if given.is_dir() else [given]
+        for f in files:
+            doc_id = document_id(f, base)
+            if doc_id in found:
+                raise DocumentExists(f"{doc_id} is given twice; each document is indexed once", case="twice")
+            found[doc_id] = str(f.resolve())
+    return sorted(found.items())
+
+
+def partition(docs: list[tuple[str, str]], parts: int) -> list[list[tuple[str, str]]]:
+    """Contiguous runs of about equal total file size, at most `parts` of them, none empty."""
+    sizes = [max(1, os.path.getsize(path)) for _, path in docs]
+    total, parts = sum(sizes), max(1, min(parts, len(docs)))
+    out: list[list[tuple[str, str]]] = [[]]
+    filled = 0
+    for doc, size in zip(docs, sizes, strict=True):
+        if out[-1] and filled >= total * len(out) / parts and len(out) < parts:
+            out.append([])
+        out[-1].append(doc)
+        filled += size
+    return out
+
+
+def build_index(client: Any, paths: list[str | os.PathLike[str]], key_path: str | os.PathLike[str],
+                out: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
+                segments: int | None = None, journal: str | os.PathLike[str] | None = None) -> BulkReport:
+    """Index the files `paths` name into a new index `out` (missing or empty) on `client`'s
+    cluster, as `segments` segments (default: one per worker thread); restartable."""
+    target = Path(out).resolve()
+    key_path = str(Path(key_path).resolve())
+    key = SearchKey.load(key_path)
+    report = BulkReport("index")
+    with Journal.open(journal or default_journal(target, "index")) as book:
+        docs = list_documents(paths, root)
+        spec = {"out": str(target), "key": key.fingerprint.hex(), "docs": len(docs),
+                "segments": segments}
+        if not book.check("index", spec):
+            if target.exists() and any(target.iterdir()):
+                raise IndexExists(f"{target} exists and is not empty; refusing to overwrite it")
+            target.mkdir(exist_ok=True)
+            book.set("index", new_index_id().hex())
+            parts = partition(docs, segments or worker_count(client))
+            book.plan("index", spec, [[{"name": f"seg-{n + 1:04d}", "docs": part}]
+                                      for n, part in enumerate(parts)])
+        index_id = bytes.fromhex(book.get("index"))
+        check = key.check_value(index_id)
+        keywords: dict[str, int] = book.get("keywords") or {}
+
+        def make_task(batch: int, items: list[dict[str, Any]]) -> tuple[Callable[[Any], Any], Any]:
+            docs_of = [(d, p) for d, p in items[0]["docs"]]
+            return build_partition, SegmentTask(str(target), key_path, index_id, check, docs_of)
+
+        def commit(batch: int, items: list[dict[str, Any]], result: tuple[str, int]) -> list[tuple[str, str]]:
+            temp, count = result
+            final = target / items[0]["name"]
+            if not temp.startswith(TEMP_PREFIX) or "/" in temp:
+                raise IndexExists(f"a worker returned an unexpected segment name {temp!r}")
+            if final.exists():  # renamed by a killed run that did not mark it
+                shutil.rmtree(final)
+            os.replace(target / temp, final)
+            keywords[items[0]["name"]] = count
+            book.set("keywords", keywords)
+            return []
+
+        run_batches(client, book, report, make_task, commit)
+        names = sorted(i["name"] for i in book.items())
+        if not report.failed:
+            write_manifest(target, Manifest(index_id, names, None, check))
+        for stray in target.glob(f"{TEMP_PREFIX}*"):
+            shutil.rmtree(stray, ignore_errors=True)
+        report.extra.update(segments=len(names), keywords=sum(keywords.values()), documents=len(docs))
+        return report
