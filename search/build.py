@@ -1,38 +1,58 @@
-"""The owner's side: build one PASS-tree segment from documents' keyword counts.
+"""The owner's side: build one PASS-tree segment from documents' keyword counts, streamed.
 
-Keywords are the leaves of a balanced binary tree, in a keyed pseudorandom order (not
-alphabetical, so leaf positions say nothing about spelling). Level 0 holds the leaves; node i of
-level l has children 2i and 2i+1 of level l-1; levels are stored up to the first with at most
-`top_nodes(n)` nodes, which the server tests in full for every query. Every node's Bloom filter holds
-every substring of every marked keyword "^w$" below it, each substring once, at positions from
-its PRF value and the node's fresh 16-byte salt (see prf.py). A node holding c substrings is
-sized and padded with random dummy insertions up to the next capacity bucket (steps of 2^(1/4)),
-so its size and fill reveal only that bucket, not how similar its subtree's keywords are. Leaves
-carry an AES-GCM payload (the keyword and its postings: segment-local document index and term
-frequency), padded to 32-byte multiples. The document id table is sealed as one more payload,
-padded the way nodes are: to DOC_SLOT bytes times the capacity bucket of the document count (or
-of its encoded length in DOC_SLOT units, if ids average more than that), so its length shows
-only that bucket.
+Keywords are the leaves of a balanced tree of fan-out FANOUT (4), in a keyed pseudorandom order
+(not alphabetical, so leaf positions say nothing about spelling). Level 0 holds the leaves; node
+i of level l has children 4i .. 4i + 3 of level l - 1; levels are stored up to the first with one
+node, or up to level TOP_LEVEL (nodes of 4^6 = 4,096 leaves), which the server tests in full for
+every query (near the root of a large tree every filter would hold almost every substring: work
+and size for no pruning). Every node's Bloom filter holds every substring of every marked keyword
+"^w$" below it, each substring once, at positions from its PRF value and the node's fresh 16-byte
+salt (see prf.py). A node holding c substrings is sized and padded with random dummy insertions
+up to the next capacity bucket (steps of 2^(1/4)), so its size and fill reveal only that bucket,
+not how similar its subtree's keywords are. Leaves carry an AES-GCM payload (the keyword and its
+postings: segment-local document index and term frequency), padded to 32-byte multiples. The
+document id table is sealed as one more payload, padded the way nodes are: to DOC_SLOT bytes
+times the capacity bucket of the document count (or of its encoded length in DOC_SLOT units, if
+ids average more than that), so its length shows only that bucket.
+
+Memory is bounded by a constant, whatever the input's size:
+1. documents arrive as a stream of (id, {keyword: tf}); their postings are gathered by keyword a
+   run of RUN_POSTINGS at a time, each run sorted in leaf order and spilled to a scratch file
+   (a build that fits one run stays in memory);
+2. the runs are merged (a k-way merge in leaf order, postings of a keyword from several runs
+   joined), and the leaves are sealed and written as they come;
+3. every CHUNK_LEAVES leaves (whole subtrees of the stored top level) are one batch whose
+   subtrees' filters, level by level, are computed in numpy and appended to per-level scratch
+   files (`format.SegmentOutput`), which are assembled into the segment's files at the end.
+Subtrees of different batches are independent, so batches are built on WORKERS threads.
+What stays in memory for the whole build is the segment's document id table: a segment holds at
+most MAX_DOCUMENTS documents (`SearchIndex.create` starts another segment after that).
+Merging segments (`rebuild_segment`) streams the old segments' leaves, already in leaf order, in
+the same way: nothing is decrypted into memory at once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import os
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import cbor2
 import numpy as np
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .format import SEGMENT_FORMAT, VERSION, write_segment
+from .errors import DocumentExists, IndexCorrupt
+from .format import SEGMENT_FORMAT, SEGMENT_VERSION, SegmentOutput
 from .keys import SearchKey
-from .prf import FIXED_KEY, encode, positions
+from .prf import FIXED_KEY, as_rows, encode_many, positions
 from .text import MAX_KEYWORD
 
 K_HASHES = 4
@@ -42,26 +62,36 @@ PAD_TO = 32
 DOC_SLOT = 64
 #: bytes a seal adds to its padded body: the 12-byte nonce and the 16-byte GCM tag
 SEAL_OVERHEAD = 28
-#: the tree is stored from the leaves up to the first level of at most `top_nodes(n)` nodes;
-#: the server starts every query by testing all of them. Near the root of a large tree every
-#: filter would hold almost every substring (a quarter of the work and size for no pruning), so
-#: the top stops at nodes of about KEYWORDS_PER_TOP_NODE keywords, and never wider than
-#: TOP_NODES; a small tree (a policy group of a few hundred keywords) goes up to a few nodes, so
-#: a query tests a handful of nodes instead of every leaf
-TOP_NODES = 512
-KEYWORDS_PER_TOP_NODE = 2048
-
-
-def top_nodes(keywords: int) -> int:
-    """How many nodes the stored top level of a tree over `keywords` leaves may have."""
-    return max(1, min(TOP_NODES, -(-keywords // KEYWORDS_PER_TOP_NODE)))
+#: children per node: half the levels of a binary tree (half the filter bytes and insertions)
+#: for the same number of node tests per matching keyword (4 per level over half the levels)
+FANOUT = 4
+#: the highest stored level: nodes of FANOUT^TOP_LEVEL = 4,096 leaves (or one root, if smaller)
+TOP_LEVEL = 6
+SUBTREE = FANOUT**TOP_LEVEL
+#: leaves per batch of filter work: whole top-level subtrees (about 20 MB of PRF values)
+CHUNK_LEAVES = 4 * SUBTREE
+#: postings gathered in memory before a run is sorted and spilled to disk
+RUN_POSTINGS = 1 << 19
+#: records per CBOR block of a spilled run
+RUN_BLOCK = 4096
+#: documents one segment holds at most (its document table stays in memory while it is built)
+MAX_DOCUMENTS = 1 << 20
 #: pairs per numpy batch: 2^16 runs about 25x faster here than 2^21 (cache-resident temporaries)
 CHUNK = 1 << 16
+#: threads building batches of subtrees (numpy and AES release the GIL)
 WORKERS = 2
-#: unpacked Bloom bits filled at once per worker (a bool array: 128 MB)
+#: unpacked Bloom bits filled at once (a bool array: 128 MB)
 RANGE_BITS = 1 << 27
 
 Progress = Callable[[str, int], None]
+#: documents to index: {doc_id: {keyword: tf}}, or a stream of (doc_id, {keyword: tf})
+Documents = Mapping[str, Mapping[str, int]] | Iterable[tuple[str, Mapping[str, int]]]
+#: a keyword's postings: [[segment-local document index, tf], ...] in document order
+Postings = list[list[int]]
+
+
+class EmptySegment(ValueError):
+    """A segment would hold no keyword (no document given, or none with a keyword)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +102,22 @@ class BuildStats:
     filter_bytes: int
     leaf_bytes: int
     substrings: int  # distinct (node, substring) insertions over all levels
+    segments: int = 1
+
+    def __add__(self, other: BuildStats) -> BuildStats:
+        return BuildStats(self.keywords + other.keywords, self.documents + other.documents,
+                          self.nodes + other.nodes, self.filter_bytes + other.filter_bytes,
+                          self.leaf_bytes + other.leaf_bytes, self.substrings + other.substrings,
+                          self.segments + other.segments)
+
+
+def tree_levels(keywords: int) -> list[int]:
+    """The stored level sizes of a tree over `keywords` leaves: divided by FANOUT (rounded up)
+    up to the first level of one node, or up to TOP_LEVEL."""
+    levels = [keywords]
+    while levels[-1] > 1 and len(levels) <= TOP_LEVEL:
+        levels.append(-(-levels[-1] // FANOUT))
+    return levels
 
 
 def capacity(counts: np.ndarray) -> np.ndarray:
@@ -103,31 +149,31 @@ def document_table_size(n_docs: int, encoded: int) -> int:
     return int(capacity(np.array([units]))[0]) * DOC_SLOT
 
 
-def _leaf_order(words: list[str], key: SearchKey) -> list[str]:
-    return sorted(words, key=lambda w: hashlib.blake2b(w.encode(), key=key.order_key,
-                                                        digest_size=16).digest())
+def order_key(key: SearchKey, word: str) -> bytes:
+    """A keyword's place in the keyed leaf order (BLAKE2b under the order key, 16 bytes)."""
+    return hashlib.blake2b(word.encode(), key=key.order_key, digest_size=16).digest()
 
 
-def _substrings(words: list[str], key: SearchKey) -> tuple[np.ndarray, np.ndarray]:
+# --- filters of a batch of subtrees ------------------------------------------------------------
+
+
+def _substrings(words: Sequence[str], key: SearchKey) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct keys (leaf << 32 | substring id) of level 0, and the (D, 16) PRF values of
     the distinct substring ids. Memory is kept to a few bytes per substring beyond the values."""
     by_length: dict[int, list[int]] = defaultdict(list)
     for leaf, word in enumerate(words):
         by_length[len(word)].append(leaf)
-
-    def batch(chunk: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        codes = np.stack([encode(words[i], True, True) for i in chunk])
+    leaves_parts, value_parts = [], []
+    for _, leaves in sorted(by_length.items()):
+        codes = encode_many([words[i] for i in leaves])
         local, values = key.prf.all_substrings(codes)
-        return np.asarray(chunk, dtype=np.uint64)[local], values
-
-    chunks = [leaves[s : s + 2000] for _, leaves in sorted(by_length.items())
-              for s in range(0, len(leaves), 2000)]
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        results = list(pool.map(batch, chunks))
-    leaves_of = np.concatenate([r[0] for r in results])
-    values = np.concatenate([r[1] for r in results])
-    del results
+        leaves_parts.append(np.asarray(leaves, dtype=np.uint64)[local])
+        value_parts.append(values)
+    leaves_of = np.concatenate(leaves_parts)
+    values = np.concatenate(value_parts)
+    del leaves_parts, value_parts
     pairs = values.view("<u8").reshape(-1, 2)
+    rows = as_rows(values)
     # Sort (high bits of the value | position) as one uint64: twice as fast as an argsort. Equal
     # values become adjacent unless another value shares their high bits, in which case a value
     # may get two ids: it is then inserted twice at the same positions, which is harmless.
@@ -137,13 +183,12 @@ def _substrings(words: list[str], key: SearchKey) -> tuple[np.ndarray, np.ndarra
     order.sort()
     order &= mask
     order = order.astype(np.int64)
+    ordered = rows[order].view("<u8").reshape(-1, 2)
     new = np.ones(len(order), dtype=bool)
-    for start in range(1, len(order), 1 << 20):  # neighbours compared in slices: no full copy
-        here = pairs[order[start : start + (1 << 20)]]
-        before = pairs[order[start - 1 : start - 1 + len(here)]]
-        new[start : start + len(here)] = np.any(here != before, axis=1)
-    distinct = values[order[new]]
-    del values, pairs
+    new[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    del ordered
+    distinct = rows[order[new]].view(np.uint8).reshape(-1, 16)
+    del values, pairs, rows
     ids = np.empty(len(order), dtype=np.uint64)
     ids[order] = np.cumsum(new, dtype=np.uint64) - np.uint64(1)
     del order, new
@@ -156,8 +201,8 @@ def _substrings(words: list[str], key: SearchKey) -> tuple[np.ndarray, np.ndarra
 def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
     """Sorted distinct values (np.unique without its hashing, which is slower on big int arrays).
 
-    Parent keys arrive as two sorted runs per parent, which the stable sort (timsort) merges
-    in near-linear time: about 13x faster here than the default quicksort."""
+    Parent keys arrive as FANOUT sorted runs per parent, which the stable sort (timsort or radix
+    sort) merges in near-linear time: much faster here than the default quicksort."""
     keys.sort(kind="stable")
     keep = np.ones(len(keys), dtype=bool)
     keep[1:] = keys[1:] != keys[:-1]
@@ -166,7 +211,7 @@ def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
 
 def _level_filters(keys: np.ndarray, n_nodes: int, distinct: np.ndarray, salted: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Salts, bit offsets, sizes and packed filter bytes of one level's nodes.
+    """Salts, sizes, packed filter bytes and distinct counts of one level's nodes (of a batch).
 
     `keys` are the level's sorted (node << 32 | substring id). Nodes are filled a range at a
     time, so the unpacked bit array never exceeds RANGE_BITS."""
@@ -180,6 +225,7 @@ def _level_filters(keys: np.ndarray, n_nodes: int, distinct: np.ndarray, salted:
              else np.zeros(16 * n_nodes, dtype=np.uint8)).reshape(n_nodes, 16)
     packed_parts = []
     first = 0
+    value_rows, salt_rows = as_rows(distinct), as_rows(salts)
     while first < n_nodes:  # a range of whole nodes with at most RANGE_BITS bits (or one node)
         last = max(first + 1, int(np.searchsorted(local_off, local_off[first] + RANGE_BITS)))
         last = min(last, n_nodes)
@@ -189,84 +235,256 @@ def _level_filters(keys: np.ndarray, n_nodes: int, distinct: np.ndarray, salted:
             chunk = keys[start : min(start + CHUNK, int(bounds[last]))]
             nd = (chunk >> np.uint64(32)).astype(np.int64)
             sd = (chunk & np.uint64(0xFFFFFFFF)).astype(np.int64)
-            pos = positions(distinct[sd], salts[nd], sizes[nd], K_HASHES)
+            pos = positions(value_rows[sd], salt_rows[nd], sizes[nd], K_HASHES)
             pos += (local_off[nd] - base)[:, None]
             bits[pos.ravel()] = True
         owner = np.repeat(np.arange(first, last), (cap - counts)[first:last])
-        if len(owner):  # padding: random dummy elements up to the node's capacity
-            rnd = np.frombuffer(os.urandom(8 * K_HASHES * len(owner)), dtype=np.uint64)
-            rnd = rnd.reshape(-1, K_HASHES) % sizes[owner][:, None]
+        if len(owner):  # padding: random dummy elements up to the node's capacity, each position
+            # a uniform 32-bit value reduced by multiply-shift, as a real element's are
+            rnd = np.frombuffer(os.urandom(4 * K_HASHES * len(owner)), dtype="<u4").astype(np.uint64)
+            rnd = (rnd.reshape(-1, K_HASHES) * sizes[owner][:, None]) >> np.uint64(32)
             bits[(local_off[owner] - base)[:, None] + rnd] = True
         packed_parts.append(np.packbits(bits, bitorder="little"))
         first = last
-    return salts, local_off, sizes, np.concatenate(packed_parts)
+    return salts, sizes, np.concatenate(packed_parts), counts
 
 
-def _seal_leaves(words: list[str], postings: Mapping[str, list[list[int]]], key: SearchKey,
-                 segment_id: bytes) -> list[bytes]:
-    """Each leaf's payload [keyword, postings], sealed under the leaf key, bound to its position."""
-    nonces = os.urandom(12 * len(words))
-    return [
-        seal(key.aead, cbor2.dumps([w, postings[w]]), segment_id + i.to_bytes(8, "big"),
-             nonces[12 * i : 12 * i + 12])
-        for i, w in enumerate(words)
-    ]
+#: per level of a batch: (salts, sizes, packed filters); and the insertions counted
+Batch = tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], int]
 
 
-def build_segment(docs: Mapping[str, Mapping[str, int]], key: SearchKey, out: Path,
-                  progress: Progress | None = None, salted: bool = True) -> BuildStats:
-    """Build a segment for `docs` ({doc_id: {keyword: tf}}) into directory `out`.
+def _batch_filters(words: Sequence[str], key: SearchKey, height: int, salted: bool) -> Batch:
+    """The filters of levels 0..height of the subtrees over `words` (a run of leaves starting at
+    a multiple of FANOUT^height, so its subtrees are whole nodes of the segment's tree)."""
+    keys, distinct = _substrings(words, key)
+    out, inserted, n_level = [], 0, len(words)
+    shift = np.uint64(32 + (FANOUT.bit_length() - 1))
+    for level in range(height + 1):
+        inserted += len(keys)
+        salts, sizes, packed, _ = _level_filters(keys, n_level, distinct, salted)
+        out.append((salts, sizes, packed))
+        if level == height:
+            break
+        parent = (keys >> shift) << np.uint64(32)  # node // FANOUT, in the high half
+        parent |= keys & np.uint64(0xFFFFFFFF)
+        keys = _distinct_sorted(parent)
+        del parent
+        n_level = -(-n_level // FANOUT)
+    return out, inserted
+
+
+# --- leaves in leaf order -----------------------------------------------------------------------
+
+
+#: a leaf on its way to the writer: (order key, keyword, postings)
+Leaf = tuple[bytes, str, Postings]
+
+
+class _Writer:
+    """Seals leaves as they come (in leaf order) and builds their subtrees' filters in batches
+    of CHUNK_LEAVES on worker threads, appending both to a `SegmentOutput`."""
+
+    def __init__(self, output: SegmentOutput, key: SearchKey, salted: bool,
+                 progress: Progress | None) -> None:
+        self.output = output
+        self.key = key
+        self.salted = salted
+        self.progress = progress
+        self.segment_id = secrets.token_bytes(16)
+        self.words: list[str] = []
+        self.payloads: list[bytes] = []
+        self.leaves = 0
+        self.leaf_bytes = 0
+        self.inserted = 0
+        self.last: tuple[bytes, str] | None = None
+        self.pool = ThreadPoolExecutor(max_workers=WORKERS)
+        self.pending: list[Future[Batch]] = []
+        self.nonces: list[bytes] = []
+
+    def add(self, okey: bytes, word: str, postings: Postings) -> None:
+        if self.last is not None and (okey, word) <= self.last:
+            raise IndexCorrupt("leaves out of leaf order (a segment not built with this key?)")
+        self.last = (okey, word)
+        if not self.nonces:  # drawn a batch at a time: one system call per CHUNK_LEAVES leaves
+            drawn = os.urandom(12 * CHUNK_LEAVES)
+            self.nonces = [drawn[i : i + 12] for i in range(0, len(drawn), 12)]
+        aad = self.segment_id + self.leaves.to_bytes(8, "big")
+        self.payloads.append(seal(self.key.aead, cbor2.dumps([word, postings]), aad, self.nonces.pop()))
+        self.words.append(word)
+        self.leaves += 1
+        if len(self.words) == CHUNK_LEAVES:
+            self._flush(TOP_LEVEL)
+
+    def _flush(self, height: int) -> None:
+        """Hand the buffered leaves to a worker; write finished batches in order."""
+        self.output.leaves(self.payloads)
+        self.leaf_bytes += sum(len(p) for p in self.payloads)
+        self.pending.append(self.pool.submit(_batch_filters, self.words, self.key, height, self.salted))
+        self.words, self.payloads = [], []
+        while len(self.pending) > WORKERS or (self.pending and self.pending[0].done()):
+            self._write(self.pending.pop(0).result())
+        if self.progress:
+            self.progress("keywords", self.leaves)
+
+    def _write(self, batch: Batch) -> None:
+        levels, inserted = batch
+        for level, (salts, sizes, packed) in enumerate(levels):
+            self.output.level(level, packed, sizes, salts)
+        self.inserted += inserted
+
+    def finish(self, doc_ids: list[str]) -> BuildStats:
+        """Build what is buffered, seal the document table and write the segment."""
+        if not self.leaves:
+            raise EmptySegment("no keywords to index")
+        if self.words:  # the last batch; a tree of one batch stops at its root
+            self._flush(len(tree_levels(self.leaves)) - 1)
+        for future in self.pending:
+            self._write(future.result())
+        self.pending = []
+        self.pool.shutdown()
+        levels = self.output.level_nodes
+        if levels != tree_levels(self.leaves):  # the batches' levels add up to the tree's
+            raise AssertionError(f"built levels {levels}, expected {tree_levels(self.leaves)}")
+        table = cbor2.dumps(doc_ids)
+        documents = seal(self.key.aead, table, self.segment_id + b"documents",
+                         size=document_table_size(len(doc_ids), len(table)))
+        meta = {
+            "v": SEGMENT_VERSION, "format": SEGMENT_FORMAT, "id": self.segment_id, "k": K_HASHES,
+            "bits_per_element": BITS_PER_ELEMENT, "fanout": FANOUT, "levels": levels,
+            "fixed_key": FIXED_KEY, "key_check": self.key.check_value(self.segment_id),
+            "documents": documents,
+        }
+        self.output.finish(meta)
+        return BuildStats(self.leaves, len(doc_ids), sum(levels), self.output.filter_bytes,
+                          self.leaf_bytes, self.inserted)
+
+    def abort(self) -> None:
+        for future in self.pending:
+            future.cancel()
+        self.pool.shutdown(wait=True)
+        self.output.abort()
+
+
+def write_leaves(leaves: Iterable[Leaf], doc_ids: list[str], key: SearchKey, out: Path,
+                 progress: Progress | None = None, salted: bool = True) -> BuildStats:
+    """Write a segment into directory `out` from `leaves` in leaf order, each keyword once, whose
+    postings index `doc_ids` (the segment's sorted document table)."""
+    return _write(SegmentOutput(out), leaves, doc_ids, key, progress, salted)
+
+
+def _write(output: SegmentOutput, leaves: Iterable[Leaf], doc_ids: list[str], key: SearchKey,
+           progress: Progress | None, salted: bool) -> BuildStats:
+    writer = _Writer(output, key, salted, progress)
+    try:
+        for okey, word, postings in leaves:
+            writer.add(okey, word, postings)
+        return writer.finish(doc_ids)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _joined(leaves: Iterable[Leaf]) -> Iterator[Leaf]:
+    """Consecutive leaves of one keyword (from several runs or segments) as one, postings in
+    document order."""
+    for (okey, word), group in itertools.groupby(leaves, key=lambda leaf: (leaf[0], leaf[1])):
+        parts = [postings for _, _, postings in group]
+        postings = parts[0] if len(parts) == 1 else sorted(p for part in parts for p in part)
+        yield okey, word, postings
+
+
+# --- documents to leaves: runs spilled to disk and merged ----------------------------------------
+
+
+def _write_run(path: Path, run: list[Leaf]) -> None:
+    with open(path, "wb") as handle:
+        for start in range(0, len(run), RUN_BLOCK):
+            block = cbor2.dumps(run[start : start + RUN_BLOCK])
+            handle.write(len(block).to_bytes(8, "big") + block)
+
+
+def _read_run(path: Path) -> Iterator[Leaf]:
+    handle: BinaryIO
+    with open(path, "rb") as handle:
+        while head := handle.read(8):
+            yield from cbor2.loads(handle.read(int.from_bytes(head, "big")))
+
+
+def _documents(docs: Documents) -> Iterable[tuple[str, Mapping[str, int]]]:
+    return docs.items() if isinstance(docs, Mapping) else docs
+
+
+def build_segment(docs: Documents, key: SearchKey, out: Path, progress: Progress | None = None,
+                  salted: bool = True, seen: set[str] | None = None) -> BuildStats:
+    """Build a segment for `docs` ({doc_id: {keyword: tf}}, or a stream of (doc_id, {keyword: tf})
+    pairs) into directory `out`, in memory bounded by RUN_POSTINGS, CHUNK_LEAVES and the
+    document table. A document id given twice (or already in `seen`, the ids of earlier segments
+    of the same build, which this adds to) is refused (`DocumentExists`).
 
     `salted=False` gives every node the all-zero salt: the unsalted baseline of the benchmark,
     whose filters could be compared across nodes. Never use it for real data."""
-    doc_ids = sorted(docs)
-    postings: dict[str, list[list[int]]] = defaultdict(list)
-    for d, doc_id in enumerate(doc_ids):
-        for word, tf in sorted(docs[doc_id].items()):
-            if 0 < len(word) <= MAX_KEYWORD:
-                postings[word].append([d, int(tf)])
-    words = _leaf_order(list(postings), key)
-    segment_id = secrets.token_bytes(16)
-    if not words:
-        raise ValueError("no keywords to index")
-    keys, distinct = _substrings(words, key)
-    if progress:
-        progress("substrings", len(words))
-    levels, built, n_level, inserted = [], [], len(words), 0
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:  # numpy releases the GIL: levels in parallel
-        while True:
-            inserted += len(keys)
-            levels.append(n_level)
-            built.append(pool.submit(_level_filters, keys, n_level, distinct, salted))
-            if len(built) > WORKERS:  # bound the levels held in memory at once
-                built[-1 - WORKERS].result()
-            if n_level <= top_nodes(len(words)):
-                break
-            parent = (keys >> np.uint64(33)) << np.uint64(32)  # node // 2, in the high half
-            parent |= keys & np.uint64(0xFFFFFFFF)
-            keys = _distinct_sorted(parent)
-            del parent
-            n_level = (n_level + 1) // 2
-            if progress:
-                progress("level", n_level)
-        payloads = _seal_leaves(words, postings, key, segment_id)  # while the workers finish
-        salts_all, offs_all, sizes_all, packed_all, bit_base = [], [], [], [], 0
-        for future in built:
-            salts, offs, sizes, packed = future.result()
-            salts_all.append(salts)
-            offs_all.append(offs + np.uint64(bit_base))
-            sizes_all.append(sizes)
-            packed_all.append(packed)
-            bit_base += 8 * len(packed)
-    table = cbor2.dumps(doc_ids)
-    doc_table = seal(key.aead, table, segment_id + b"documents",
-                     size=document_table_size(len(doc_ids), len(table)))
-    meta = {
-        "v": VERSION, "format": SEGMENT_FORMAT, "id": segment_id, "k": K_HASHES,
-        "bits_per_element": BITS_PER_ELEMENT, "levels": levels, "fixed_key": FIXED_KEY,
-        "key_check": key.check_value(segment_id), "documents": doc_table,
-    }
-    write_segment(out, meta, np.concatenate(packed_all), np.concatenate(offs_all),
-                  np.concatenate(sizes_all), np.concatenate(salts_all), payloads)
-    return BuildStats(len(words), len(doc_ids), sum(levels), sum(len(p) for p in packed_all),
-                      sum(len(p) for p in payloads), inserted)
+    output = SegmentOutput(out)  # the runs go to its scratch directory, swept if we die
+    scratch = output.scratch
+    try:
+        doc_ids: list[str] = []
+        seen = set() if seen is None else seen
+        runs: list[Path] = []
+        gathered: dict[str, Postings] = defaultdict(list)
+        count = 0
+
+        def sorted_run() -> list[Leaf]:
+            run = sorted((order_key(key, w), w, p) for w, p in gathered.items())
+            gathered.clear()
+            return run
+
+        for doc_id, counts in _documents(docs):
+            if doc_id in seen:
+                raise DocumentExists(f"{doc_id} is given twice; each document is indexed once",
+                                     case="twice")
+            seen.add(doc_id)
+            d = len(doc_ids)
+            doc_ids.append(doc_id)
+            for word, tf in counts.items():
+                if 0 < len(word) <= MAX_KEYWORD:
+                    gathered[word].append([d, int(tf)])
+                    count += 1
+            if count >= RUN_POSTINGS:
+                runs.append(scratch / f"run{len(runs)}")
+                _write_run(runs[-1], sorted_run())
+                count = 0
+                if progress:
+                    progress("documents", len(doc_ids))
+        # postings index the sorted table: arrival order -> rank
+        order = sorted(range(len(doc_ids)), key=doc_ids.__getitem__)
+        rank = [0] * len(order)
+        for r, d in enumerate(order):
+            rank[d] = r
+        doc_ids = [doc_ids[d] for d in order]
+        del order
+        last = sorted_run()
+        sources: list[Iterable[Leaf]] = [_read_run(r) for r in runs] + [last]
+        merged = sources[0] if len(sources) == 1 else heapq.merge(*sources)
+        leaves = ((okey, word, sorted([rank[d], tf] for d, tf in postings))
+                  for okey, word, postings in _joined(merged))
+        stats = _write(output, leaves, doc_ids, key, progress, salted)
+    except BaseException:
+        output.abort()
+        raise
+    return stats
+
+
+def leaves_of(segment_leaves: Iterator[tuple[str, list[tuple[int, int]]]], remap: Sequence[int],
+              key: SearchKey) -> Generator[Leaf, None, None]:
+    """An old segment's leaves (keyword, postings) as leaves of a new segment: postings mapped
+    through `remap` (old document index -> new, or -1 for a removed document), leaves left with
+    no posting dropped."""
+    for word, postings in segment_leaves:
+        kept = [[remap[d], tf] for d, tf in postings if remap[d] >= 0]
+        if kept:
+            yield order_key(key, word), word, kept
+
+
+def merge_leaves(sources: Sequence[Iterator[Leaf]]) -> Iterator[Leaf]:
+    """Leaves of several segments (each in leaf order) as one stream in leaf order, a keyword in
+    several of them joined."""
+    return _joined(sources[0] if len(sources) == 1 else heapq.merge(*sources))

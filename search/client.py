@@ -20,6 +20,9 @@ from .keys import SearchKey
 from .prf import encode
 from .text import parse_pattern
 
+#: postings are pairs of integers in [0, 2^63)
+_LIMIT = 2**63
+
 
 def trapdoor(key: SearchKey, pattern: str) -> bytes:
     """The 16-byte trapdoor of a pattern such as `card`, `^card`, `itis$`, `^heart$`."""
@@ -59,9 +62,14 @@ def open_leaf(key: SearchKey, segment: Segment, leaf: int, sealed: bytes
               ) -> tuple[str, list[tuple[int, int]]]:
     """(keyword, [(segment-local document index, tf)]) of a leaf."""
     item = open_payload(key, sealed, segment.id + leaf.to_bytes(8, "big"), str(segment.path))
-    if (not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str)
-            or not isinstance(item[1], list)
-            or not all(isinstance(p, list) and len(p) == 2
-                       and all(type(x) is int and 0 <= x < 2**63 for x in p) for p in item[1])):
+    if type(item) is not list or len(item) != 2 or type(item[0]) is not str or type(item[1]) is not list:
         raise IndexCorrupt(f"{segment.path}: malformed leaf {leaf}")
-    return item[0], [(d, tf) for d, tf in item[1]]
+    out = []
+    for posting in item[1]:
+        if type(posting) is not list or len(posting) != 2:
+            raise IndexCorrupt(f"{segment.path}: malformed leaf {leaf}")
+        d, tf = posting
+        if type(d) is not int or type(tf) is not int or not (0 <= d < _LIMIT and 0 <= tf < _LIMIT):
+            raise IndexCorrupt(f"{segment.path}: malformed leaf {leaf}")
+        out.append((d, tf))
+    return item[0], out

@@ -163,6 +163,7 @@ class Searcher:
         self.decoy_key = decoy_key
         self._forests: list[tuple[Forest, list[tuple[int, Segment]]]] | None = None
         self._tables: dict[tuple[int, bytes], list[str | None]] | None = None
+        self._n_docs = 0
 
     def _walks(self) -> list[tuple[Forest, list[tuple[int, Segment]]]]:
         """(forest, [(source position, segment) of each of its segments, in forest order])."""
@@ -192,7 +193,8 @@ class Searcher:
         t1 = time.perf_counter()
         if self._tables is None:
             self._tables = live_tables(self.sources)
-        return finish(node, self.sources, planned, reached, top, t1 - t0, self._tables)
+            self._n_docs = live_count(self._tables)
+        return finish(node, self.sources, planned, reached, top, t1 - t0, self._tables, self._n_docs)
 
 
 def plan(node: Node, sources: Sequence[Source], decoy_key: bytes | None) -> Plan:
@@ -208,10 +210,17 @@ def live_tables(sources: Sequence[Source]) -> dict[tuple[int, bytes], list[str |
             for sid, table in _live_tables(s, s.key).items()}
 
 
+def live_count(tables: dict[tuple[int, bytes], list[str | None]]) -> int:
+    """The number of live documents over all tables (N of the idf: documents are disjoint
+    across segments, so the sum counts each once)."""
+    return sum(len(table) - table.count(None) for table in tables.values())
+
+
 def finish(node: Node, sources: Sequence[Source], planned: Plan, reached: Reached, top: int | None,
-           server_seconds: float, tables: dict[tuple[int, bytes], list[str | None]] | None = None
-           ) -> SearchResult:
-    """The client's last step: open what came back, keep true matches, evaluate and rank."""
+           server_seconds: float, tables: dict[tuple[int, bytes], list[str | None]] | None = None,
+           n_docs: int | None = None) -> SearchResult:
+    """The client's last step: open what came back, keep true matches, evaluate and rank
+    (`n_docs`: `live_count(tables)`, passed by a caller that keeps it)."""
     t1 = time.perf_counter()
     wanted = terms(node)
     postings: dict[Term, dict[str, dict[str, int]]] = {t: defaultdict(dict) for t in wanted}
@@ -223,16 +232,19 @@ def finish(node: Node, sources: Sequence[Source], planned: Plan, reached: Reache
     false_pos = 0
     if tables is None:
         tables = live_tables(sources)
-    n_docs = sum(sum(1 for d in table if d is not None) for table in tables.values())
+    if n_docs is None:
+        n_docs = live_count(tables)
+    parsed: dict[Term, tuple[str, bool, bool]] = {
+        t: parse_pattern(t.text) for t in wanted if isinstance(t, Pattern)}
     for source, term, cover_words, segment, result in reached:
         table = tables.get((id(source), segment.id))
         if source.key is None or table is None:  # not held, or a segment another key built
             continue
+        pattern = parsed.get(term)
         for leaf, sealed in result.leaves:
             word, plist = open_leaf(source.key, segment, leaf, sealed)
-            if isinstance(term, Pattern):
-                body, start, end = parse_pattern(term.text)
-                if is_field_keyword(word) or not matches(body, start, end, word):
+            if pattern is not None:
+                if is_field_keyword(word) or not matches(*pattern, word):
                     false_pos += 1
                     continue
             elif word not in cover_words:
@@ -244,7 +256,7 @@ def finish(node: Node, sources: Sequence[Source], planned: Plan, reached: Reache
                 doc = table[d]
                 if doc is None:  # removed
                     continue
-                if isinstance(term, Pattern):
+                if pattern is not None:
                     postings[term][word][doc] = tf
                 else:
                     in_range[term].add(doc)
@@ -279,4 +291,4 @@ def _live_tables(source: Source, key: SearchKey) -> dict[bytes, list[str | None]
 
 
 __all__ = ["IndexView", "SearchResult", "SearchStats", "Searcher", "Source", "finish", "held_trapdoors",
-           "keyword_trapdoor", "live_tables", "plan", "run", "trapdoors"]
+           "keyword_trapdoor", "live_count", "live_tables", "plan", "run", "trapdoors"]

@@ -5,9 +5,9 @@ INDEX/manifest.cbor      {"v": 3, "format": "abe-health/pass-index", "index": 16
                           "segments": ["seg-0001", ...], "key_check": 16 bytes,
                           "removed": sealed removals (only when there are any)}
 INDEX/lock               the writers' advisory lock (abe_health.locks): one writer at a time
-INDEX/seg-0001/meta.cbor {"v": 2, "format": "abe-health/pass-segment", "id", "k",
-                          "bits_per_element", "levels": [n_0 leaves, n_1, ..., n_top], "fixed_key",
-                          "key_check", "documents": sealed document id table}
+INDEX/seg-0001/meta.cbor {"v": 3, "format": "abe-health/pass-segment", "id", "k",
+                          "bits_per_element", "fanout", "levels": [n_0 leaves, n_1, ..., n_top],
+                          "fixed_key", "key_check", "documents": sealed document id table}
               filters.bin  every node's Bloom filter, level by level (bit offsets in node_off)
               node_off.npy node_m.npy salts.npy   uint64 bit offset, uint64 size, 16-byte salt
               leaves.bin leaf_off.npy             sealed leaf payloads and their byte offsets
@@ -22,6 +22,15 @@ bound to the index id, until a merge or `compact` rebuilds those segments withou
 index's own key check, so that an index whose every document was removed and compacted away (no
 segment left) still refuses another key. Version 2 manifests are still read. Nothing in an
 index is a plaintext keyword, document id or count beyond what `docs/leakage.md` lists.
+
+Segments of version 3 add "fanout" (4 when written): node i of level l has the children
+fanout*i .. fanout*i + fanout - 1 of level l - 1, so a tree has half the levels of the binary
+version-2 tree (half the filter bytes and build work at the same walk cost). Version-2 segments
+(binary, no "fanout") are still read and searched, and merged into version-3 segments.
+
+A segment is written piece by piece (`SegmentOutput`): leaves in leaf order, each level's nodes a
+batch of whole subtrees at a time into scratch files, assembled into the files above at the end
+with bounded memory, then renamed into place.
 
 Everything in an index directory is written by the server that stores it, so loading is one
 explicit, bounded decoding layer that raises `IndexCorrupt` for anything else: the manifest and
@@ -45,7 +54,7 @@ import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cbor2
 import numpy as np
@@ -56,8 +65,12 @@ from .errors import IndexCorrupt
 
 INDEX_FORMAT = "abe-health/pass-index"
 SEGMENT_FORMAT = "abe-health/pass-segment"
-#: segment layout version (2: bucketed document table); manifests of this version are still read
+#: the version-2 layout (bucketed document table, binary trees): segments and manifests still read
 VERSION = 2
+#: the segment layout written (3: trees of fan-out "fanout", 4 when written)
+SEGMENT_VERSION = 3
+#: the fan-outs a version-3 segment may declare
+FANOUTS = (2, 4, 8, 16)
 #: the manifest version written (3: sealed removals and the index's key check)
 MANIFEST_VERSION = 3
 INDEX_ID_BYTES = 16
@@ -76,36 +89,121 @@ _NPY_HEADER = re.compile(r"\{'descr': '([<>|][a-zA-Z][0-9]{1,2})', 'fortran_orde
 _REBUILD = "rebuild it with `abe-health index build` (older indexes show their document count)"
 
 
-def write_segment(out: Path, meta: dict[str, Any], filters: np.ndarray, node_off: np.ndarray,
-                  node_m: np.ndarray, salts: np.ndarray, payloads: list[bytes]) -> None:
-    """Write a segment directory (to a temporary name, renamed into place when complete)."""
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    (tmp / "meta.cbor").write_bytes(cbor2.dumps(meta))
-    filters.tofile(tmp / "filters.bin")
-    np.save(tmp / "node_off.npy", node_off.astype(np.uint64))
-    np.save(tmp / "node_m.npy", node_m.astype(np.uint64))
-    np.save(tmp / "salts.npy", salts.astype(np.uint8))
-    offsets = np.zeros(len(payloads) + 1, dtype=np.uint64)
-    offsets[1:] = np.cumsum([len(p) for p in payloads])
-    with open(tmp / "leaves.bin", "wb") as handle:
-        for p in payloads:
-            handle.write(p)
-    np.save(tmp / "leaf_off.npy", offsets)
-    for part in tmp.iterdir():  # durable before the manifest may name it
-        fd = os.open(part, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    os.replace(tmp, out)
-    fd = os.open(out.parent, os.O_RDONLY)
+#: bytes copied at a time when a segment's files are assembled
+COPY_BLOCK = 1 << 22
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _npy_header(handle: BinaryIO, dtype: str, shape: tuple[int, ...]) -> None:
+    """The .npy 1.0 header `np.save` writes for a C-order array of `dtype` and `shape`."""
+    np.lib.format.write_array_header_1_0(handle, {"descr": dtype, "fortran_order": False,
+                                                  "shape": shape})
+
+
+def _append(out: BinaryIO, source: Path) -> None:
+    with open(source, "rb") as handle:
+        shutil.copyfileobj(handle, out, COPY_BLOCK)
+
+
+class SegmentOutput:
+    """A segment directory written piece by piece, in memory bounded by one batch.
+
+    `leaves` appends sealed payloads in leaf order; `level` appends, for one level, the packed
+    filters, sizes and salts of a batch of its nodes (batches in node order); `finish` writes
+    meta.cbor and assembles filters.bin (level 0 first) and the .npy arrays from the per-level
+    scratch files a block at a time, fsyncs everything and renames the directory into place.
+    Until then it lives at `seg-NNNN.tmp`, which a later writer sweeps if this one dies."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.tmp = out.with_name(out.name + ".tmp")
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.scratch = self.tmp / "scratch"
+        self.scratch.mkdir(parents=True)
+        self._leaves = open(self.tmp / "leaves.bin", "wb")
+        self._leaf_off = open(self.scratch / "leaf_off", "wb")
+        self._leaf_off.write(np.zeros(1, dtype="<u8").tobytes())
+        self._leaf_end = 0
+        self.n_leaves = 0
+        self.level_nodes: list[int] = []
+        self.filter_bytes = 0
+        self._level_files: list[tuple[BinaryIO, BinaryIO, BinaryIO]] = []
+
+    def leaves(self, payloads: list[bytes]) -> None:
+        """Append sealed leaf payloads (the next leaves in leaf order)."""
+        ends = np.cumsum([len(p) for p in payloads], dtype=np.uint64) + np.uint64(self._leaf_end)
+        self._leaves.write(b"".join(payloads))
+        self._leaf_off.write(ends.astype("<u8").tobytes())
+        if len(payloads):
+            self._leaf_end = int(ends[-1])
+        self.n_leaves += len(payloads)
+
+    def level(self, level: int, packed: np.ndarray, sizes: np.ndarray, salts: np.ndarray) -> None:
+        """Append the next nodes of `level`: packed filter bytes, sizes in bits, 16-byte salts."""
+        while len(self._level_files) <= level:
+            n = len(self._level_files)
+            self._level_files.append(tuple(  # type: ignore[arg-type]
+                open(self.scratch / f"level{n}.{part}", "wb")
+                for part in ("filters", "sizes", "salts")))
+            self.level_nodes.append(0)
+        filters, size_file, salt_file = self._level_files[level]
+        filters.write(np.ascontiguousarray(packed, dtype=np.uint8).tobytes())
+        size_file.write(sizes.astype("<u8").tobytes())
+        salt_file.write(np.ascontiguousarray(salts, dtype=np.uint8).tobytes())
+        self.level_nodes[level] += len(sizes)
+        self.filter_bytes += len(packed)
+
+    def _close(self) -> None:
+        for handle in (self._leaves, self._leaf_off, *(f for fs in self._level_files for f in fs)):
+            handle.close()
+
+    def abort(self) -> None:
+        """Close and delete everything written so far."""
+        self._close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def finish(self, meta: dict[str, Any]) -> None:
+        """Write meta.cbor, assemble the segment's files and rename the directory into place."""
+        self._close()
+        tmp, scratch = self.tmp, self.scratch
+        (tmp / "meta.cbor").write_bytes(cbor2.dumps(meta))
+        levels = range(len(self.level_nodes))
+        total = sum(self.level_nodes)
+        with open(tmp / "filters.bin", "wb") as out:
+            for lvl in levels:
+                _append(out, scratch / f"level{lvl}.filters")
+        for name, dtype, shape, part in (("node_m.npy", "<u8", (total,), "sizes"),
+                                         ("salts.npy", "|u1", (total, 16), "salts")):
+            with open(tmp / name, "wb") as out:
+                _npy_header(out, dtype, shape)
+                for lvl in levels:
+                    _append(out, scratch / f"level{lvl}.{part}")
+        with open(tmp / "node_off.npy", "wb") as out:  # running bit offsets, a block at a time
+            _npy_header(out, "<u8", (total,))
+            base = np.uint64(0)
+            for lvl in levels:
+                with open(scratch / f"level{lvl}.sizes", "rb") as handle:
+                    while block := handle.read(COPY_BLOCK):
+                        sizes = np.frombuffer(block, dtype="<u8")
+                        ends = np.cumsum(sizes, dtype=np.uint64) + base
+                        out.write((ends - sizes).astype("<u8").tobytes())
+                        base = ends[-1]
+        with open(tmp / "leaf_off.npy", "wb") as out:
+            _npy_header(out, "<u8", (self.n_leaves + 1,))
+            _append(out, scratch / "leaf_off")
+        shutil.rmtree(scratch)
+        for written in tmp.iterdir():  # durable before the manifest may name it
+            _fsync(written)
+        os.replace(tmp, self.out)
+        _fsync(self.out.parent)
 
 
 @dataclass
@@ -122,6 +220,8 @@ class Segment:
     salts: np.ndarray
     leaves: np.ndarray
     leaf_off: np.ndarray
+    #: children per node (2 in a version-2 segment, "fanout" in a version-3 one)
+    fanout: int = 2
 
     @property
     def id(self) -> bytes:
@@ -219,18 +319,27 @@ def _decode(data: bytes, what: str) -> Any:
         raise IndexCorrupt(f"{what} is not valid CBOR") from None
 
 
+def segment_fanout(meta: dict[str, Any]) -> int:
+    """The fan-out of a checked segment's tree (2 for a version-2 segment)."""
+    return int(meta["fanout"]) if meta.get("v") == SEGMENT_VERSION else 2
+
+
 def check_meta(meta: Any, path: Path) -> dict[str, Any]:
     """A segment's meta.cbor, with the type and range of every field traversal or the client use."""
     if not isinstance(meta, dict) or meta.get("format") != SEGMENT_FORMAT:
         raise _corrupt(path, "not a PASS segment")
-    if meta.get("v") != VERSION:
-        raise _corrupt(path, f"a version-{_version(meta)} segment; this version reads version "
-                             f"{VERSION} only: {_REBUILD}")
+    if meta.get("v") not in (VERSION, SEGMENT_VERSION):
+        raise _corrupt(path, f"a version-{_version(meta)} segment; this version reads versions "
+                             f"{VERSION} and {SEGMENT_VERSION} only: {_REBUILD}")
+    if meta["v"] == SEGMENT_VERSION and (type(meta.get("fanout")) is not int
+                                         or meta["fanout"] not in FANOUTS):
+        raise _corrupt(path, "bad fan-out")
+    fanout = segment_fanout(meta)
     levels = meta.get("levels")
     if (not isinstance(levels, list) or not 1 <= len(levels) <= MAX_LEVELS
             or any(type(n) is not int or not 1 <= n <= MAX_NODES for n in levels)
-            or any(levels[i + 1] != (levels[i] + 1) // 2 for i in range(len(levels) - 1))):
-        raise _corrupt(path, "level sizes do not describe a binary tree")
+            or any(levels[i + 1] != -(-levels[i] // fanout) for i in range(len(levels) - 1))):
+        raise _corrupt(path, "level sizes do not describe a tree")
     for field, kind, low, high in (("id", bytes, 1, 64), ("key_check", bytes, 16, 16),
                                    ("documents", bytes, 28, MAX_META_BYTES)):
         value = meta.get(field)
@@ -267,7 +376,8 @@ def load_segment(path: Path) -> Segment:
         raise _corrupt(path, "leaf offsets do not match leaves.bin")
     start = np.zeros(len(levels), dtype=np.int64)
     start[1:] = np.cumsum(levels)[:-1]
-    return Segment(path, meta, levels, start, filters, node_off, node_m, salts, leaves, leaf_off)
+    return Segment(path, meta, levels, start, filters, node_off, node_m, salts, leaves, leaf_off,
+                   segment_fanout(meta))
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,17 @@
 """The three roles over an index directory: the owner builds and adds, the server traverses, the
 client makes trapdoors and finishes. `SearchIndex.search` runs server and client in one process.
 
+Builds stream: `create` and `add` take {id: {keyword: tf}} or an iterable of (id, {keyword: tf})
+pairs, and build in memory bounded by a constant (see `build`): a segment holds at most
+`build.MAX_DOCUMENTS` documents, a larger build writes several (documents are disjoint across
+segments; the engine joins a keyword's postings from all of them and counts documents over all).
+
 Updates are log-structured: `add` builds a new segment for the new documents only, then merges
 the two newest segments while the newer holds at least half as many keywords as the one before
-(a binary-counter schedule: each keyword is rebuilt O(log n) times over the index's life).
-Merging needs the key (the client decrypts both segments' leaves and rebuilds one).
+(a binary-counter schedule: each keyword is rebuilt O(log n) times over the index's life) and
+the merged segment stays within `build.MAX_DOCUMENTS` documents. Merging needs the key: the
+client streams both segments' leaves, already in leaf order, through a k-way merge into one new
+segment (`build.merge_leaves`), never holding more than a batch of them.
 
 Removal (`remove`, and `add(..., replace=True)` for an amended document) writes a tombstone: the
 document's position in its segment's table, kept in the manifest sealed under the search key
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -30,9 +38,21 @@ import cbor2
 
 from abe_health.locks import exclusive
 
-from .build import BuildStats, Progress, build_segment, document_table_size, seal
+from .build import (
+    MAX_DOCUMENTS,
+    BuildStats,
+    Documents,
+    EmptySegment,
+    Progress,
+    build_segment,
+    document_table_size,
+    leaves_of,
+    merge_leaves,
+    seal,
+    write_leaves,
+)
 from .client import documents, key_matches, open_leaf, open_payload
-from .engine import SearchResult, SearchStats, Source, run
+from .engine import Searcher, SearchResult, SearchStats, Source
 from .errors import DocumentExists, IndexCorrupt, IndexExists, InvalidSearchKey, UnknownDocument
 from .format import (
     Manifest,
@@ -91,6 +111,7 @@ class SearchIndex:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._tables: dict[tuple[bytes, bytes], list[str]] = {}
+        self._searcher: tuple[Manifest, bytes, Searcher] | None = None
         self._load()
 
     def _load(self) -> None:
@@ -122,16 +143,26 @@ class SearchIndex:
         return open_removed(key, self.manifest, str(self.path))
 
     @classmethod
-    def create(cls, path: str | Path, docs: Mapping[str, Mapping[str, int]], key: SearchKey,
+    def create(cls, path: str | Path, docs: Documents, key: SearchKey,
                progress: Progress | None = None) -> tuple[SearchIndex, BuildStats]:
-        """Build a new index at `path` (which must not exist or be empty)."""
+        """Build a new index at `path` (which must not exist or be empty) from `docs`: a mapping
+        {id: {keyword: tf}} or a stream of (id, {keyword: tf}) pairs, read once. More than
+        `build.MAX_DOCUMENTS` documents make several segments."""
         path = Path(path)
         if path.exists() and any(path.iterdir()):
             raise IndexExists(f"{path} exists and is not empty; refusing to overwrite it")
         path.mkdir(parents=True, exist_ok=True)
-        stats = build_segment(docs, key, path / "seg-0001", progress)
+        seen: set[str] = set()
+        names: list[str] = []
+        stats: BuildStats | None = None
+        for batch in _batches(docs):
+            names.append(f"seg-{len(names) + 1:04d}")
+            built = build_segment(batch, key, path / names[-1], progress, seen=seen)
+            stats = built if stats is None else stats + built
+        if stats is None:
+            raise EmptySegment("no keywords to index")
         index_id = new_index_id()
-        write_manifest(path, Manifest(index_id, ["seg-0001"], None, key.check_value(index_id)))
+        write_manifest(path, Manifest(index_id, names, None, key.check_value(index_id)))
         return cls(path), stats
 
     def key_matches(self, key: SearchKey) -> bool:
@@ -180,30 +211,50 @@ class SearchIndex:
         self.segment_names, self.segments = names, segments
         remove_segments(self.path, list(drop))
 
-    def _next_name(self) -> str:
-        numbers = [int(n.split("-")[1]) for n in self.segment_names]
+    def _next_name(self, segments: list[Segment] | None = None) -> str:
+        names = self.segment_names if segments is None else [s.path.name for s in segments]
+        numbers = [int(n.split("-")[1]) for n in names]
         return f"seg-{max(numbers, default=0) + 1:04d}"
 
-    def add(self, docs: Mapping[str, Mapping[str, int]], key: SearchKey,
-            progress: Progress | None = None, replace: bool = False) -> BuildStats:
-        """Index more documents in a new segment, then merge segments on the binary schedule.
+    def add(self, docs: Documents, key: SearchKey, progress: Progress | None = None,
+            replace: bool = False) -> BuildStats:
+        """Index more documents (a mapping or a stream, as in `create`) in a new segment, then
+        merge segments on the binary schedule.
 
-        An id the index already holds is refused (`DocumentExists`), or with `replace=True` its
-        old version is removed in the same switch that adds the new one."""
+        An id the index already holds is refused (`DocumentExists`; a stream is refused at the
+        first such id), or with `replace=True` its old version is removed in the same switch
+        that adds the new one."""
         with self._writing(key) as removed:
             live = self._live(key)
-            clash = sorted(live.keys() & set(docs))
-            if clash and not replace:
-                raise DocumentExists(f"already indexed: {', '.join(clash[:5])}"
-                                     + (f" and {len(clash) - 5} more" if len(clash) > 5 else ""))
-            for doc in clash:
-                sid, slot = live[doc]
-                removed.setdefault(sid, set()).add(slot)
-            name = self._next_name()
-            stats = build_segment(docs, key, self.path / name, progress)
-            segments = [*self.segments, load_segment(self.path / name)]
+            if isinstance(docs, Mapping):
+                clash = sorted(live.keys() & set(docs))
+                if clash and not replace:
+                    raise DocumentExists(f"already indexed: {', '.join(clash[:5])}"
+                                         + (f" and {len(clash) - 5} more" if len(clash) > 5 else ""))
+
+            def checked(items: Iterable[tuple[str, Mapping[str, int]]]
+                        ) -> Iterator[tuple[str, Mapping[str, int]]]:
+                for doc, counts in items:
+                    if doc in live:
+                        if not replace:
+                            raise DocumentExists(f"already indexed: {doc}")
+                        sid, slot = live[doc]
+                        removed.setdefault(sid, set()).add(slot)
+                    yield doc, counts
+
+            seen: set[str] = set()
+            stats: BuildStats | None = None
+            segments = list(self.segments)
+            for batch in _batches(checked(docs.items() if isinstance(docs, Mapping) else docs)):
+                name = self._next_name(segments)
+                built = build_segment(batch, key, self.path / name, progress, seen=seen)
+                stats = built if stats is None else stats + built
+                segments.append(load_segment(self.path / name))
+            if stats is None:
+                raise EmptySegment("no keywords to index")
             self._switch(key, segments, removed)
-            while len(segments) >= 2 and 2 * segments[-1].levels[0] >= segments[-2].levels[0]:
+            while len(segments) >= 2 and 2 * segments[-1].levels[0] >= segments[-2].levels[0] \
+                    and self._documents_in(key, segments[-2:]) <= MAX_DOCUMENTS:
                 merged = self._rebuild(key, segments[-2:], removed, progress)
                 old = [s.path.name for s in segments[-2:]]
                 segments = [*segments[:-2], *merged]
@@ -211,6 +262,9 @@ class SearchIndex:
                 if not merged:
                     break
         return stats
+
+    def _documents_in(self, key: SearchKey, segments: list[Segment]) -> int:
+        return sum(len(self.table(key, s)) for s in segments)
 
     def remove(self, doc_ids: Iterable[str], key: SearchKey, purge: bool = False) -> int:
         """Take documents out of the index (a tombstone each, in one switch); with `purge`, also
@@ -252,15 +306,38 @@ class SearchIndex:
 
     def _rebuild(self, key: SearchKey, segments: list[Segment], removed: dict[bytes, set[int]],
                  progress: Progress | None) -> list[Segment]:
-        """One new segment holding the live documents of `segments` (none if nothing is left)."""
-        docs = self._decrypt_all(key, segments, removed)
-        if not docs:
-            return []
+        """One new segment holding the live documents of `segments` (none if nothing is left),
+        streamed: their leaves, each segment's in leaf order, merged into the new tree."""
+        tables = [self.table(key, s) for s in segments]
+        gone = [removed.get(s.id, set()) for s in segments]
+        live = sorted(doc for table, out in zip(tables, gone, strict=True)
+                      for i, doc in enumerate(table) if i not in out)
+        position = {doc: i for i, doc in enumerate(live)}
+        if len(position) != len(live):
+            raise IndexCorrupt(f"{self.path}: a document is in two segments")
+        sources = [leaves_of(self._leaves(key, s, len(table)),
+                             [-1 if i in out else position[doc] for i, doc in enumerate(table)], key)
+                   for s, table, out in zip(segments, tables, gone, strict=True)]
         name = self._next_name()
-        build_segment(docs, key, self.path / name, progress)
+        try:
+            write_leaves(merge_leaves(sources), live, key, self.path / name, progress)
+        except EmptySegment:  # no live document has a keyword left
+            return []
+        finally:
+            for source in sources:
+                source.close()
         for segment in segments:
             removed.pop(segment.id, None)
         return [load_segment(self.path / name)]
+
+    def _leaves(self, key: SearchKey, segment: Segment, documents: int
+                ) -> Iterator[tuple[str, list[tuple[int, int]]]]:
+        """A segment's leaves (keyword, postings) in stored order, opened and checked."""
+        for leaf in range(segment.levels[0]):
+            word, postings = open_leaf(key, segment, leaf, segment.payload(leaf))
+            if any(not 0 <= d < documents for d, _ in postings):
+                raise IndexCorrupt(f"{segment.path}: a posting names a document outside the table")
+            yield word, postings
 
     def contents(self, key: SearchKey) -> dict[str, dict[str, int]]:
         """Every live document's keyword counts, recovered from the leaves (the owner's view:
@@ -287,4 +364,22 @@ class SearchIndex:
     def search(self, query: str, key: SearchKey, top: int | None = None) -> SearchResult:
         """Ranked documents matching `query`: a pattern (`card`, `^card`, `itis$`, `^heart$`) or
         patterns and field ranges under AND/OR (`search.query`). A wrong key finds nothing."""
-        return run(query, [Source(self, key)], top)
+        return self._session(key).search(query, top)
+
+    def _session(self, key: SearchKey) -> Searcher:
+        """A warm `Searcher` over this index for `key` (its batched walk and opened document
+        tables), kept while the manifest this object holds is unchanged: any switch through
+        this object or a reload replaces the manifest and so starts a new one."""
+        cached = self._searcher
+        if cached is None or cached[0] is not self.manifest or cached[1] != key.fingerprint:
+            cached = (self.manifest, key.fingerprint, Searcher([Source(self, key)]))
+            self._searcher = cached
+        return cached[2]
+
+
+def _batches(docs: Documents) -> Iterator[Iterator[tuple[str, Mapping[str, int]]]]:
+    """The documents in batches of at most MAX_DOCUMENTS (one segment each), read lazily: each
+    batch must be consumed before the next is asked for."""
+    items = iter(docs.items() if isinstance(docs, Mapping) else docs)
+    for first in items:
+        yield itertools.chain([first], itertools.islice(items, MAX_DOCUMENTS - 1))

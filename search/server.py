@@ -1,7 +1,8 @@
 """The server's side: walk a segment's tree with a trapdoor, holding only the index.
 
-From the root down, a node is kept when all k Bloom bits of the trapdoor under the node's salt
-are set; the children of kept nodes form the next level's frontier. Each level is one batch of
+From the stored top level down, a node is kept when all k Bloom bits of the trapdoor under the
+node's salt are set; the children of kept nodes (2 per node in a version-2 segment, the
+segment's fan-out in a version-3 one) form the next level's frontier. Each level is one batch of
 numpy work and one AES call, so a query costs O(levels x frontier) with small constants. The
 server returns the sealed payloads of the leaves reached; it learns which nodes matched (the
 access pattern), not the pattern or the keywords.
@@ -70,6 +71,7 @@ class Forest:
             self.level_start[i, : len(s.levels)] = node_base[i] + s.level_start
             self.level_size[i, : len(s.levels)] = s.levels
         self.top = np.array([len(s.levels) - 1 for s in segments], dtype=np.int64)
+        self.fanout = np.array([s.fanout for s in segments], dtype=np.int64)
 
     def traverse(self, requests: list[tuple[int, bytes]]) -> list[ServerResult]:
         """For each (segment position, trapdoor): what `traverse(segments[i], trapdoor)` returns."""
@@ -97,9 +99,12 @@ class Forest:
             found_req.append(req[leaf])
             found_leaf.append(idx[leaf])
             req, lvl, idx = req[~leaf], lvl[~leaf] - 1, idx[~leaf]
-            req = np.concatenate([req, req])
-            lvl = np.concatenate([lvl, lvl])
-            idx = np.concatenate([2 * idx, 2 * idx + 1])
+            fan = self.fanout[seg_of[req]]  # each kept node's children: fan * idx + 0 .. fan - 1
+            ends = np.cumsum(fan)
+            child = np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
+            child -= np.repeat(ends - fan, fan)
+            req, lvl = np.repeat(req, fan), np.repeat(lvl, fan)
+            idx = np.repeat(idx * fan, fan) + child
             keep = idx < self.level_size[seg_of[req], lvl]
             req, lvl, idx = req[keep], lvl[keep], idx[keep]
         all_req = np.concatenate(found_req)

@@ -32,7 +32,7 @@ from abe_health.owner import (
     seal_search_key,
 )
 from search import SearchIndex, SearchKey, Source
-from search.build import BITS_PER_ELEMENT, DOC_SLOT, K_HASHES, SEAL_OVERHEAD, capacity, top_nodes
+from search.build import BITS_PER_ELEMENT, DOC_SLOT, FANOUT, K_HASHES, SEAL_OVERHEAD, TOP_LEVEL, capacity
 from search.client import documents, open_leaf, trapdoor
 from search.engine import run, trapdoors
 from search.fields import COVER_SIZE, FieldValue, field_keywords
@@ -108,21 +108,25 @@ def test_segment_count_is_exact_and_all_the_manifest_shows(tmp_path):
     assert build(tmp_path / "other", {"d": Counter({"w": 1})}).index_id != index_id
 
 
-def test_tree_shape_shows_the_keyword_count_only(tmp_path):
-    """I2: levels[0] is the number of distinct keywords; the other levels follow from it."""
-    words = [f"kw{i:04d}" for i in range(1500)]
+@pytest.mark.parametrize("n", [1, 5, 1500, 4096, 4097, 9000])
+def test_tree_shape_shows_the_keyword_count_only(tmp_path, n):
+    """I2: levels[0] is the number of distinct keywords; the other levels follow from it (divided
+    by the fan-out 4, rounded up, up to one node or level 6) and the meta has no other field
+    that varies with the data."""
+    words = [f"kw{i:05d}" for i in range(n)]
     docs = {f"d{i}": Counter({w: 1 + i % 3 for w in words[i::7]}) for i in range(7)}
     segment = build(tmp_path / "idx", docs).segments[0]
     meta = cbor2.loads((segment.path / "meta.cbor").read_bytes())
-    assert set(meta) == {"v", "format", "id", "k", "bits_per_element", "levels", "fixed_key",
-                         "key_check", "documents"}
+    assert set(meta) == {"v", "format", "id", "k", "bits_per_element", "fanout", "levels",
+                         "fixed_key", "key_check", "documents"}
+    assert (meta["v"], meta["fanout"], FANOUT, TOP_LEVEL) == (3, 4, 4, 6)
     levels = meta["levels"]
-    assert levels[0] == len(words)
-    expected = [len(words)]
-    while expected[-1] > top_nodes(len(words)):
-        expected.append((expected[-1] + 1) // 2)
+    assert levels[0] == n
+    expected = [n]
+    while expected[-1] > 1 and len(expected) <= 6:
+        expected.append(-(-expected[-1] // 4))
     assert levels == expected
-    assert segment.node_m.shape == (sum(levels),) and segment.leaf_off.shape == (len(words) + 1,)
+    assert segment.node_m.shape == (sum(levels),) and segment.leaf_off.shape == (n + 1,)
 
 
 def test_node_sizes_and_fills_are_bucketed(tmp_path):
@@ -135,7 +139,7 @@ def test_node_sizes_and_fills_are_bucketed(tmp_path):
     node = 0
     for level, n_nodes in enumerate(segment.levels):
         for i in range(n_nodes):
-            below = words[i << level : (i + 1) << level]
+            below = words[i * FANOUT**level : (i + 1) * FANOUT**level]
             c = len(set().union(*(substrings(w) for w in below)))
             bits = int(segment.node_m[node + i])
             assert bits == 64 * math.ceil(BITS_PER_ELEMENT * cap(c) / 64), (level, i, c)
@@ -292,7 +296,7 @@ def test_access_pattern_is_the_reached_nodes_and_leaves(tmp_path):
 
 def test_no_keyword_document_id_or_count_in_any_stored_byte(tmp_path, authority):
     """N1: no keyword, substring, document id or term frequency is stored in the clear; the only
-    plaintext integers are versions, k, bits per element and level sizes."""
+    plaintext integers are versions, k, bits per element, the fan-out and level sizes."""
     docs = {f"patient-{4711 + i}-record.json": Counter({"myocarditis": 3 + i, "warfarin": 1,
                                                          "straße": 2}) for i in range(37)}
     index = build(tmp_path / "idx", docs)
@@ -305,7 +309,7 @@ def test_no_keyword_document_id_or_count_in_any_stored_byte(tmp_path, authority)
     manifest = cbor2.loads((tmp_path / "idx" / "manifest.cbor").read_bytes())
     assert plain_ints(manifest) == [3]
     meta = cbor2.loads((index.segments[0].path / "meta.cbor").read_bytes())
-    assert sorted(plain_ints(meta)) == sorted([2, K_HASHES, BITS_PER_ELEMENT, *meta["levels"]])
+    assert sorted(plain_ints(meta)) == sorted([3, K_HASHES, BITS_PER_ELEMENT, FANOUT, *meta["levels"]])
     assert 37 not in meta["levels"]
 
 
