@@ -38,7 +38,9 @@ setup(
         "httpx>=0.27",
     ],
     extras_require={
-        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "mypy>=1.10", "fhir.resources>=7.1"],
+        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "mypy>=1.10", "fhir.resources>=7.1",
+                "dask[distributed]>=2024.1"],
+        "scale": ["dask[distributed]>=2024.1"],
         "fhir": ["fhir.resources>=7.1"],
         "bench": ["matplotlib>=3.8"],
         "docs": ["mkdocs>=1.6", "mkdocstrings[python]>=0.29"],
