@@ -149,8 +149,8 @@ def _notes(report: Report, costs: dict[str, float]) -> None:
     decode = report.extra["gt_decode_ms"]
     report.notes.append(
         f"decoding one GT element costs {decode:.3f} ms ({decode / costs['exp_gt']:.1f} GT "
-        "exponentiations): the pairing layer checks x^r = 1 by square-and-multiply in Python; the "
-        "device must decode T validated (an element outside the order-r subgroup would leak z)")
+        "exponentiations): the order-r subgroup check of the pairing layer's validated decoding, "
+        "which the device cannot skip (an element outside the subgroup would leak z)")
     for row in report.rows:
         if row["mode"] == "retrieve (device)":
             decodes = 2 if row["scheme"] == "rw15" else 1

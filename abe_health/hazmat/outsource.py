@@ -127,12 +127,12 @@ def _transform_rw15(scheme: RW15, keys: Sequence[Record], hgid: Element,
     rows = sorted(coeff)
     weights = [coeff[x] for x in rows]
     t1 = row_product([ct["C1"][x] for x in rows], weights)
-    t2 = grp.pair(hgid, row_product([ct["C3"][x] for x in rows], weights))
-    for x, w in zip(rows, weights, strict=True):
+    pairs = [(hgid, row_product([ct["C3"][x] for x in rows], weights))]
+    for x, w in zip(rows, weights, strict=True):  # weights go into the G1 sides: one product
         label = lsss.rho[x]
-        term = grp.pair(K[label], ct["C2"][x]) * grp.pair(ct["C4"][x], Kp[label])
-        t2 = t2 * (term if w == 1 else term**w)
-    return t1, t2
+        pairs.append((K[label] if w == 1 else K[label] ** w, ct["C2"][x]))
+        pairs.append((ct["C4"][x] if w == 1 else ct["C4"][x] ** w, Kp[label]))
+    return t1, grp.pair_prod(pairs)
 
 
 def arity(scheme: SchemeBase) -> int:
