@@ -35,7 +35,7 @@ from search.errors import InvalidSearchKey, SearchError
 
 from .. import __version__
 from ..cloud.errors import Forbidden, RateLimited, Unauthorized
-from ..errors import AbeError, InvalidCiphertext, InvalidKey, PolicyNotSatisfied, PolicySyntaxError
+from ..errors import AbeError, BulkError, InvalidCiphertext, InvalidKey, PolicyNotSatisfied, PolicySyntaxError
 from ..locks import Busy
 from ..register import NotRenewable
 from .common import CliError, printable
@@ -77,6 +77,7 @@ HINTS: dict[tuple[type[BaseException], str | None], str] = {
                           "admin makes one with `abe-health serve token create`",
     (Forbidden, None): "this token's role (or owner) does not allow it; ask the server's admin",
     (RateLimited, None): "the server limits requests per token; run it again in a moment",
+    (BulkError, "other-job"): "give --journal FILE for a new job, or finish the other one first",
     (InvalidCiphertext, "phr-v1"): "open it with abe-health 0.1 (phr decrypt ... -o record.json) "
                                    "and encrypt the JSON again with `phr encrypt`",
 }
