@@ -72,8 +72,11 @@ SUBTREE = FANOUT**TOP_LEVEL
 CHUNK_LEAVES = 4 * SUBTREE
 #: postings gathered in memory before a run is sorted and spilled to disk
 RUN_POSTINGS = 1 << 19
-#: records per CBOR block of a spilled run
-RUN_BLOCK = 4096
+#: records per CBOR block of a spilled run (a merge holds one block of each run it reads)
+RUN_BLOCK = 1024
+#: runs merged at once: reaching it, the runs so far are merged into one (so a merge holds at
+#: most MERGE_FANIN blocks, however large the input)
+MERGE_FANIN = 64
 #: documents one segment holds at most (its document table stays in memory while it is built)
 MAX_DOCUMENTS = 1 << 20
 #: pairs per numpy batch: 2^16 runs about 25x faster here than 2^21 (cache-resident temporaries)
@@ -396,18 +399,21 @@ def _joined(leaves: Iterable[Leaf]) -> Iterator[Leaf]:
 # --- documents to leaves: runs spilled to disk and merged ----------------------------------------
 
 
-def _write_run(path: Path, run: list[Leaf]) -> None:
+def _write_run(path: Path, run: Iterable[Leaf]) -> None:
+    """Spill leaves (in leaf order) to a run file: length-prefixed CBOR blocks of RUN_BLOCK."""
     with open(path, "wb") as handle:
-        for start in range(0, len(run), RUN_BLOCK):
-            block = cbor2.dumps(run[start : start + RUN_BLOCK])
-            handle.write(len(block).to_bytes(8, "big") + block)
+        items = iter(run)
+        while block := list(itertools.islice(items, RUN_BLOCK)):
+            encoded = cbor2.dumps(block)
+            handle.write(len(encoded).to_bytes(8, "big") + encoded)
 
 
 def _read_run(path: Path) -> Iterator[Leaf]:
     handle: BinaryIO
     with open(path, "rb") as handle:
         while head := handle.read(8):
-            yield from cbor2.loads(handle.read(int.from_bytes(head, "big")))
+            block = cbor2.loads(handle.read(int.from_bytes(head, "big")))
+            yield from ((okey, word, postings) for okey, word, postings in block)  # lists: tuples
 
 
 def _documents(docs: Documents) -> Iterable[tuple[str, Mapping[str, int]]]:
@@ -430,7 +436,7 @@ def build_segment(docs: Documents, key: SearchKey, out: Path, progress: Progress
         seen = set() if seen is None else seen
         runs: list[Path] = []
         gathered: dict[str, Postings] = defaultdict(list)
-        count = 0
+        count = spilled = 0
 
         def sorted_run() -> list[Leaf]:
             run = sorted((order_key(key, w), w, p) for w, p in gathered.items())
@@ -449,9 +455,16 @@ def build_segment(docs: Documents, key: SearchKey, out: Path, progress: Progress
                     gathered[word].append([d, int(tf)])
                     count += 1
             if count >= RUN_POSTINGS:
-                runs.append(scratch / f"run{len(runs)}")
+                spilled += 1
+                runs.append(scratch / f"run{spilled}")
                 _write_run(runs[-1], sorted_run())
                 count = 0
+                if len(runs) == MERGE_FANIN:  # one run of them all, streamed
+                    spilled += 1
+                    _write_run(scratch / f"run{spilled}", _joined(heapq.merge(*map(_read_run, runs))))
+                    for run in runs:
+                        run.unlink()
+                    runs = [scratch / f"run{spilled}"]
                 if progress:
                     progress("documents", len(doc_ids))
         # postings index the sorted table: arrival order -> rank

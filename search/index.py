@@ -38,8 +38,8 @@ import cbor2
 
 from abe_health.locks import exclusive
 
+from . import build as builder
 from .build import (
-    MAX_DOCUMENTS,
     BuildStats,
     Documents,
     EmptySegment,
@@ -254,7 +254,7 @@ class SearchIndex:
                 raise EmptySegment("no keywords to index")
             self._switch(key, segments, removed)
             while len(segments) >= 2 and 2 * segments[-1].levels[0] >= segments[-2].levels[0] \
-                    and self._documents_in(key, segments[-2:]) <= MAX_DOCUMENTS:
+                    and self._documents_in(key, segments[-2:]) <= builder.MAX_DOCUMENTS:
                 merged = self._rebuild(key, segments[-2:], removed, progress)
                 old = [s.path.name for s in segments[-2:]]
                 segments = [*segments[:-2], *merged]
@@ -382,4 +382,4 @@ def _batches(docs: Documents) -> Iterator[Iterator[tuple[str, Mapping[str, int]]
     batch must be consumed before the next is asked for."""
     items = iter(docs.items() if isinstance(docs, Mapping) else docs)
     for first in items:
-        yield itertools.chain([first], itertools.islice(items, MAX_DOCUMENTS - 1))
+        yield itertools.chain([first], itertools.islice(items, builder.MAX_DOCUMENTS - 1))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .format import Segment
-from .prf import positions
+from .prf import as_rows, positions
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,14 @@ class Forest:
             self.level_size[i, : len(s.levels)] = s.levels
         self.top = np.array([len(s.levels) - 1 for s in segments], dtype=np.int64)
         self.fanout = np.array([s.fanout for s in segments], dtype=np.int64)
+        self.salt_rows = as_rows(self.salts)
 
     def traverse(self, requests: list[tuple[int, bytes]]) -> list[ServerResult]:
         """For each (segment position, trapdoor): what `traverse(segments[i], trapdoor)` returns."""
         if not requests:
             return []
         seg_of = np.array([i for i, _ in requests], dtype=np.int64)
-        values = np.frombuffer(b"".join(d for _, d in requests), dtype=np.uint8).reshape(len(requests), 16)
+        values = as_rows(np.frombuffer(b"".join(d for _, d in requests), dtype=np.uint8).reshape(-1, 16))
         tops = self.level_size[seg_of, self.top[seg_of]]
         req = np.repeat(np.arange(len(requests), dtype=np.int64), tops)
         first = np.repeat(np.cumsum(tops) - tops, tops)
@@ -90,7 +91,7 @@ class Forest:
             seg = seg_of[req]
             nodes = self.level_start[seg, lvl] + idx
             visited += np.bincount(req, minlength=len(requests))
-            pos = positions(values[req], self.salts[nodes], self.node_m[nodes], self.k)
+            pos = positions(values[req], self.salt_rows[nodes], self.node_m[nodes], self.k)
             bit = self.node_off[nodes][:, None] + pos
             byte = self.filters[(bit >> np.uint64(3)).astype(np.int64)]
             hit = ((byte >> (bit & np.uint64(7)).astype(np.uint8)) & 1).all(axis=1)
