@@ -31,7 +31,16 @@ def _umask() -> int:
     return mask
 
 
-def _sync_directory(directory: Path) -> None:
+def sync_file(path: str | os.PathLike[str]) -> None:
+    """fsync a written file (before a rename or a manifest makes it visible)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_directory(directory: str | os.PathLike[str]) -> None:
     """Make a rename in `directory` durable (best effort where directories cannot be opened)."""
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
@@ -122,7 +131,7 @@ def atomic_output(path: str | os.PathLike[str], secret: bool = False) -> Iterato
                 tmp_name = str(directory / f".{target.name}.{secrets.token_hex(6)}.tmp")
                 _link(handle.fileno(), tmp_name)
         os.replace(tmp_name, target)
-        _sync_directory(directory)
+        sync_directory(directory)
     except BaseException:
         if tmp_name is not None:
             with contextlib.suppress(FileNotFoundError):

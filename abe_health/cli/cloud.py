@@ -15,7 +15,6 @@ first line) or ABE_HEALTH_TOKEN, never from an argument, which `ps` would show t
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 from pathlib import Path
@@ -36,6 +35,7 @@ from ..revocation import Vault
 from ..revocation.manifest import AuthorityState
 from .audit import local_action
 from .common import CliError, check_output_file, note, passphrase_option, printable, read_secret_key
+from .search import print_result
 from .vault import _authority, _report_failures, master_option, public_option
 
 URL_VARIABLE, TOKEN_VARIABLE = "ABE_HEALTH_URL", "ABE_HEALTH_TOKEN"
@@ -338,16 +338,7 @@ def search(ctx: click.Context, name: str, pattern: str, key_path: str | None, id
         key = open_remote_search_key(client, name, read_secret_key(identity, "user"),
                                      OwnerPublicKey.load(owner_path))
     result = client.search(name, pattern, key, top, require_key=True)
-    if as_json:
-        click.echo(json.dumps({"pattern": pattern, "hits": [
-            {"document": h.doc_id, "match": h.match, "score": h.score, "keywords": list(h.keywords)}
-            for h in result.hits], "stats": result.stats.__dict__}, indent=2))
-        return
-    if not result.hits:
-        note("no match")
-    for rank_no, hit in enumerate(result.hits, start=1):
-        click.echo(f"{rank_no:>3}. {printable(hit.doc_id)}  ({hit.match}, {hit.score:.3f}: "
-                   f"{printable(', '.join(hit.keywords[:5]))})")
+    print_result(pattern, result, as_json)
 
 
 __all__ = ["CliError", "cloud"]

@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import cbor2
@@ -187,3 +188,16 @@ def progress_bar(path: str | None, label: str, min_bytes: int) -> Any:
     if size < min_bytes:
         return None
     return click.progressbar(length=size, label=label, file=sys.stderr)
+
+
+def authority_keys(paths: tuple[str, ...], directory: str | None) -> list[Key]:
+    """The authorities' public keys: each --authority file, then DIR/*.pub (`phr`, `fhir`)."""
+    files = [Path(p) for p in paths]
+    if directory:
+        if not Path(directory).is_dir():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), directory)
+        files += sorted(Path(directory).glob("*.pub"))
+    if not files:
+        raise click.UsageError("give the authorities' public keys: --authority FILE (a single "
+                               "authority's public.key, or NAME.pub, repeatable) or --authorities DIR")
+    return [read_key(f, expect="public") for f in files]

@@ -5,11 +5,11 @@ user's keys open, and searched per resource with the same authorization (`fhir s
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,29 +19,32 @@ from ..fhir.container import MAX_CONTAINER
 from ..fhir.inspect import describe_container
 from ..fhir.search import index_bundle
 from ..fileio import write_atomic
-from ..keys import Key, read_key
 from ..owner import OwnerKey
-from .common import check_output_dir, check_output_file, note, printable, read_secret_key
+from .common import (
+    authority_keys,
+    check_output_dir,
+    check_output_file,
+    note,
+    printable,
+    read_secret_key,
+)
 from .search import search as search_command
+
+map_option = click.option("--policies", "policy_map", required=True, type=click.Path(dir_okay=False),
+                          metavar="MAP.json", help="JSON policy map: resources, labels, types, default.")
+
+
+def authority_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--authority FILE (repeatable) and --authorities DIR: whose public keys seal the classes."""
+    command = click.option("--authorities", "authority_dir", type=click.Path(file_okay=False),
+                           metavar="DIR", help="A directory of NAME.pub files (multi-authority).")(command)
+    return click.option("--authority", "authority_paths", multiple=True, type=click.Path(dir_okay=False),
+                        metavar="FILE", help="An authority's public key (repeatable).")(command)
 
 
 @click.group()
 def fhir() -> None:
     """Encrypt FHIR R4 Bundles resource by resource, and read what your keys open."""
-
-
-def _public_keys(paths: tuple[str, ...], directory: str | None) -> list[Key]:
-    """The authorities' public keys: each --authority file, then DIR/*.pub."""
-    files = [Path(p) for p in paths]
-    if directory:
-        if not Path(directory).is_dir():
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), directory)
-        files += sorted(Path(directory).glob("*.pub"))
-    if not files:
-        raise click.UsageError("give the authorities' public keys: --authority FILE (a "
-                               "single authority's public.key, or NAME.pub, repeatable) or "
-                               "--authorities DIR")
-    return [read_key(f, expect="public") for f in files]
 
 
 def _read_container(path: str) -> bytes:
@@ -52,12 +55,8 @@ def _read_container(path: str) -> bytes:
 
 @fhir.command("encrypt")
 @click.argument("bundle", type=click.Path(dir_okay=False), metavar="BUNDLE.json")
-@click.option("--policies", "policy_map", required=True, type=click.Path(dir_okay=False),
-              metavar="MAP.json", help="JSON policy map: resources, labels, types, default.")
-@click.option("--authority", "authority_paths", multiple=True, type=click.Path(dir_okay=False),
-              metavar="FILE", help="An authority's public key (repeatable).")
-@click.option("--authorities", "authority_dir", type=click.Path(file_okay=False), metavar="DIR",
-              help="A directory of NAME.pub files (multi-authority).")
+@map_option
+@authority_options
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False),
               metavar="OUT", help="The encrypted bundle.")
 @click.option("--bundle-id", default=None, metavar="ID",
@@ -70,7 +69,7 @@ def encrypt(bundle: str, policy_map: str, authority_paths: tuple[str, ...],
     check_output_file(out_path)
     data = load_bundle(bundle)
     pmap = FhirPolicyMap.load(policy_map)
-    blob = encrypt_bundle(data, pmap, _public_keys(authority_paths, authority_dir),
+    blob = encrypt_bundle(data, pmap, authority_keys(authority_paths, authority_dir),
                           bundle_id=bundle_id)
     write_atomic(out_path, blob)
     info = describe_container(blob)
@@ -119,12 +118,8 @@ def decrypt(container: str, key_paths: tuple[str, ...], out_path: str | None,
 
 @fhir.command("index")
 @click.argument("bundle", type=click.Path(dir_okay=False), metavar="BUNDLE.json")
-@click.option("--policies", "policy_map", required=True, type=click.Path(dir_okay=False),
-              metavar="MAP.json", help="The policy map the bundle is encrypted under.")
-@click.option("--authority", "authority_paths", multiple=True, type=click.Path(dir_okay=False),
-              metavar="FILE", help="An authority's public key (repeatable).")
-@click.option("--authorities", "authority_dir", type=click.Path(file_okay=False), metavar="DIR",
-              help="A directory of NAME.pub files (multi-authority).")
+@map_option
+@authority_options
 @click.option("-c", "--collection", "coll", required=True, type=click.Path(file_okay=False),
               metavar="COLL", help="The search collection (made if missing).")
 @click.option("--owner-key", "owner_path", required=True, type=click.Path(dir_okay=False),
@@ -143,7 +138,7 @@ def index(bundle: str, policy_map: str, authority_paths: tuple[str, ...], author
     if bundle_id is None:
         raise click.UsageError("the Bundle has no id: give --bundle-id, the id it was encrypted under")
     pmap = FhirPolicyMap.load(policy_map)
-    keys = _public_keys(authority_paths, authority_dir)
+    keys = authority_keys(authority_paths, authority_dir)
     owner = OwnerKey.load(owner_path)
     if not (Path(coll) / SIGNATURE_FILE).exists():
         check_output_dir(coll)

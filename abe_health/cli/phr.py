@@ -3,37 +3,21 @@ section under multi-authority policies, every section bound to its record."""
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from ..fileio import write_atomic
-from ..keys import Key, read_key
 from ..phr import PolicyMap, encrypt_record, load_record, open_record
 from ..phr import record_id as record_id_of
-from .common import CliError, check_output_file, note, printable, read_secret_key
+from .common import CliError, authority_keys, check_output_file, note, printable, read_secret_key
 
 
 @click.group()
 def phr() -> None:
     """Encrypt and read personal health records section by section."""
-
-
-def _authority_keys(paths: tuple[str, ...], directory: str | None) -> list[Key]:
-    """The authorities' public keys: each --authority file, then DIR/*.pub."""
-    files = [Path(p) for p in paths]
-    if directory:
-        if not Path(directory).is_dir():
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), directory)
-        files += sorted(Path(directory).glob("*.pub"))
-    if not files:
-        raise click.UsageError("give the authorities' public keys: --authority NAME.pub or "
-                               "--authorities DIR")
-    return [read_key(f, expect="public") for f in files]
 
 
 @phr.command("encrypt")
@@ -55,7 +39,7 @@ def encrypt(record: str, policy_map: str, authority_paths: tuple[str, ...],
     check_output_file(out_path)
     data = load_record(record)
     pmap = PolicyMap.load(policy_map)
-    blob = encrypt_record(data, pmap, _authority_keys(authority_paths, authority_dir),
+    blob = encrypt_record(data, pmap, authority_keys(authority_paths, authority_dir),
                           record_id=record_id)
     write_atomic(out_path, blob)
     note(f"wrote {out_path}: record {printable(record_id_of(blob))}, {len(data)} sections")

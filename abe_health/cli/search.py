@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from search import SearchIndex, SearchKey, Source
+from search import SearchIndex, SearchKey, SearchResult, Source
 from search.engine import run
 from search.errors import InvalidSearchKey
 from search.text import collect, document_keywords
@@ -319,6 +319,11 @@ def search(targets: tuple[str, ...], query: str, key_path: str | None, identitie
         keys = [read_secret_key(path, "user") for path in identities]
         owners = [OwnerPublicKey.load(path) for path in owner_paths]
         result = run(query, _sources(targets, keys, owners), top, decoy_key(keys))
+    print_result(query, result, as_json)
+
+
+def print_result(query: str, result: SearchResult, as_json: bool) -> None:
+    """Ranked hits, one a line (or as JSON with the query and the statistics)."""
     if as_json:
         click.echo(json.dumps({
             "query": query,
