@@ -13,7 +13,8 @@ from .report import Report, to_markdown, write
 #: suite name -> module with a `run(quick: bool) -> Report`
 SUITES = {"primitives": "benchmarks.primitives", "abe": "benchmarks.abe", "search": "benchmarks.search",
           "revocation": "benchmarks.revocation", "fhir": "benchmarks.fhir",
-          "cloud": "benchmarks.cloud", "devices": "benchmarks.devices"}
+          "cloud": "benchmarks.cloud", "devices": "benchmarks.devices",
+          "compare": "benchmarks.compare"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -180,7 +180,7 @@ def _plots(report: Report, target: Path) -> list[Path]:
         return []
     paths = []
     for spec in report.plots:
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig, ax = plt.subplots(figsize=(float(spec.get("width", 7)), 4))
         rows = [r for r in report.rows if all(r.get(k) == v for k, v in spec.get("where", {}).items())]
         series: dict[str, list[tuple[Any, float]]] = {}
         for row in rows:
@@ -215,7 +215,11 @@ def _plots(report: Report, target: Path) -> list[Path]:
         handles, labels = ax.get_legend_handles_labels()
         if handles:
             order = sorted(range(len(labels)), key=lambda i: labels[i])
-            ax.legend([handles[i] for i in order], [labels[i] for i in order])
+            if spec.get("legend") == "outside":  # many series: beside the plot, not over the bars
+                ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper left",
+                          bbox_to_anchor=(1.01, 1.0), fontsize="small")
+            else:
+                ax.legend([handles[i] for i in order], [labels[i] for i in order])
         fig.tight_layout()
         path = target / spec["file"]
         fig.savefig(path, dpi=110)

@@ -36,13 +36,33 @@ def test_abe_quick(tmp_path):
     rows = [r for r in data["rows"] if r["scheme"] == "fame" and r["policy"] == "and" and r["N"] == 5]
     assert {r["op"] for r in rows} == {"setup", "keygen", "encrypt", "decrypt"}
     decrypt = next(r for r in rows if r["op"] == "decrypt")
-    assert decrypt["counts"] == {"pair": 6}  # FAME decrypts with 6 pairings, any policy size
-    for row in data["rows"]:
-        assert row["estimate_ms"] > 0 and row["median_ms"] > 0
+    # FAME decrypts with 6 pairings, any policy size: one multi-pairing, one final exponentiation
+    assert decrypt["counts"] == {"miller_loop": 6, "final_exp": 1}
+    kem = [r for r in data["rows"] if not r["op"].endswith(" e2e") and r["curve"] == "BLS12-381"]
+    for row in kem:
+        assert row["estimate_ms"] > 0 and row["median_ms"] > 0 and row["curve"]
+        if row["op"] in ("keygen", "encrypt"):
+            assert row["cold_ms"] > 0  # with an empty hash-to-group cache
+    e2e = {(r["scheme"], r["policy"], r["N"]): r for r in data["rows"] if r["op"] == "decrypt e2e"}
+    for scheme in ("fame", "fame-kp", "bsw07", "waters11"):
+        for n in (10, 50):
+            row = e2e[(scheme, "and", n)]
+            assert row["pairing_times"] > 0 and row["floor_pairings"] > 0 and row["ratio_to_floor"] > 0
+    assert e2e[("fame", "and", 50)]["floor_pairings"] == 6
+    assert e2e[("bsw07", "and", 50)]["floor_pairings"] == 101
+    assert {k for k in e2e if k[0] == "rw15"} == {
+        ("rw15", f"and/{a} authorities", n) for a in (2, 5) for n in (10, 50)}
+    assert any("end-to-end decrypt" in note and "pairing-times" in note for note in data["notes"])
+    # peers: live or absent, and then said so; never a published figure beside a live one
+    live = [r for r in data["rows"] if r.get("peer_source") == "measured live"]
+    if not live:
+        assert any("Charm is not installed" in note for note in data["notes"])
+    assert not (live and any("published" in note and r["peer"] in note
+                             for note in data["notes"] for r in live))
     envelope = data["envelope"]
     assert all(e["ok"] for e in envelope)
     assert all(e["peak_rss_mb"] < 150 for e in envelope)
-    assert (tmp_path / "abe" / "abe_decrypt.png").exists() or any(
+    assert (tmp_path / "abe" / "abe_decrypt_e2e.png").exists() or any(
         "matplotlib" in note for note in data["notes"])
 
 
@@ -72,3 +92,28 @@ def test_report_words_and_metadata():
     assert speed_words(2.345) == "2.35x faster" and speed_words(0.9) == "1.11x slower"
     info = machine()
     assert {"cpu", "python", "commit", "packages"} <= set(info) and "abe-health" in info["packages"]
+
+
+def test_compare_quick(tmp_path):
+    """One command, ours and the peers side by side: JSON, Markdown and a PNG; every row says
+    who ran, on which curve and at what security, and whether it was measured live."""
+    from benchmarks.peers import LIVE, charm_available
+
+    assert main(["compare", "--quick", "--out", str(tmp_path)]) == 0
+    out = tmp_path / "compare"
+    data = json.loads((out / "results.json").read_text())
+    assert (out / "results.md").read_text().startswith("# compare")
+    assert (out / "compare.png").exists() or any("matplotlib" in n for n in data["notes"])
+    rows = data["rows"]
+    assert all(r["curve"] and r["security"] and r["source"] for r in rows)
+    ours = {(r["scheme"], r["op"], r["level"]) for r in rows if r["who"] == "abe-health (mcl)"}
+    for scheme in ("fame", "fame-kp", "bsw07", "waters11", "rw15"):
+        for op in ("keygen", "encrypt", "decrypt"):
+            assert {(scheme, op, "kem"), (scheme, op, "e2e")} <= ours
+    charm_rows = [r for r in rows if r["who"].startswith("Charm")]
+    if charm_available():
+        assert all(r["source"] == LIVE for r in charm_rows)
+        assert not any(note.startswith("Charm is not installed") for note in data["notes"])
+    else:
+        assert data["notes"][0].startswith("Charm is not installed")
+        assert charm_rows and all(r["source"].startswith("published (") for r in charm_rows)

@@ -32,6 +32,12 @@ _CHARM_TYPES = {"G1": _CG1, "G2": _CG2, "GT": _CGT}
 _TYPE_CODES = {"G1": 1, "G2": 2, "GT": 3}
 #: curves with distinct G1 and G2 (Type III); symmetric curves would silently change the schemes
 ASYMMETRIC_CURVES = ("BN254", "MNT159", "MNT201", "MNT224")
+#: curves whose E(Fp) has prime order r, so G1 is every point on y^2 = x^3 + b: (q, b) of PBC's
+#: parameters (Charm's BN254 is PBC's type f curve)
+PRIME_ORDER_G1 = {
+    "BN254": (16283262548997601220198008118239886027035269286659395419233331082106632227801,
+              7068387321767010428383604447141585855811153344588123938605766847051945009302),
+}
 
 
 class CharmElement(Element):
@@ -63,7 +69,7 @@ class CharmElement(Element):
         return CharmElement(self._g, self.kind, self._v ** self._g._zr(exponent))
 
     def __invert__(self) -> CharmElement:
-        return CharmElement(self._g, self.kind, self._v ** self._g._zr(-1))
+        return CharmElement(self._g, self.kind, ~self._v)  # element_invert: a negation for points
 
     def is_identity(self) -> bool:
         return bool(self._v == self._g._identities[self.kind]._v)
@@ -99,18 +105,20 @@ class CharmGroup(PairingGroup):
             kind: gen ** 0 for kind, gen in self._generators.items()}
         self.sizes = {kind: len(gen.to_bytes()) for kind, gen in self._generators.items()}
 
-    def _in_subgroup(self, kind: GroupKind, value: Any) -> bool:  # value: Charm's raw element
-        """value^r == 1 by square-and-multiply on Charm's group law.
+    def _in_subgroup(self, kind: GroupKind, value: Any, data: bytes) -> bool:
+        """Membership of a decoded element (`data`: its bytes).
 
-        Charm's own `ismember` answers False for every G2 element of BN254 (PBC's G2 order field
-        is not the subgroup order there), and `x ** r` reduces r modulo r, so neither can be used.
-        """
-        acc = value
-        for bit in bin(self.order)[3:]:
-            acc = acc * acc
-            if bit == "1":
-                acc = acc * value
-        return bool(acc == self._identities[kind]._v)
+        G1 of a prime-order curve (BN254: E(Fp) has order r) is every point on the curve, so the
+        test is the curve equation on the encoded coordinates (PBC's decoder does not check it).
+        Otherwise value^r == 1, computed by PBC (`element_pow_mpz` with the int r, which Charm
+        does not reduce modulo r, unlike a ZR exponent); Charm's own `ismember` answers False for
+        every G2 element of BN254 (PBC's G2 order field is not the subgroup order there)."""
+        if kind == "G1" and self.curve in PRIME_ORDER_G1:
+            q, b = PRIME_ORDER_G1[self.curve]
+            half = len(data) // 2
+            x, y = int.from_bytes(data[:half], "big"), int.from_bytes(data[half:], "big")
+            return x < q and y < q and (y * y - x * x * x - b) % q == 0
+        return bool(value ** self.order == self._identities[kind]._v)
 
     def _zr(self, exponent: int) -> object:
         return self._charm.init(_CZR, exponent % self.order)
@@ -139,7 +147,7 @@ class CharmGroup(PairingGroup):
             value = self._charm.deserialize(text, False)
         except Exception as exc:  # Charm signals bad input with several untyped errors
             raise InvalidEncoding(f"bytes are not a valid {kind} element of {self.id}") from exc
-        if value is None or not self._in_subgroup(kind, value):
+        if value is None or not self._in_subgroup(kind, value, data):
             raise InvalidEncoding(f"bytes are not in the order-r subgroup {kind} of {self.id}")
         element = CharmElement(self, kind, value)
         if element.to_bytes() != data:
