@@ -14,7 +14,7 @@ from .report import Report, to_markdown, write
 SUITES = {"primitives": "benchmarks.primitives", "abe": "benchmarks.abe", "search": "benchmarks.search",
           "revocation": "benchmarks.revocation", "fhir": "benchmarks.fhir",
           "cloud": "benchmarks.cloud", "devices": "benchmarks.devices",
-          "compare": "benchmarks.compare"}
+          "compare": "benchmarks.compare", "scale": "benchmarks.scale"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,8 @@
 Into a vault (a directory holding `catalog.sqlite`), a batch commits under the vault's writer
 lock, after checking that the signed manifest is still the one the batch was encrypted against
 (else the batch is computed again at the new attribute versions, so no file lands behind a
-revocation that happened meanwhile): the bodies are renamed into place, the headers written
-(one sync), the directory synced, and then the batch's rows inserted in one catalog
+revocation that happened meanwhile): the bodies and headers (written and synced by the workers)
+are renamed into place, the directory synced, and then the batch's rows inserted in one catalog
 transaction. Only then is the batch marked done in the journal. A resumed job first marks done
 the items whose rows a killed run inserted but did not mark, then computes the rest again (a
 file's id is fixed when the job is planned, so a second computation replaces the parts of the
@@ -137,19 +137,17 @@ def _into_vault(client: Any, book: Journal, report: BulkReport, vault: Vault, pu
                 _discard(vault, results)
                 return None
             failed = [(r.name, r.error) for r in results if r.error is not None]
-            good = [r for r in results if r.error is None and r.row is not None]
-            for r in good:
-                assert r.row is not None
-                if not r.temp.startswith(f".{r.row.id}.0.body."):
-                    raise BulkError(f"a worker returned an unexpected temporary name {r.temp!r}")
+            rows = []
+            for r in results:
+                if r.error is not None or r.row is None:
+                    continue
+                for temp, part in ((r.temp, "body"), (r.head, "head")):
+                    if not temp.startswith(f".{r.row.id}.0.{part}."):
+                        raise BulkError(f"a worker returned an unexpected temporary name {temp!r}")
                 store.dir.replace(r.temp, f"{r.row.id}.0.body")
-            switched, error = store.dir.replace_all([(f"{r.row.id}.0.head", r.head) for r in good
-                                                     if r.row is not None])
+                store.dir.replace(r.head, f"{r.row.id}.0.head")
+                rows.append(r.row)
             os.fsync(store.dir.fd)
-            done = set(switched)
-            rows = [r.row for r in good if r.row is not None and f"{r.row.id}.0.head" in done]
-            failed += [(r.name, f"cannot write its header: {error}") for r in good
-                       if r.row is not None and f"{r.row.id}.0.head" not in done]
             store.catalog.insert_all(rows)
             return failed
 
@@ -174,8 +172,10 @@ def local_store(vault: Vault) -> LocalStore:
 
 def _discard(vault: Vault, results: list[Sealed]) -> None:
     for r in results:
-        if r.row is not None and r.temp.startswith(f".{r.row.id}.0.body."):
-            local_store(vault).dir.unlink(r.temp)
+        if r.row is not None:
+            for temp, part in ((r.temp, "body"), (r.head, "head")):
+                if temp.startswith(f".{r.row.id}.0.{part}."):
+                    local_store(vault).dir.unlink(temp)
 
 
 def _sweep_vault(vault: Vault, ids: set[str]) -> None:
@@ -184,7 +184,7 @@ def _sweep_vault(vault: Vault, ids: set[str]) -> None:
         for entry in entries:
             name = entry.name
             if name.startswith(".") and name.endswith(".tmp") and name[1:17] in ids \
-                    and name[17:25] == ".0.body.":
+                    and name[17:25] in (".0.body.", ".0.head."):
                 local_store(vault).dir.unlink(name)
 
 

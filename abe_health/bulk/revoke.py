@@ -6,8 +6,8 @@ resumed job never bumps twice; then, like `update`, it brings every affected hea
 manifest's versions on the cluster (`rewrite`). Each batch's new headers are switched under the
 vault's writer lock, after checking that the manifest is still the one they were made for
 (else the batch is computed again) and that each file is still at the generation its header was
-made for (a `vault put` meanwhile wrote a current one): written to temporaries, synced once,
-renamed into place, the directory synced. Until a job finishes, a revoked key still opens the
+made for (a `vault put` meanwhile wrote a current one): the temporaries the workers wrote and
+synced are renamed into place and the directory synced. Until a job finishes, a revoked key still opens the
 files not yet rewritten, as after an interrupted `revoke`: run the job again (or `update`, or
 `abe-health vault update`) to finish it. Rows that cannot be rewritten (an altered row, a
 missing header) are reported by id and do not stop the others.
@@ -23,7 +23,7 @@ from typing import Any
 
 from ..authority import ABE
 from ..derived import fingerprint
-from ..errors import AbeError
+from ..errors import AbeError, BulkError
 from ..keys import read_key
 from ..register import register_path_for
 from ..revocation import Vault
@@ -141,19 +141,34 @@ def _rewrite(client: Any, vault: Vault, authority: ABE, book: Journal, report: B
             fresh = vault.manifest(authority.public_key)
             if fresh.seq != manifest[0].seq:
                 manifest[0] = fresh
+                for temp in result.heads.values():
+                    if temp.startswith("."):
+                        store.dir.unlink(temp)
                 return None
-            parts = []
-            for (file_id, gen), head in result.heads.items():
-                with contextlib.suppress(AbeError):
-                    if vault.catalog.row(file_id).gen == gen:  # else a writer replaced the file
-                        parts.append((f"{file_id}.{gen}.head", head))
-            switched, error = store.dir.replace_all(parts)
+            switched, dropped = [], []
+            for (file_id, gen), temp in result.heads.items():
+                name = f"{file_id}.{gen}.head"
+                if not temp.startswith(f".{name}."):
+                    raise BulkError(f"a worker returned an unexpected temporary name {temp!r}")
+                try:
+                    current = store.catalog.row(file_id).gen == gen
+                except AbeError:
+                    current = False
+                if current:  # else a writer replaced the file meanwhile: its header is current
+                    store.dir.replace(temp, name)
+                    switched.append(file_id)
+                else:
+                    dropped.append(temp)
             os.fsync(store.dir.fd)
-        done = set(switched)
-        failed = list(result.failed)
-        failed += [(name.split(".")[0], f"cannot write its header: {error}") for name, _ in parts
-                   if name not in done]
-        report.extra["rewritten"] = report.extra.get("rewritten", 0) + len(done)
-        return failed
+            for temp in dropped:
+                store.dir.unlink(temp)
+        report.extra["rewritten"] = report.extra.get("rewritten", 0) + len(switched)
+        return list(result.failed)
 
-    return run_batches(client, book, report, make_task, commit)
+    run_batches(client, book, report, make_task, commit)
+    heads = {f".{i['name']}.{i['gen']}.head." for i in book.items()}
+    with os.scandir(vault.files) as entries:  # temporaries of killed or repeated tasks
+        for entry in entries:
+            if entry.name.endswith(".tmp") and entry.name[: entry.name.find(".head.") + 6] in heads:
+                store.dir.unlink(entry.name)
+    return report

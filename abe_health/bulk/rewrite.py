@@ -8,13 +8,15 @@ policy text and skips a file already at the target versions (a resumed or repeat
 opens the escrow, which succeeds only for exactly the row it was sealed for (so the store cannot
 steer a re-wrap), and writes a new header around the same data key, payload salt and chunk size,
 bound to the same vault, id and generation: one encapsulation per target policy per batch, a
-fresh wrap salt and nonce per header. It returns the new headers (public bytes) and the files
-that failed, with why; it writes nothing: the driver switches headers when it commits.
+fresh wrap salt and nonce per header, written to a temporary of its own beside the header and
+synced. It returns the temporaries' names and the files that failed, with why: the driver
+switches headers when it commits (renames), so a task run twice switches nothing twice.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +54,10 @@ class RewriteTask:
 
 @dataclass(frozen=True)
 class Rewritten:
-    """New headers by (file id, generation), ids already current, and (id, why) failures."""
+    """New headers' temporaries by (file id, generation), ids already current, and (id, why)
+    failures."""
 
-    heads: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    heads: dict[tuple[str, int], str] = field(default_factory=dict)
     current: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
 
@@ -99,7 +102,12 @@ def rewrite_batch(task: RewriteTask) -> Rewritten:
                 head = io.BytesIO()
                 write_header(head, scheme, ct_map, gt_key, dek, row.salt, row.chunk,
                              file_context(task.vault, row.id, row.gen))
-                out.heads[(row.id, row.gen)] = head.getvalue()
+                temp, handle = files.create_temp(f"{row.id}.{row.gen}.head")
+                with handle:
+                    handle.write(head.getvalue())
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                out.heads[(row.id, row.gen)] = temp
             except AbeError as exc:
                 out.failed.append((row.id, str(exc)))
     finally:

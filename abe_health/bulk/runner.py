@@ -39,7 +39,8 @@ Commit = Callable[[int, list[Any], Any], "list[tuple[str, str]] | None"]
 @dataclass
 class BulkReport:
     """What a bulk run did: items in the job, committed by this run, already done before it
-    (a resumed job), failed (item, why), tasks run, worker threads, wall time."""
+    (a resumed job), failed (item, why), tasks run, worker threads, wall time of the run and the
+    part of it the driver spent committing (serial work: what bounds a large cluster)."""
 
     kind: str
     items: int = 0
@@ -49,6 +50,7 @@ class BulkReport:
     tasks: int = 0
     workers: int = 0
     seconds: float = 0.0
+    commit_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -85,7 +87,9 @@ def run_batches(client: Any, journal: Journal, report: BulkReport, make_task: Ma
             report.failed.append((f"batch {batch}", f"{type(exc).__name__}: {exc}"))
             result = None
         else:
+            began = time.perf_counter()
             failed = commit(batch, pending[batch], result)
+            report.commit_seconds += time.perf_counter() - began
             if failed is None and resubmits.get(batch, 0) < RESUBMITS:
                 resubmits[batch] = resubmits.get(batch, 0) + 1
                 running.add(submit(batch))

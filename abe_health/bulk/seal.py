@@ -8,12 +8,12 @@ already shows: that these files are under that policy. A vault file's header is 
 vault, file id and generation (0), its data key escrowed to the authority exactly as
 `Vault.add` does. Randomness comes from `os.urandom` only.
 
-Workers write only to temporaries with names of their own (a vault's `files/.ID.0.body.*.tmp`,
-an output directory's `.NAME.abe.*.part`), synced, and return where they are: the driver alone
+Workers write only to temporaries with names of their own (a vault's `files/.ID.0.body.*.tmp`
+and `.ID.0.head.*.tmp`, an output directory's `.NAME.abe.*.part`), each synced on the worker (so
+the syncs run in parallel, not in the driver's commit), and return where they are: the driver alone
 renames them into place when it commits the batch, so a task run twice (a worker killed, or cut
 off and still running) leaves at most an unused temporary, never a body that does not belong to
-the committed row. Nothing secret is returned: headers, catalog rows (the escrow is sealed),
-temporary names.
+the committed row. Nothing secret is returned: catalog rows (the escrow is sealed) and temporary names.
 """
 
 from __future__ import annotations
@@ -72,11 +72,11 @@ class EncryptTask:
 @dataclass(frozen=True)
 class Sealed:
     """One item's result: its temporary (in files/ or relative to the output directory), its
-    header (vault) and catalog row (vault), or why it failed."""
+    header's temporary and catalog row (vault), or why it failed."""
 
     name: str
     temp: str = ""
-    head: bytes = b""
+    head: str = ""
     row: Row | None = None
     error: str | None = None
 
@@ -126,20 +126,26 @@ def _into_vault(task: EncryptTask, encaps: _Encapsulations, files: FilesDir, ite
     write_header(head, scheme, ct_map, gt_key, dek, salt, task.chunk,
                  file_context(task.vault.vault, file_id, 0))
     temp, handle = files.create_temp(f"{file_id}.0.body")
+    head_temp, head_handle = files.create_temp(f"{file_id}.0.head")
     try:
         with handle, open(item["path"], "rb") as src:
             seal_payload(dek, salt, task.chunk, src, handle)
             handle.flush()
             os.fsync(handle.fileno())
             size = handle.tell()
+        with head_handle:
+            head_handle.write(head.getvalue())
+            head_handle.flush()
+            os.fsync(head_handle.fileno())
     except BaseException:
         files.unlink(temp)
+        files.unlink(head_temp)
         raise
     row = Row(file_id, item["name"], str(base), size,
               dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), salt, task.chunk, b"", 0)
     sealed = escrow.seal(X25519PublicKey.from_public_bytes(task.vault.escrow), dek,
                          escrow_fields(task.vault.vault, row))
-    return Sealed(item["name"], temp, head.getvalue(), dataclasses.replace(row, escrow=sealed))
+    return Sealed(item["name"], temp, head_temp, dataclasses.replace(row, escrow=sealed))
 
 
 def _into_directory(task: EncryptTask, encaps: _Encapsulations, item: dict[str, Any]) -> Sealed:
