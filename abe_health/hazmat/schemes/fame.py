@@ -97,13 +97,11 @@ class FameCP(_Fame):
         inv_a = [pow(a, -1, q) for a in msk["a"]]
 
         def component(hashes: list[list[Element]], extra: list[int]) -> list[Element]:
-            """(prod_l H_l,t^{beta_l / a_t} * g^{extra_t}) for t = 1, 2, and g^{extra_3}."""
-            out = []
-            for t in range(2):
-                acc = g ** extra[t]
-                for l in range(3):
-                    acc = acc * hashes[l][t] ** (beta[l] * inv_a[t])
-                out.append(acc)
+            """(prod_l H_l,t^{beta_l / a_t} * g^{extra_t}) for t = 1, 2 (one 4-term
+            multi-exponentiation each: about half the cost of 4 exponentiations), and g^{extra_3}."""
+            out = [grp.multi_exp([g, *(hashes[l][t] for l in range(3))],
+                                 [extra[t], *(beta[l] * inv_a[t] for l in range(3))])
+                   for t in range(2)]
             out.append(g ** extra[2])
             return out
 
@@ -124,20 +122,20 @@ class FameCP(_Fame):
         self.encap_target(pk, target)
         assert isinstance(target, Policy)  # encap_target checked the type
         lsss = target.lsss
+        grp = self.group
         s1, s2, ct0, key = self._encap_randomness(pk)
         s = (s1, s2)
         ct = []
         for row, label in zip(lsss.rows, lsss.rho, strict=True):
             comps = []
             for l in range(3):
-                acc = None
+                bases = []
                 for t in range(2):
                     base = self._h(label, l, t)
                     for j, m in row:
                         base = base * exp(self._col(j, l, t), m)
-                    term = base ** s[t]
-                    acc = term if acc is None else acc * term
-                comps.append(acc)
+                    bases.append(base)
+                comps.append(grp.multi_exp(bases, s))  # base_1^{s1} base_2^{s2}, one 2-term MSM
             ct.append(comps)
         return key, self.record("ciphertext", {"ct0": ct0, "ct": ct}, policy=str(target))
 
@@ -189,14 +187,16 @@ class FameKP(_Fame):
             col_sigma = sum(m * sigma_col[j] for j, m in row if j) % q
             comps = []
             for t in range(2):
-                acc = g ** (m1 * d[t] + (sigma + col_sigma) * inv_a[t])
+                bases = [g]
                 for l in range(3):
                     base = self._h(label, l, t)
                     for j, m in row:
                         if j:
                             base = base * exp(self._col(j, l, t), m)
-                    acc = acc * base ** (beta[l] * inv_a[t])
-                comps.append(acc)
+                    bases.append(base)
+                exponents = [m1 * d[t] + (sigma + col_sigma) * inv_a[t],
+                             *(beta[l] * inv_a[t] for l in range(3))]
+                comps.append(grp.multi_exp(bases, exponents))  # one 4-term multi-exponentiation
             comps.append(g ** (m1 * d[2] - sigma - col_sigma))
             sk.append(comps)
         return self.record("user", {"sk0": sk0, "sk": sk}, policy=str(subject),
@@ -207,7 +207,8 @@ class FameKP(_Fame):
         assert isinstance(target, KeyAttributes)  # encap_target checked the type
         s1, s2, ct0, key = self._encap_randomness(pk)
         ct = {
-            label: [self._h(label, l, 0) ** s1 * self._h(label, l, 1) ** s2 for l in range(3)]
+            label: [self.group.multi_exp([self._h(label, l, 0), self._h(label, l, 1)], [s1, s2])
+                    for l in range(3)]
             for label in sorted(target.labels)
         }
         return key, self.record("ciphertext", {"ct0": ct0, "ct": ct},
