@@ -143,7 +143,7 @@ class RW15(SchemeBase):
             t = grp.random_zr()
             C1.append(e_gg ** lam[x] * pk["e_gg_alpha"] ** t)
             C2.append(g2 ** (-t))
-            C3.append(pk["g2_y"] ** t * g2 ** omega[x])
+            C3.append(grp.multi_exp([pk["g2_y"], g2], [t, omega[x]]))
             C4.append(self.hash_attribute(lsss.rho[x]) ** t)
         ct = self.record("ciphertext", {"C1": C1, "C2": C2, "C3": C3, "C4": C4}, policy=str(policy),
                          authorities=sorted(pks))

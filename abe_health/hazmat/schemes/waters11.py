@@ -65,7 +65,7 @@ class Waters11(Scheme):
         Ci, Di = [], []
         for label, lam in zip(lsss.rho, shares, strict=True):
             r = grp.random_zr()
-            Ci.append(pk["g1_a"] ** lam * self.hash_attribute(label) ** (-r))
+            Ci.append(grp.multi_exp([pk["g1_a"], self.hash_attribute(label)], [lam, -r]))
             Di.append(g2**r)
         ct = self.record("ciphertext", {"Cp": g2**s, "Ci": Ci, "Di": Di}, policy=str(target))
         return pk["e_gg_alpha"] ** s, ct
