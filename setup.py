@@ -26,7 +26,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["abe_health", "abe_health.*", "search", "search.*",
                                     "benchmarks", "benchmarks.*"]),
-    package_data={"abe_health": ["py.typed"], "search": ["py.typed"]},
+    package_data={"abe_health": ["py.typed", "hazmat/schemes/fame_columns.bin"],
+                  "search": ["py.typed"]},
     install_requires=[
         "pymcl>=1.0.2",
         "cryptography>=47",

@@ -49,3 +49,18 @@ def test_multi_exp_and_product(kind):
     assert GROUP.product(xs) == xs[0] * xs[1] * xs[2] * xs[3] * xs[4]
     with pytest.raises(TypeError):
         GROUP.product([xs[0], GROUP.random("GT")])
+
+
+def test_shipped_column_table_is_the_hashes():
+    """fame_columns.bin holds exactly H(0jlt) of FAME CP and KP: recomputed here, so the table
+    can only save time, never change a ciphertext."""
+    from abe_health.hazmat.schemes import get_scheme
+    from abe_health.hazmat.schemes.fame import TABLE_FILE, column_table
+
+    cp, kp = get_scheme("fame"), get_scheme("fame-kp")
+    assert TABLE_FILE.read_bytes() == column_table(cp) + column_table(kp)
+    for scheme in (cp, kp):
+        scheme._hash_cache.clear()
+        for j, row, t in ((0, 0, 0), (5, 2, 1), (63, 1, 0), (64, 0, 1)):
+            assert scheme._col(j, row, t) == GROUP.hash_to_g1(scheme.DST + b"C" + bytes([row, t]),
+                                                              j.to_bytes(4, "big"))
