@@ -47,7 +47,7 @@ def connect(scheduler: str | None = None, workers: int | None = None) -> Iterato
             yield client
         return
     count = default_workers() if workers is None else workers
-    options: dict[str, Any] = {"dashboard_address": None, "threads_per_worker": 1}
+    options: dict[str, Any] = {"dashboard_address": ":0", "threads_per_worker": 1}
     if count == 0:
         options.update(processes=False, n_workers=1)
     else:
