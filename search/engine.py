@@ -50,7 +50,7 @@ from .query import (
     range_result,
     terms,
 )
-from .rank import Hit
+from .rank import Hit, rank
 from .server import Forest, ServerResult
 from .text import matches, parse_pattern
 
@@ -260,10 +260,13 @@ def finish(node: Node, sources: Sequence[Source], planned: Plan, reached: Reache
                     postings[term][word][doc] = tf
                 else:
                     in_range[term].add(doc)
-    results: dict[Term, Result] = {
-        t: pattern_result(t, postings[t], n_docs) if isinstance(t, Pattern) else range_result(in_range[t])
-        for t in wanted}
-    ranked = hits(evaluate(node, results), top)
+    if isinstance(node, Pattern):  # one pattern: `rank` itself, as `reference_search` ranks
+        ranked = rank(parsed[node][0], postings[node], n_docs, top)
+    else:
+        results: dict[Term, Result] = {
+            t: pattern_result(t, postings[t], n_docs) if isinstance(t, Pattern) else range_result(in_range[t])
+            for t in wanted}
+        ranked = hits(evaluate(node, results), top)
     t2 = time.perf_counter()
     return SearchResult(ranked, SearchStats(visited, returned, false_pos, server_seconds * 1e3,
                                             (t2 - t1) * 1e3, sent, volume))

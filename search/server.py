@@ -117,5 +117,9 @@ class Forest:
         for r, (i, _) in enumerate(requests):
             segment = self.segments[i]
             leaves = all_leaf[bounds[r] : bounds[r + 1]]
-            out.append(ServerResult([(int(n), segment.payload(int(n))) for n in leaves], int(visited[r])))
+            starts = segment.leaf_off[leaves].tolist()
+            ends = segment.leaf_off[leaves + 1].tolist()
+            data = segment.leaves
+            sealed = [(n, data[a:b].tobytes()) for n, a, b in zip(leaves.tolist(), starts, ends, strict=True)]
+            out.append(ServerResult(sealed, int(visited[r])))
         return out
