@@ -67,12 +67,12 @@ def document_id(path: Path, root: Path) -> str:
         return real.as_posix()
 
 
-def collect(paths: list[Path], root: Path | None = None,
-            each: Callable[[list[Path]], Iterable[Path]] | None = None) -> dict[str, Counter[str]]:
-    """Document id (see `document_id`; `root` defaults to the current directory) -> keyword
-    counts of every file given or found under a given directory. A file reached twice (given
-    twice, or inside two given directories) is refused with `DocumentExists`, never merged.
-    `each` may wrap the list of files read (a progress bar)."""
+def stream(paths: list[Path], root: Path | None = None,
+           each: Callable[[list[Path]], Iterable[Path]] | None = None) -> Iterator[tuple[str, Counter[str]]]:
+    """(document id, keyword counts) of every file given or found under a given directory, one
+    file at a time (for `SearchIndex.create`, whose memory then stays bounded however many files
+    there are). Ids are made as in `collect`, and a file reached twice is refused with
+    `DocumentExists` before any file is read. `each` may wrap the list of files read."""
     base = Path.cwd() if root is None else root
     files = [f for given in paths
              for f in (sorted(p for p in given.rglob("*") if p.is_file()) if given.is_dir() else [given])]
@@ -84,7 +84,23 @@ def collect(paths: list[Path], root: Path | None = None,
                                  "document is indexed once", case="twice")
         ids[doc_id] = f
     order = {f: doc_id for doc_id, f in ids.items()}
-    return {order[f]: document_keywords(f) for f in (each(files) if each else files)}
+    del ids
+
+    def read() -> Iterator[tuple[str, Counter[str]]]:
+        for f in each(files) if each else files:
+            yield order[f], document_keywords(f)
+
+    return read()
+
+
+def collect(paths: list[Path], root: Path | None = None,
+            each: Callable[[list[Path]], Iterable[Path]] | None = None) -> dict[str, Counter[str]]:
+    """Document id (see `document_id`; `root` defaults to the current directory) -> keyword
+    counts of every file given or found under a given directory. A file reached twice (given
+    twice, or inside two given directories) is refused with `DocumentExists`, never merged.
+    `each` may wrap the list of files read (a progress bar). `stream` gives the same one at a
+    time."""
+    return dict(stream(paths, root, each))
 
 
 def parse_pattern(pattern: str) -> tuple[str, bool, bool]:

@@ -16,7 +16,7 @@ import errno
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import click
@@ -24,7 +24,7 @@ import click
 from search import SearchIndex, SearchKey, SearchResult, Source
 from search.engine import run
 from search.errors import InvalidSearchKey
-from search.text import collect, document_keywords
+from search.text import document_keywords, stream
 
 from ..authority import ABE
 from ..collection import SIGNATURE_FILE, decoy_key, open_collection
@@ -59,6 +59,13 @@ def _collect(paths: tuple[str, ...], root: str | None, doc_id: str | None
              ) -> Mapping[str, Mapping[str, int]]:
     """Read documents (a progress bar on a terminal); a missing one names its path. Ids are
     paths relative to `root` (default: the current directory), or `doc_id` for a single file."""
+    return dict(_documents(paths, root, doc_id))
+
+
+def _documents(paths: tuple[str, ...], root: str | None, doc_id: str | None
+               ) -> Iterable[tuple[str, Mapping[str, int]]]:
+    """`_collect`, one file at a time: the files are listed, checked and named first, then read
+    as the index build consumes them (its memory stays bounded however many there are)."""
     given = [Path(p) for p in paths]
     for path in given:
         if not path.exists():
@@ -68,7 +75,7 @@ def _collect(paths: tuple[str, ...], root: str | None, doc_id: str | None
             raise click.UsageError("--id names one document: give exactly one file")
         if not doc_id or len(doc_id) > MAX_DOC_ID:
             raise click.UsageError(f"--id takes 1 to {MAX_DOC_ID} characters")
-        return {doc_id: document_keywords(given[0])}
+        return [(doc_id, document_keywords(given[0]))]
 
     def each(files: list[Path]) -> Iterator[Path]:
         if not sys.stderr.isatty():
@@ -77,7 +84,7 @@ def _collect(paths: tuple[str, ...], root: str | None, doc_id: str | None
         with click.progressbar(files, label="reading documents", file=sys.stderr) as bar:
             yield from bar
 
-    return collect(given, Path(root) if root else None, each)
+    return stream(given, Path(root) if root else None, each)
 
 
 def _status(stage: str, n: int) -> None:
@@ -219,8 +226,7 @@ def index_build(docs: tuple[str, ...], key_path: str, out_dir: str, policy: str 
     if authority is not None and policy is not None:  # a policy that cannot seal fails now
         PolicyRecipient(authority.public_key, policy)
     check_output_dir(out_dir)
-    found = _collect(docs, root, doc_id)
-    idx, stats = SearchIndex.create(out_dir, found, key, _status)
+    idx, stats = SearchIndex.create(out_dir, _documents(docs, root, doc_id), key, _status)
     if authority is not None and owner_key is not None and policy is not None:
         seal_search_key(idx, key, authority, policy, owner_key)
     if sys.stderr.isatty():
