@@ -450,8 +450,9 @@ def build_segment(docs: Documents, key: SearchKey, out: Path, progress: Progress
                   salted: bool = True, seen: set[str] | None = None) -> BuildStats:
     """Build a segment for `docs` ({doc_id: {keyword: tf}}, or a stream of (doc_id, {keyword: tf})
     pairs) into directory `out`, in memory bounded by RUN_POSTINGS, CHUNK_LEAVES and the
-    document table (in id order for a mapping, in arrival order for a stream). A document id given twice (or already in `seen`, the ids of earlier segments
-    of the same build, which this adds to) is refused (`DocumentExists`).
+    document table (in id order for a mapping, in arrival order for a stream). A document id
+    given twice (or already in `seen`, the ids of earlier segments of the same build, which this
+    adds to) is refused (`DocumentExists`).
 
     `salted=False` gives every node the all-zero salt: the unsalted baseline of the benchmark,
     whose filters could be compared across nodes. Never use it for real data."""
