@@ -177,8 +177,9 @@ class SegmentOutput:
         (tmp / "meta.cbor").write_bytes(cbor2.dumps(meta))
         levels = range(len(self.level_nodes))
         total = sum(self.level_nodes)
-        with open(tmp / "filters.bin", "wb") as out:
-            for lvl in levels:
+        os.replace(scratch / "level0.filters", tmp / "filters.bin")  # the largest part, not copied
+        with open(tmp / "filters.bin", "ab") as out:
+            for lvl in levels[1:]:
                 _append(out, scratch / f"level{lvl}.filters")
         for name, dtype, shape, part in (("node_m.npy", "<u8", (total,), "sizes"),
                                          ("salts.npy", "|u1", (total, 16), "salts")):
