@@ -88,6 +88,12 @@ def words_of(n: int) -> tuple[list[str], str]:
     return words, source if len(base) >= n else f"{source} + synthetic blends"
 
 
+def word_list(n: int) -> tuple[list[str], str]:
+    """n distinct keywords of the corpus (for suites that build their own documents)."""
+    words, source = words_of(n)
+    return list(dict.fromkeys(words)), source
+
+
 def corpus(n: int, base: list[str]) -> Iterator[tuple[str, Counter[str]]]:
     """The documents, streamed: each keyword of a block in 1 to 3 of the block's documents (a
     tenth as many as keywords), tf 1 to 5; about 20 keywords a document."""
