@@ -156,6 +156,9 @@ RECIPES: dict[tuple[str, ...], dict[str, Any]] = {
     ("cloud", "whoami"): {},
     ("cloud", "put"): {"kind": "abe", "name": "put.abe", "src": "{t}/file.abe"},
     ("cloud", "get"): {"kind": "abe", "name": "kept.abe", "out_path": "{new}"},
+    ("cloud", "transform-key", "put"): {"name": "phone", "tk_path": "{t}/doctor.tk"},
+    ("cloud", "transform-key", "delete"): {"name": "old-phone"},
+    ("cloud", "transform"): {"name": "kept-phone", "obj": "kept.abe", "out_path": "{new}"},
     ("cloud", "list"): {"kind": "abe"},
     ("cloud", "delete"): {"kind": "abe", "name": "kept.abe"},
     ("cloud", "vault", "init"): {"name": "cvnew", "master_path": "{t}/cp/master.key"},
@@ -262,6 +265,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                                              ABE(authority.public_key))
         client.put("abe", "kept.abe", (t / "file.abe").read_bytes())
         push_index(client, t / "idx", "cidx")
+        from abe_health.devices import TransformationKey
+
+        tk = TransformationKey.read(t / "doctor.tk")
+        client.put_transform_key("kept-phone", tk)
+        client.put_transform_key("old-phone", tk)
         yield World(t, file_id, itertools.count(), more)
     finally:
         server.stop()

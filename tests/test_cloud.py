@@ -21,7 +21,7 @@ from abe_health.cloud import BadRequest, Client, Forbidden, NotFound, Unauthoriz
 from abe_health.cloud.app import ROUTES
 from abe_health.cloud.audit import entries, load_verify_key, verify
 from abe_health.cloud.search import open_remote_search_key, push_index
-from abe_health.errors import PolicyNotSatisfied
+from abe_health.errors import InvalidKey, PolicyNotSatisfied
 from abe_health.ma import Authority
 from abe_health.owner import OwnerKey, seal_search_key
 from abe_health.phr import PolicyMap, decrypt_record, encrypt_record
@@ -431,3 +431,33 @@ def test_cli_round_trip_and_errors(server, hospital, tmp_path):
     assert bad.returncode == 1 and bad.stderr.splitlines()[0] == "error: invalid token"
     assert bad.stderr.splitlines()[1].startswith("hint: give a valid token")
     assert Path(local_log).stat().st_size > 0
+
+
+def test_outsourced_decryption_through_the_service(server, hospital):
+    """A holder stores a transformation key; the server transforms a stored header with it (every
+    pairing there); the device opens the result with its retrieval key. Keys are per principal,
+    revocable, and a key whose attributes do not satisfy the header gets a 403 problem."""
+    from abe_health.devices import blind, header_size, retrieve
+
+    alice, bob = hospital.keygen(["doctor", "cardiology"]), hospital.keygen(["nurse"])
+    (tk, rk), (bob_tk, _) = blind(alice), blind(bob)
+    owner, device, other = server.client("owner"), server.client("reader"), server.client("authority")
+    blob = encrypt(b"ECG: sinus rhythm", None, PolicyRecipient(hospital.public_key, "doctor"))
+    owner.put("abe", "ecg", blob)
+    assert device.put_transform_key("phone", tk) == tk.id
+    assert device.put_transform_key("bob-phone", bob_tk) == bob_tk.id
+    transformed = device.transform("phone", object="ecg")
+    assert len(transformed) < 1024 and b"ECG" not in transformed
+    assert retrieve(transformed + blob[header_size(blob):], None, rk) == b"ECG: sinus rhythm"
+    with pytest.raises(PolicyNotSatisfied):
+        device.transform("bob-phone", object="ecg")
+    with pytest.raises(NotFound):  # keys are the principal's own: another token reaches none
+        other.transform("phone", object="ecg")
+    with pytest.raises(NotFound):
+        device.transform("phone", object="no-such-object")
+    with pytest.raises(InvalidKey, match="not a transformation key"):
+        device.request("PUT", "/v1/transform-keys/junk", content=b"not a key")
+    device.delete_transform_key("phone")
+    with pytest.raises(NotFound):
+        device.transform("phone", object="ecg")
+    assert "tk" not in json.dumps(device.json("GET", "/v1/transform-keys"))

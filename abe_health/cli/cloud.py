@@ -26,6 +26,7 @@ from search import SearchKey
 
 from ..authority import ABE
 from ..cloud import Client
+from ..cloud.app import MAX_HEADER_PART
 from ..cloud.search import open_remote_search_key, push_index
 from ..fileio import atomic_output
 from ..keys import read_key
@@ -129,6 +130,57 @@ def delete(ctx: click.Context, kind: str, name: str) -> None:
     """Delete object NAME of KIND (only its owner may)."""
     _client(ctx).delete(kind, name)
     note(f"deleted {kind} {name}")
+
+
+# -- outsourced decryption ----------------------------------------------------------------------
+@cloud.group("transform-key")
+def transform_key() -> None:
+    """Transformation keys the server keeps for your devices (outsourced decryption)."""
+
+
+@transform_key.command("put")
+@click.argument("name")
+@click.argument("tk_path", type=click.Path(dir_okay=False, exists=True), metavar="KEY.tk")
+@click.pass_context
+def transform_key_put(ctx: click.Context, name: str, tk_path: str) -> None:
+    """Store the transformation key KEY.tk (from `key blind`) on the server as NAME."""
+    from ..devices import TransformationKey
+
+    key_id = _client(ctx).put_transform_key(name, TransformationKey.read(tk_path))
+    note(f"stored transformation key {name} ({key_id}); `cloud transform-key delete {name}` revokes it")
+
+
+@transform_key.command("delete")
+@click.argument("name")
+@click.pass_context
+def transform_key_delete(ctx: click.Context, name: str) -> None:
+    """Revoke transformation key NAME: the server transforms nothing more with it."""
+    _client(ctx).delete_transform_key(name)
+    note(f"deleted transformation key {name}")
+
+
+@cloud.command("transform")
+@click.argument("name")
+@click.argument("obj", metavar="OBJECT")
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              metavar="OUT", help="The transformed file, for `decrypt --retrieval-key` on the device.")
+@click.pass_context
+def transform(ctx: click.Context, name: str, obj: str, out_path: str) -> None:
+    """Have the server transform the stored .abe object OBJECT with transformation key NAME,
+    and write the transformed file OUT (the short transformed header, then OBJECT's payload)."""
+    from ..devices import header_size
+
+    check_output_file(out_path)
+    client = _client(ctx)
+    header = client.transform(name, object=obj)
+    with client.download(f"/v1/objects/abe/{obj}") as src, atomic_output(out_path) as out:
+        head = src.read(MAX_HEADER_PART)
+        skip = header_size(head)
+        out.write(header)
+        out.write(head[skip:])
+        while block := src.read(1 << 20):
+            out.write(block)
+    note(f"wrote {out_path}: open it with `abe-health decrypt --retrieval-key KEY.rk`")
 
 
 # -- vaults ---------------------------------------------------------------------------------------

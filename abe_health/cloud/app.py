@@ -22,6 +22,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -35,7 +36,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from search.server import traverse_many
 
 from .. import __version__
-from ..errors import VaultError
+from ..devices import TransformationKey, transform
+from ..errors import AbeError, VaultError
+from ..fileio import write_atomic
 from ..hazmat.envelope import MAX_HEADER, WRAP
 from ..revocation.catalog import Row
 from ..revocation.manifest import MAX_BYTES as MAX_MANIFEST
@@ -49,6 +52,7 @@ from .http import (
     json_response,
     problem,
     problem_for,
+    read_body,
     read_cbor,
     read_json,
     receive_into,
@@ -64,6 +68,8 @@ AUDIT_KEY = "abe.audit"
 MAX_TRAPDOORS = 16 * 62
 #: segment ids a search may name as known (their sealed document tables are then left out)
 MAX_KNOWN = 4096
+#: the largest transformation key file accepted (a holder's blinded keys)
+MAX_TRANSFORM_KEY = 16 * 1024 * 1024
 
 
 @dataclass
@@ -482,6 +488,77 @@ async def index_search(ctx: Ctx) -> Response:
     return cbor_response(await run_in_threadpool(walk))
 
 
+# transformation keys (outsourced decryption, abe_health.devices)
+def _transform_key_path(ctx: Ctx) -> Path:
+    """DATA/transform-keys/<principal>/<name>.tk: each principal reaches only its own keys."""
+    name = ids.name(ctx.param("name"), "key name")
+    return ctx.data.root / "transform-keys" / ctx.principal.id / f"{name}.tk"
+
+
+async def transform_key_put(ctx: Ctx) -> Response:
+    """Store a holder's transformation key (checked to be one; mode 0600)."""
+    path = _transform_key_path(ctx)
+    data = await read_body(ctx.request, MAX_TRANSFORM_KEY)
+    try:
+        key = TransformationKey.from_bytes(data)
+    except AbeError as exc:
+        raise BadRequest(f"not a transformation key: {exc}", 422, "invalid-key") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, data, secret=True)
+    return json_response({"name": path.stem, "id": key.id}, 201)
+
+
+async def transform_key_list(ctx: Ctx) -> Response:
+    folder = ctx.data.root / "transform-keys" / ctx.principal.id
+    names = sorted(p.stem for p in folder.glob("*.tk")) if folder.is_dir() else []
+    return json_response(names)
+
+
+async def transform_key_delete(ctx: Ctx) -> Response:
+    """Revoke a transformation key: the server can transform nothing more with it."""
+    path = _transform_key_path(ctx)
+    if not path.exists():
+        raise NotFound(f"no transformation key {path.stem}", 404, "not-found")
+    path.unlink()
+    return Response(status_code=204)
+
+
+def _header_of(ctx: Ctx, target: Any) -> bytes:
+    """The stored `.abe` header a transform request names: {"object": NAME} (an abe object) or
+    {"vault": V, "file": ID} (the file's current generation)."""
+    if isinstance(target, dict) and set(target) == {"object"} and isinstance(target["object"], str):
+        path = ctx.data.object_path("abe", ids.name(target["object"], "object name"))
+        try:
+            with open(path, "rb") as handle:
+                return handle.read(MAX_HEADER_PART)
+        except FileNotFoundError:
+            raise NotFound(f"no abe object {target['object']}", 404, "not-found") from None
+    if isinstance(target, dict) and set(target) == {"vault", "file"} \
+            and all(isinstance(v, str) for v in target.values()):
+        vault, file_id = ids.name(target["vault"], "vault name"), ids.file_id(target["file"])
+        with ctx.data.vault(vault) as store:
+            try:
+                row = store.catalog.row(file_id)
+                with store.dir.open_read(f"{file_id}.{row.gen}.head") as handle:
+                    return handle.read(MAX_HEADER_PART)
+            except VaultError as exc:
+                raise NotFound(str(exc), 404, "not-found") from None
+    raise BadRequest('expected {"object": NAME} or {"vault": NAME, "file": ID}', 400, "malformed-body")
+
+
+async def transform_key_transform(ctx: Ctx) -> Response:
+    """Transform a stored header with one of the caller's transformation keys: every pairing
+    here, a short ciphertext back that only the holder's retrieval key opens."""
+    path = _transform_key_path(ctx)
+    try:
+        key = TransformationKey.from_bytes(path.read_bytes())
+    except FileNotFoundError:
+        raise NotFound(f"no transformation key {path.stem}", 404, "not-found") from None
+    header = _header_of(ctx, await read_cbor(ctx.request, 4096))
+    answer = await run_in_threadpool(transform, key, header)
+    return Response(answer, media_type="application/octet-stream")
+
+
 async def openapi(ctx: Ctx) -> Response:
     return json_response(describe(ROUTES, __version__))
 
@@ -539,6 +616,15 @@ ROUTES: Sequence[Endpoint] = (
              "Fetch a file of an index (streamed)", index_get, answer="stream"),
     Endpoint("DELETE", "/v1/indexes/{index}", "write", "Delete an index of one's own",
              index_delete, answer="empty"),
+    Endpoint("GET", "/v1/transform-keys", "read", "The caller's transformation keys (names only)",
+             transform_key_list),
+    Endpoint("PUT", "/v1/transform-keys/{name}", "read", "Store one of the caller's transformation keys",
+             transform_key_put, body="stream"),
+    Endpoint("DELETE", "/v1/transform-keys/{name}", "read", "Revoke one of the caller's transformation keys",
+             transform_key_delete, answer="empty"),
+    Endpoint("POST", "/v1/transform-keys/{name}/transform", "read",
+             "Transform a stored header for the holder's device (outsourced decryption)",
+             transform_key_transform, body="cbor", answer="stream"),
     Endpoint("POST", "/v1/indexes/{index}/search", "read",
              "Walk the index with a trapdoor: the sealed leaves reached", index_search,
              "cbor", "cbor"),

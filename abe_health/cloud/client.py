@@ -328,6 +328,35 @@ class Client:
     def delete(self, kind: str, name: str) -> None:
         self.request("DELETE", f"/v1/objects/{ids.kind(kind)}/{ids.name(name, 'object name')}")
 
+    def put_transform_key(self, name: str, key: Any) -> str:
+        """Store a transformation key (`abe_health.devices.TransformationKey`) under `name` for
+        this principal; returns its id. The server transforms with it until it is deleted."""
+        path = f"/v1/transform-keys/{ids.name(name, 'key name')}"
+        raw = self.request("PUT", path, content=key.to_bytes(),
+                           headers={"content-type": "application/octet-stream"})
+        try:
+            answer = json.loads(raw)
+        except (ValueError, RecursionError):
+            answer = None
+        if not isinstance(answer, dict) or not isinstance(answer.get("id"), str):
+            raise ProtocolError(f"{self.url}{path}: a malformed answer")
+        return str(answer["id"])
+
+    def delete_transform_key(self, name: str) -> None:
+        """Revoke a stored transformation key."""
+        self.request("DELETE", f"/v1/transform-keys/{ids.name(name, 'key name')}")
+
+    def transform(self, name: str, *, object: str | None = None, vault: str | None = None,
+                  file: str | None = None) -> bytes:
+        """The transformed header of a stored `.abe` object, or of a vault file's current
+        header, made by the server with transformation key `name` (at most 64 KiB). The device
+        then opens it with `abe_health.devices.retrieve` and its retrieval key."""
+        target: dict[str, str] = ({"object": object} if object is not None
+                                  else {"vault": str(vault), "file": str(file)})
+        return self.request("POST", f"/v1/transform-keys/{ids.name(name, 'key name')}/transform",
+                            content=cbor2.dumps(target), headers={"content-type": "application/cbor"},
+                            limit=64 * 1024)
+
     def vault(self, name: str, create_for: Any = None, state: Any = None) -> Any:
         """The remote vault `name` as a `revocation.Vault` (every local check applies)."""
         from ..revocation import Vault

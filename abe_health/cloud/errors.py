@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from search.errors import IndexCorrupt, SearchError
 
-from ..errors import AbeError, InvalidCiphertext, InvalidKey, VaultError
+from ..errors import AbeError, InvalidCiphertext, InvalidKey, PolicyNotSatisfied, VaultError
 from ..locks import Busy
 
 #: problem type URIs are this prefix and the type's slug (an anchor in docs/cloud.md)
@@ -97,6 +97,8 @@ PROBLEMS: dict[str, Problem] = {
     "invalid-ciphertext": Problem(422, "not a valid .abe header or file", InvalidCiphertext),
     "invalid-key": Problem(422, "not a valid key", InvalidKey),
     "index-corrupt": Problem(422, "the stored index is malformed", IndexCorrupt),
+    "not-satisfied": Problem(403, "the key's attributes do not satisfy the header's policy",
+                             PolicyNotSatisfied),
     "internal": Problem(500, "internal server error (a bug)", ServerError),
 }
 

@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 
 from search.errors import SearchError
 
-from ..errors import AbeError, InvalidCiphertext, InvalidKey, VaultError
+from ..errors import AbeError, InvalidCiphertext, InvalidKey, PolicyNotSatisfied, VaultError
 from ..locks import Busy
 from .errors import PROBLEMS, BadRequest, CloudError, TooLarge, type_uri
 
@@ -44,7 +44,7 @@ def slug_for(exc: BaseException) -> str:
     """The problem type of an exception raised while answering a request."""
     if isinstance(exc, CloudError):
         return exc.problem if exc.problem in PROBLEMS else "malformed-body"
-    for cls, slug in ((Busy, "busy"), (VaultError, "vault-error"),
+    for cls, slug in ((Busy, "busy"), (VaultError, "vault-error"), (PolicyNotSatisfied, "not-satisfied"),
                       (InvalidCiphertext, "invalid-ciphertext"), (InvalidKey, "invalid-key"),
                       (SearchError, "index-corrupt"), (ClientDisconnect, "malformed-body")):
         if isinstance(exc, cls):
