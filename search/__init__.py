@@ -1,9 +1,10 @@
 """PASS-tree encrypted keyword and pattern search (Bezawada, Liu, Jayaraman, Wang, Li, "Privacy
-Preserving String Matching for Cloud Computing", ICDCS 2015), ranked, at a million keywords.
+Preserving String Matching for Cloud Computing", ICDCS 2015), ranked, at ten million keywords.
 
 Symmetric keys only (of `abe_health` it uses just the file lock and the atomic write). Three roles:
 - owner: `SearchIndex.create(path, docs, key)` / `index.add(docs, key)` (docs: {id: {word: tf}},
-  e.g. from `text.collect(paths)`);
+  e.g. from `text.collect(paths)`, or a stream of (id, {word: tf}) pairs, e.g. `text.stream(paths)`:
+  the build's memory is then bounded by a constant, see `build`);
 - server: `format.load_segment` + `server.traverse(segment, trapdoor)`, holding only the index;
 - client: `client.trapdoor(key, pattern)` and the finish in `SearchIndex.search`.
 
@@ -14,8 +15,10 @@ readers. The same rows, with exact formulas, are in docs/leakage.md, and each ro
 tests/test_search_security.py keeps it true (capacity buckets: steps of 2^(1/4), at least 8).
 
 Per index:
-  I1 segment count (exact): how many segments, and when an add or merge made new ones.
-  I2 tree shape (exact): each segment's number of distinct keywords and its level sizes.
+  I1 segment count (exact): how many segments, and when an add or merge made new ones (one per
+     2^20 documents of a build).
+  I2 tree shape (exact): each segment's number of distinct keywords and its level sizes (fan-out
+     4, up to one node or nodes of 4,096 leaves).
   I3 node filter sizes and fills (coarse): each node's distinct substring count up to its
      capacity bucket; dummy insertions fill it to that bucket.
   I4 leaf payload lengths (coarse): keyword length plus postings, in 32-byte steps.

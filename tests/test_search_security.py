@@ -92,9 +92,14 @@ def plain_ints(value) -> list[int]:
 # per index
 
 
-def test_segment_count_is_exact_and_all_the_manifest_shows(tmp_path):
+def test_segment_count_is_exact_and_all_the_manifest_shows(tmp_path, monkeypatch):
     """I1: the manifest holds a version, the format, the index id, the segment names and the
-    index's key check only."""
+    index's key check only; a build writes one segment per MAX_DOCUMENTS documents."""
+    monkeypatch.setattr(search.build, "MAX_DOCUMENTS", 16)
+    split = build(tmp_path / "split", {f"d{i:02d}": Counter({f"w{i}": 1}) for i in range(40)})
+    assert len(split.segments) == 3 == len(read_manifest(tmp_path / "split").segments)
+    assert [len(documents(KEY, s)) for s in split.segments] == [16, 16, 8]
+    monkeypatch.undo()
     index = build(tmp_path / "idx", {f"d{i}": Counter({f"w{i}": 1}) for i in range(40)})
     index_id = index.index_id
     for batch in range(3):
