@@ -81,6 +81,18 @@ def decode_value(group: PairingGroup, spec: Spec, raw: Any, where: str,
             raise InvalidEncoding(f"{where}: {exc}") from None
     if spec[0] == "list":
         _check_list(spec, raw, where)
+        inner = spec[2]
+        if batch is not None and isinstance(inner, tuple) and inner[0] == "list" and inner[2] == "G1":
+            # rows of G1 points (FAME's ct): one decoding loop for all of them, then regrouped
+            for i, row in enumerate(raw):
+                _check_list(inner, row, f"{where}[{i}]")
+            flat = [item for row in raw for item in row]
+            try:
+                points = group.decode_many_for_pairing("G1", flat)
+            except InvalidEncoding as exc:
+                raise InvalidEncoding(f"{where}{_row_index(exc, inner[1])}") from None
+            batch.extend(points)
+            return [points[i * inner[1]:(i + 1) * inner[1]] for i in range(len(raw))]
         if batch is not None and spec[2] == "G1":
             try:
                 points = group.decode_many_for_pairing("G1", raw)
@@ -92,6 +104,15 @@ def decode_value(group: PairingGroup, spec: Spec, raw: Any, where: str,
     if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
         raise InvalidEncoding(f"{where}: expected a map keyed by attribute labels")
     return {k: decode_value(group, spec[1], v, f"{where}[{k!r}]", batch) for k, v in raw.items()}
+
+
+def _row_index(exc: InvalidEncoding, width: int) -> str:
+    """`[k]: message` of a flat decoding, as `[row][column]: message` for rows of `width`."""
+    text = str(exc)
+    if text.startswith("[") and "]" in text:
+        k = int(text[1:text.index("]")])
+        return f"[{k // width}][{k % width}]{text[text.index(']') + 1:]}"
+    return f": {text}"
 
 
 def _check_list(spec: Spec, raw: Any, where: str) -> None:
