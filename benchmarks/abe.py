@@ -341,14 +341,16 @@ def _same_curve(report: Report, quick: bool, repeat: int, rounds: int) -> None:
 
 
 def _peer_notes(report: Report) -> None:
-    """Say where the peers' figures come from; published ones only for peers that did not run."""
+    """Say where the peers' figures come from; published ones only when Charm did not run."""
     live = {row["peer"] for row in report.rows if row.get("peer_source") == LIVE}
     if not charm_available():
         report.notes.append(
             "Charm is not installed here: its live rows are skipped, and so is the same-curve "
             "comparison (install the peers with `bash benchmarks/install_peers.sh`)")
     else:
-        report.notes.append(f"Charm {charm_version()} ran live in this process tree")
+        report.notes.append(f"Charm {charm_version()} ran live in this process tree (its symmetric "
+                            "SS512 peers run in `python -m benchmarks compare`)")
+        return  # no published figure beside live ones
     for row in report.rows:
         peers = PEERS.get(row["scheme"], [])
         peer = next((p for p in peers if p in PUBLISHED_N50), None)
