@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from abc import ABC, abstractmethod
 from typing import Any, NoReturn
 
 import cbor2
@@ -35,11 +36,12 @@ MAX_SMALL_BYTES = 4096
 MAX_KEYS = 64
 
 
-class _Secret:
+class _Secret(ABC):
     """What every device key shares: no pickling, no copies, constant-time equality."""
 
+    @abstractmethod
     def to_bytes(self) -> bytes:
-        raise NotImplementedError
+        """The key file's bytes (CBOR)."""
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically, mode 0600."""
