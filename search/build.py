@@ -504,7 +504,7 @@ def build_segment(docs: Documents, key: SearchKey, out: Path, progress: Progress
     return stats
 
 
-def leaves_of(segment_leaves: Iterator[tuple[str, list[tuple[int, int]]]], remap: Sequence[int],
+def leaves_of(segment_leaves: Iterator[tuple[str, Postings]], remap: Sequence[int],
               key: SearchKey) -> Generator[Leaf, None, None]:
     """An old segment's leaves (keyword, postings) as leaves of a new segment: postings mapped
     through `remap` (old document index -> new, or -1 for a removed document), leaves left with

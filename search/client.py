@@ -59,9 +59,10 @@ def documents(key: SearchKey, segment: Segment) -> list[str]:
 
 
 def open_leaf(key: SearchKey, segment: Segment, leaf: int, sealed: bytes
-              ) -> tuple[str, list[tuple[int, int]]]:
-    """(keyword, [(segment-local document index, tf)]) of a leaf (as `open_payload`, inlined: a
-    query opens thousands)."""
+              ) -> tuple[str, list[list[int]]]:
+    """(keyword, [[segment-local document index, tf], ...]) of a leaf (as `open_payload`,
+    inlined: a query opens thousands). The postings are the decoded lists themselves, checked
+    in one pass (each a list of two integers in [0, 2^63)), not copied."""
     try:
         body = key.aead.decrypt(sealed[:12], sealed[12:], segment.meta["id"] + leaf.to_bytes(8, "big"))
         item = cbor2.loads(body[4 : 4 + int.from_bytes(body[:4], "big")])
@@ -71,12 +72,8 @@ def open_leaf(key: SearchKey, segment: Segment, leaf: int, sealed: bytes
         if item is None:
             raise IndexCorrupt(f"{segment.path}: a sealed payload does not open (altered or misplaced)")
         raise IndexCorrupt(f"{segment.path}: malformed leaf {leaf}")
-    out = []
-    for posting in item[1]:
-        if type(posting) is not list or len(posting) != 2:
-            raise IndexCorrupt(f"{segment.path}: malformed leaf {leaf}")
-        d, tf = posting
-        if type(d) is not int or type(tf) is not int or not (0 <= d < _LIMIT and 0 <= tf < _LIMIT):
-            raise IndexCorrupt(f"{segment.path}: malformed leaf {leaf}")
-        out.append((d, tf))
-    return item[0], out
+    postings = item[1]
+    if not all(type(p) is list and len(p) == 2 and type(p[0]) is int and type(p[1]) is int
+               and 0 <= p[0] < _LIMIT and 0 <= p[1] < _LIMIT for p in postings):
+        raise IndexCorrupt(f"{segment.path}: malformed leaf {leaf}")
+    return item[0], postings

@@ -52,7 +52,7 @@ from .query import (
 )
 from .rank import Hit, rank
 from .server import Forest, ServerResult
-from .text import matches, parse_pattern
+from .text import parse_pattern
 
 DECOY_LABEL = b"abe-health/pass/v1/decoy"
 #: segments with filters up to this size are walked together (their filters copied once)
@@ -236,30 +236,35 @@ def finish(node: Node, sources: Sequence[Source], planned: Plan, reached: Reache
         n_docs = live_count(tables)
     parsed: dict[Term, tuple[str, bool, bool]] = {
         t: parse_pattern(t.text) for t in wanted if isinstance(t, Pattern)}
+    needles = {t: ("^" if start else "") + body + ("$" if end else "")
+               for t, (body, start, end) in parsed.items()}  # `text.matches`, precomputed
     for source, term, cover_words, segment, result in reached:
         table = tables.get((id(source), segment.id))
         if source.key is None or table is None:  # not held, or a segment another key built
             continue
-        pattern = parsed.get(term)
+        needle = needles.get(term)
+        n_table = len(table)
+        term_postings, term_range = postings[term], in_range[term]
         for leaf, sealed in result.leaves:
             word, plist = open_leaf(source.key, segment, leaf, sealed)
-            if pattern is not None:
-                if is_field_keyword(word) or not matches(*pattern, word):
+            if needle is not None:
+                if is_field_keyword(word) or needle not in "^" + word + "$":
                     false_pos += 1
                     continue
             elif word not in cover_words:
                 false_pos += 1
                 continue
+            docs = term_postings[word] if needle is not None else None
             for d, tf in plist:
-                if not 0 <= d < len(table):
-                    raise IndexCorrupt(f"{segment.path}: posting names document {d} of {len(table)}")
+                if not 0 <= d < n_table:
+                    raise IndexCorrupt(f"{segment.path}: posting names document {d} of {n_table}")
                 doc = table[d]
                 if doc is None:  # removed
                     continue
-                if pattern is not None:
-                    postings[term][word][doc] = tf
+                if docs is not None:
+                    docs[doc] = tf
                 else:
-                    in_range[term].add(doc)
+                    term_range.add(doc)
     if isinstance(node, Pattern):  # one pattern: `rank` itself, as `reference_search` ranks
         ranked = rank(parsed[node][0], postings[node], n_docs, top)
     else:

@@ -331,7 +331,7 @@ class SearchIndex:
         return [load_segment(self.path / name)]
 
     def _leaves(self, key: SearchKey, segment: Segment, documents: int
-                ) -> Iterator[tuple[str, list[tuple[int, int]]]]:
+                ) -> Iterator[tuple[str, list[list[int]]]]:
         """A segment's leaves (keyword, postings) in stored order, opened and checked."""
         for leaf in range(segment.levels[0]):
             word, postings = open_leaf(key, segment, leaf, segment.payload(leaf))
