@@ -133,6 +133,19 @@ def test_transformed_header_is_constant_in_the_policy_size(cp):
     assert len(set(sizes.values())) == 1 and sizes[100] < 1024
 
 
+def test_rw15_transformed_header_is_constant_and_under_1_kib(authorities):
+    hospital, university = authorities
+    names = {auth: [f"a{i}" for i in range(20)] for auth in (hospital, university)}
+    tk, _ = blind(*(auth.keygen("alice", attrs) for auth, attrs in names.items()))
+    sizes = set()
+    for n in (1, 5, 20):
+        policy = " and ".join(f"a{i}@{auth.name}" for auth in names for i in range(n))
+        blob = encrypt(b"x", None, MultiAuthorityRecipient(policy, [hospital.public_key,
+                                                                    university.public_key]))
+        sizes.add(len(transform(tk, blob)))
+    assert len(sizes) == 1 and sizes.pop() < 1024
+
+
 def test_context_binds_the_transformed_file(cp):
     tk, rk = blind(cp.keygen(["doctor"]))
     blob = encrypt(PLAIN, None, PolicyRecipient(cp.public_key, "doctor"), context=b"vault/1/0")
@@ -159,7 +172,7 @@ def test_unsatisfying_key_fails_at_the_cloud_and_at_the_device(cp):
     with pytest.raises(InvalidCiphertext):
         retrieve(forged, None, rk)
     grp = tk.scheme.group
-    random_t = _rebuild(forged, t=[grp.random("GT").to_bytes()])
+    random_t = _rebuild(forged, t=[grp.compress_gt(grp.random("GT"))])
     with pytest.raises(InvalidCiphertext):
         retrieve(random_t, None, rk)
 
@@ -175,11 +188,11 @@ def _core(data: bytes) -> tuple[dict, bytes]:
     return cbor2.loads(data[8:8 + n]), data[8 + n:]
 
 
-def _rebuild(data: bytes, **changes) -> bytes:
+def _rebuild(data: bytes, magic: bytes = tformat.MAGIC, **changes) -> bytes:
     core, rest = _core(data)
     core.update(changes)
     raw = cbor2.dumps(core)
-    return tformat.MAGIC + struct.pack(">I", len(raw)) + raw + rest
+    return magic + struct.pack(">I", len(raw)) + raw + rest
 
 
 # -- tampering and malicious transformations -----------------------------------------------------
@@ -203,10 +216,10 @@ def test_every_byte_of_the_transformed_header_is_checked(transformed_cp):
 
 def _mutations(core: dict, grp) -> dict[str, object]:
     """Every field of a transformed header replaced by a plausible wrong value."""
-    t0 = grp.deserialize("GT", core["t"][0])
+    t0 = grp.decompress_gt(core["t"][0])
     flip = lambda b: bytes([b[0] ^ 1]) + b[1:]  # noqa: E731
-    return {"v": 2, "scheme": "fame-kp", "group": "mcl:BN254", "tk": "0" * 16,
-            "header": flip(core["header"]), "t": [(t0 * grp.generator("GT")).to_bytes()],
+    return {"v": 1, "scheme": "fame-kp", "group": "mcl:BN254", "tk": "0" * 16,
+            "header": flip(core["header"]), "t": [grp.compress_gt(t0 * grp.generator("GT"))],
             "wrap": flip(core["wrap"]), "chunk": core["chunk"] * 2, "salt": flip(core["salt"])}
 
 
@@ -225,16 +238,54 @@ def test_malicious_transformations_are_refused(transformed_cp, cp):
     tk, rk, _blob, out = transformed_cp
     grp = cp.public_key.scheme.group
     core, _ = _core(out)
-    t = grp.deserialize("GT", core["t"][0])
+    t = grp.decompress_gt(core["t"][0])
     other = encrypt(b"other", None, PolicyRecipient(cp.public_key, "doctor"))
     candidates = [t**2, t**-1, t * grp.generator("GT"), grp.identity("GT"),
-                  grp.deserialize("GT", _core(transform(tk, other))[0]["t"][0])]
+                  grp.decompress_gt(_core(transform(tk, other))[0]["t"][0])]
     for value in candidates:
         with pytest.raises(InvalidCiphertext):
-            retrieve(_rebuild(out, t=[value.to_bytes()]), None, rk)
-    off_subgroup = b"\x02" + bytes(575)  # the Fp12 element 2: not of order r
-    with pytest.raises(InvalidCiphertext, match="transformed header"):
-        retrieve(_rebuild(out, t=[off_subgroup]), None, rk)
+            retrieve(_rebuild(out, t=[grp.compress_gt(value)]), None, rk)
+    # T times an element of order 4513: accepted, it would tell the cloud whether 4513 divides z
+    tainted = grp.compress_gt(t * _order_4513(grp))
+    for off_subgroup in (tainted, b"\x02" + bytes(287)):  # the second: norm 1, not of order r
+        with pytest.raises(InvalidCiphertext, match="order-r subgroup"):
+            retrieve(_rebuild(out, t=[off_subgroup]), None, rk)
+
+
+def _order_4513(grp):
+    """An element of order 4513 of the cyclotomic subgroup (4513 divides its order / r)."""
+    from abe_health.hazmat.pairing import fp12, mcl
+
+    cofactor = (fp12.P**4 - fp12.P**2 + 1) // grp.order
+    base = grp.decompress_gt(b"\x02" + bytes(287), check=False)  # norm 1: cyclotomic after p^2 + 1
+    raw = mcl._gt_raw(fp12.serialize(fp12.frobenius(fp12.parse(base.to_bytes()), 2)))
+    mcl._LIB.mclBnGT_mul(raw, raw, base._v)
+    square, e = raw, cofactor // 4513
+    acc = mcl._gt_raw(fp12.serialize(fp12.parse(grp.identity("GT").to_bytes())))
+    while e:
+        if e & 1:
+            mcl._LIB.mclBnGT_mul(acc, acc, square)
+        mcl._LIB.mclBnGT_sqr(square, square)
+        e >>= 1
+    element = mcl.GT(acc)
+    assert not element.is_identity()
+    return element
+
+
+def test_version_1_transformed_files_are_still_read_and_checked(transformed_cp, cp):
+    """Version 1 (full 576-byte GT elements) decrypts as before and refuses an element outside
+    the order-r subgroup."""
+    _tk, rk, _blob, out = transformed_cp
+    grp = cp.public_key.scheme.group
+    core, _ = _core(out)
+    full = [grp.decompress_gt(raw).to_bytes() for raw in core["t"]]
+    assert retrieve(_rebuild(out, b"ABT1", v=1, t=full), None, rk) == PLAIN[:3000]
+    with pytest.raises(InvalidCiphertext, match="order-r subgroup"):
+        retrieve(_rebuild(out, b"ABT1", v=1, t=[b"\x02" + bytes(575)]), None, rk)
+    for mismatched in ((b"ABT1", 2, core["t"]), (tformat.MAGIC, 1, core["t"]), (b"ABT1", 1, core["t"])):
+        magic, version, t = mismatched
+        with pytest.raises(InvalidCiphertext):
+            retrieve(_rebuild(out, magic, v=version, t=t), None, rk)
 
 
 def test_payload_tampering_after_transformation_is_detected(transformed_cp):
@@ -255,8 +306,8 @@ def test_rw15_swapped_or_altered_parts_are_refused(authorities):
     core, _ = _core(out)
     grp = tk.scheme.group
     t1, t2 = core["t"]
-    g = grp.generator("GT").to_bytes()
-    for t in ([t2, t1], [g, t2], [t1, g], [t1, grp.identity("GT").to_bytes()]):
+    g = grp.compress_gt(grp.generator("GT"))
+    for t in ([t2, t1], [g, t2], [t1, g], [t1, grp.compress_gt(grp.identity("GT"))]):
         with pytest.raises(InvalidCiphertext):
             retrieve(_rebuild(out, t=t), None, rk)
 

@@ -81,8 +81,9 @@ def _widths(items: tuple[str, ...]) -> dict[str, int]:
 
 
 @click.command()
-@click.option("--scheme", type=click.Choice(sorted(SCHEMES)), default="fame", show_default=True,
-              help="fame (CP-ABE), fame-kp (KP-ABE), or the bsw07 / waters11 CP-ABE baselines.")
+@click.option("--scheme", type=click.Choice(sorted([*SCHEMES, "rw13"])), default="fame", show_default=True,
+              help="fame (CP-ABE), fame-kp (KP-ABE), rw13 (CP-ABE with online encryption from a "
+                   "device's pool: docs/devices.md), or the bsw07 / waters11 CP-ABE baselines.")
 @click.option("--backend", type=click.Choice(["mcl", "charm"]), default="mcl", show_default=True,
               help="The pairing library: mcl (BLS12-381, included) or charm (BN254, needs PBC).")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),

@@ -2,15 +2,18 @@
 header, and what a device decrypts, followed by the file's payload bytes unchanged.
 
 ```
-"ABT1" | u32(n) | core (n bytes of CBOR, n <= 4096)
-core = {"v": 1, "scheme": name, "group": group id, "tk": transformation key id (16 hex),
+"ABT2" | u32(n) | core (n bytes of CBOR, n <= 4096)
+core = {"v": 2, "scheme": name, "group": group id, "tk": transformation key id (16 hex),
         "header": SHA-256 of the original header ("ABE2" | n | core: its wrap's aad),
         "t": [GT, ...] (one element for FAME, two for RW15), "wrap": the original 92-byte wrap,
         "chunk": C, "salt": S}
 ```
-Nothing here is trusted: `t` is checked by opening the wrap (a wrong `t` gives a wrong KEK),
-`header` is the wrap's associated data, `salt` and `chunk` are bound by the payload's AEAD; the
-other fields only name things for messages.
+Version 2 writes each GT element compressed (`PairingGroup.compress_gt`: 288 bytes on BLS12-381,
+so an RW15 header fits in 1 KiB); version 1 ("ABT1", "v": 1, full 576-byte elements) is still
+read. Nothing here is trusted: the last element of `t` (the one raised to z) must lie in GT, the
+others are only multiplied into K; every element is checked by opening the wrap (a wrong `t`
+gives a wrong KEK), `header` is the wrap's associated data, `salt` and `chunk` are bound by the
+payload's AEAD; the other fields only name things for messages.
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from ..hazmat.outsource import SUPPORTED, arity
 from ..hazmat.pairing import Element, group_from_id
 from ..hazmat.schemes import SchemeBase, get_scheme
 
-MAGIC = b"ABT1"
-VERSION = 1
-#: the largest core: two GT elements (1,152 bytes) and the rest fit in well under this
+MAGIC = b"ABT2"
+VERSION = 2
+#: magic -> core version: the version written, and version 1 (uncompressed GT), still read
+_VERSIONS = {b"ABT1": 1, MAGIC: VERSION}
+#: the largest core: two full GT elements (1,152 bytes) and the rest fit in well under this
 MAX_CORE = 4096
 
 
@@ -38,6 +43,7 @@ MAX_CORE = 4096
 class Transformed:
     """A parsed transformed header; `t` still undecoded (decoding checks subgroup membership)."""
 
+    version: int
     scheme: SchemeBase
     tk: str
     header: bytes
@@ -48,18 +54,26 @@ class Transformed:
     size: int
 
     def elements(self) -> list[Element]:
-        """`t` decoded and validated (order-r subgroup of GT), or InvalidCiphertext."""
+        """`t` decoded, or InvalidCiphertext: the last element, which the device raises to z,
+        in the order-r subgroup of GT (so that a planted element cannot probe z modulo a small
+        factor of the cyclotomic subgroup's order); the one before it (RW15's T1, only multiplied
+        into K) of norm 1 in version 2 and in GT in version 1."""
+        group = self.scheme.group
+        last = len(self.t) - 1
         try:
-            return [self.scheme.group.deserialize("GT", raw) for raw in self.t]
+            if self.version == 1:
+                return [group.deserialize("GT", raw) for raw in self.t]
+            return [group.decompress_gt(raw, check=i == last) for i, raw in enumerate(self.t)]
         except InvalidEncoding as exc:
             raise InvalidCiphertext(f"transformed header: {exc}") from None
 
 
 def encode(header: Header, tk_id: str, parts: list[Element]) -> bytes:
-    """The transformed header of `header` with the cloud's GT elements `parts`."""
-    core = cbor2.dumps({"v": VERSION, "scheme": header.scheme.name, "group": header.scheme.group.id,
+    """The transformed header of `header` with the cloud's GT elements `parts`, compressed."""
+    group = header.scheme.group
+    core = cbor2.dumps({"v": VERSION, "scheme": header.scheme.name, "group": group.id,
                         "tk": tk_id, "header": header.core_digest,
-                        "t": [p.to_bytes() for p in parts], "wrap": header.wrap,
+                        "t": [group.compress_gt(p) for p in parts], "wrap": header.wrap,
                         "chunk": header.chunk, "salt": header.salt})
     return MAGIC + struct.pack(">I", len(core)) + core
 
@@ -68,7 +82,8 @@ def read(src: BinaryIO) -> Transformed:
     """Parse a transformed header from `src`, leaving the payload unread; InvalidCiphertext for
     anything malformed (an `.abe` file given instead is named as such)."""
     prefix = read_exact(src, 8)
-    if prefix[:4] != MAGIC:
+    version = _VERSIONS.get(prefix[:4])
+    if version is None:
         if prefix[:3] == b"ABE":
             raise InvalidCiphertext("this is an .abe file, not a transformed one: have it transformed "
                                     "with the transformation key first")
@@ -84,7 +99,7 @@ def read(src: BinaryIO) -> Transformed:
     except Exception:  # cbor2 raises several error types for garbage
         raise InvalidCiphertext("transformed header is not valid CBOR") from None
     fields = {"v", "scheme", "group", "tk", "header", "t", "wrap", "chunk", "salt"}
-    if not isinstance(data, dict) or set(data) != fields or data["v"] != VERSION:
+    if not isinstance(data, dict) or set(data) != fields or data["v"] != version:
         raise InvalidCiphertext("unsupported or malformed transformed header")
     name, group_id, tk, t = data["scheme"], data["group"], data["tk"], data["t"]
     if name not in SUPPORTED or not isinstance(group_id, str) or len(group_id) > 256:
@@ -101,5 +116,5 @@ def read(src: BinaryIO) -> Transformed:
               isinstance(data["salt"], bytes) and len(data["salt"]) == 32]
     if not all(checks):
         raise InvalidCiphertext("malformed transformed header")
-    return Transformed(scheme, tk, data["header"], tuple(t), data["wrap"], data["chunk"], data["salt"],
-                       8 + length)
+    return Transformed(version, scheme, tk, data["header"], tuple(t), data["wrap"], data["chunk"],
+                       data["salt"], 8 + length)

@@ -18,9 +18,11 @@ idea applied here to FAME CP and KP and to the multi-authority RW15). Specified 
   = (K / T1)^{1/z}, so K = T1 * T2^z. All keys of one holder (one GID, several authorities) are
   blinded with one z, and keys of different GIDs are refused, as RW15 refuses to combine them.
 - **Retrieve** (the device): K = T^z (FAME) or T1 * T2^z (RW15): one exponentiation in GT.
-  T^z for T outside the order-r subgroup would leak z modulo small factors of |Fp12*| to a
-  cloud that watches which retrievals succeed, so T is decoded with the pairing layer's validated
-  decoding (x^r = 1) and the identity is refused; T1 is only multiplied, never raised to z.
+  T^z for T outside the order-r subgroup would leak z modulo small factors of the cyclotomic
+  subgroup's order (4513 is one) to a cloud that watches which retrievals succeed (for RW15 it
+  also chooses T1, so it could test each residue), so T is decoded with the pairing layer's
+  membership test (Scott's, a third of the cost of T^r = 1) and the identity is refused; T1 is
+  only multiplied, never raised to z: a wrong T1 only makes K wrong, whatever z is.
 
 Why TK reveals nothing: TK is a key of a system whose KEM keys are K^{1/z}; without z the cloud
 holds a value K^{1/z} that is as hard to turn into K as a GT Diffie-Hellman problem (GHW11

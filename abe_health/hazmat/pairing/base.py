@@ -199,6 +199,23 @@ class PairingGroup(ABC):
         (the backend's batch test); every point was fully checked here already."""
         return True
 
+    @property
+    def compressed_gt_size(self) -> int:
+        """Bytes of `compress_gt`'s encoding; backends without a compression use the full form."""
+        return self.sizes["GT"]
+
+    def compress_gt(self, element: Element) -> bytes:
+        """A GT element in the backend's shortest canonical form (here: `to_bytes`)."""
+        if element.kind != "GT":
+            raise InvalidEncoding(f"compress_gt takes a GT element, not {element.kind}")
+        return element.to_bytes()
+
+    def decompress_gt(self, data: bytes, *, check: bool = True) -> Element:
+        """Inverse of `compress_gt`; InvalidEncoding for bytes that are not a GT element. With
+        check=False a backend may skip the order-r subgroup test (for values that are only
+        multiplied, never raised to a secret); here every value is checked."""
+        return self.deserialize("GT", data)
+
     def zr_to_bytes(self, value: int) -> bytes:
         """Fixed-width big-endian encoding of an exponent in [0, r)."""
         return (value % self.order).to_bytes(self.zr_size, "big")

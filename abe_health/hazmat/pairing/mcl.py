@@ -10,7 +10,9 @@ library, same serialization, same hash to the curve: tested).
 
 Validation. mcl checks that a decoded point is canonical and on the curve; the subgroup checks
 are made here, explicitly: G1 and G2 by mcl's endomorphism tests (Bowe, eprint 2019/814: about
-0.04 ms each), GT by x^r == 1 (mcl's `isValidGT`). `deserialize` always checks membership.
+0.04 ms each), GT by Scott's test (a norm check, a Frobenius map and one 64-bit power,
+`fp12`: about a quarter of x^r == 1). `deserialize` always checks membership. GT elements also
+have a 288-byte compressed form (`compress_gt`, the torus T2 of `fp12`).
 `decode_for_pairing` skips the per-point G1 test for points that only ever enter pairings; the
 caller then checks the sum of the batch (`check_pairing_batch`). docs/speed.md proves why a G1
 point that passes is harmless: the pairing of any point of E(Fp) equals the pairing of its
@@ -28,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from ...errors import BackendUnavailable, InvalidEncoding
+from . import fp12
 from .base import Element, GroupKind, PairingGroup
 
 try:
@@ -47,7 +50,8 @@ _REQUIRED = (
     "mclBnG2_isEqual", "mclBnG2_serialize", "mclBnG2_deserialize", "mclBnG2_isValidOrder",
     "mclBnG2_hashAndMapTo", "mclBnG2_clear", "mclBnGT_mul", "mclBnGT_div", "mclBnGT_pow",
     "mclBnGT_invGeneric", "mclBnGT_isOne", "mclBnGT_isEqual", "mclBnGT_serialize",
-    "mclBnGT_deserialize", "mclBnGT_isValid", "mclBnGT_setInt32", "mclBnFr_deserialize",
+    "mclBnGT_deserialize", "mclBnGT_setInt32", "mclBnFr_deserialize",
+    "mclBnGT_powGeneric",
     "mclBn_pairing", "mclBn_millerLoopVec", "mclBn_finalExp", "mclBn_verifyOrderG1",
     "mclBn_verifyOrderG2",
     "mclBn_getCurveType", "mclBn_getOpUnitSize", "mclBnG1_mulVec", "mclBnG2_mulVec",
@@ -85,6 +89,55 @@ def _fr(exponent: int) -> Any:
     value = _RawFr()
     _LIB.mclBnFr_deserialize(value, (exponent % _ORDER).to_bytes(32, "little"), 32)
     return value
+
+
+def _gt_raw(data: bytes) -> Any:
+    """An mcl Fp12 value from canonical bytes made by `fp12` (always decodable)."""
+    raw = _RawGT()
+    if _LIB.mclBnGT_deserialize(raw, data, fp12.SIZE) != fp12.SIZE:  # pragma: no cover - fp12 invariant
+        raise InvalidEncoding("mcl refused an Fp12 value")
+    return raw
+
+
+_U_ABS = _fr(-fp12.U)
+
+
+def _in_gt(raw: Any) -> bool:
+    """Scott's GT membership test (`fp12` docstring): f of norm 1 (f times its conjugate is 1),
+    then f^p f^|u| == 1 (u < 0). Every operation is valid for any Fp12 value: mcl's generic
+    power, not its GLV one."""
+    data = ctypes.create_string_buffer(fp12.SIZE)
+    if _LIB.mclBnGT_serialize(data, fp12.SIZE, raw) != fp12.SIZE:  # pragma: no cover - mcl invariant
+        return False
+    values = fp12.parse(data.raw)
+    if values is None:
+        return False
+    norm = _gt_raw(fp12.serialize(fp12.conjugate(values)))
+    _LIB.mclBnGT_mul(norm, norm, raw)
+    if not _LIB.mclBnGT_isOne(norm):
+        return False
+    power = _RawGT()
+    _LIB.mclBnGT_powGeneric(power, raw, _U_ABS)
+    _LIB.mclBnGT_mul(power, power, _gt_raw(fp12.serialize(fp12.frobenius(values))))
+    return bool(_LIB.mclBnGT_isOne(power))
+
+
+def _torus_in_gt(c: fp12.Coefficients, raw: Any) -> bool:
+    """`_in_gt` of f = (c + w) / (c - w), already of norm 1: f^p f^|u| == 1 written as
+    (c' + g w) f^|u| == c' - g w with f^p = (c' + g w) / (c' - g w) (`fp12.torus_frobenius`)."""
+    frob, g = fp12.torus_frobenius(c)
+    power = _RawGT()
+    _LIB.mclBnGT_powGeneric(power, raw, _U_ABS)
+    _LIB.mclBnGT_mul(power, power, _gt_raw(fp12.embed(frob, g)))
+    return bool(_LIB.mclBnGT_isEqual(power, _gt_raw(fp12.embed(frob, (-g[0], -g[1])))))
+
+
+def _gt_quotient(numerator: bytes, denominator: bytes) -> Any:
+    """numerator / denominator of two Fp12 values made by `fp12` (the denominator non-zero)."""
+    num, den = _gt_raw(numerator), _gt_raw(denominator)
+    _LIB.mclBnGT_invGeneric(den, den)
+    _LIB.mclBnGT_mul(num, num, den)
+    return num
 
 
 class _MclElement(Element):
@@ -343,7 +396,43 @@ class MclGroup(PairingGroup):
             return bool(_LIB.mclBnG1_isValidOrder(raw))
         if element.kind == "G2":
             return bool(_LIB.mclBnG2_isValidOrder(raw))
-        return bool(_LIB.mclBnGT_isValid(raw))  # x^r == 1, by a generic power (zero fails)
+        return _in_gt(raw)
+
+    @property
+    def compressed_gt_size(self) -> int:
+        return fp12.COMPRESSED
+
+    def compress_gt(self, element: Element) -> bytes:
+        """c = (1 + a) / b for element = a + b w (the torus T2, `fp12`); 288 zero bytes for the
+        identity. InvalidEncoding for a value outside GT that has no such form (-1)."""
+        if type(element) is not GT:
+            raise InvalidEncoding("compress_gt takes an mcl GT element")
+        if element.is_identity():
+            return bytes(fp12.COMPRESSED)
+        values = fp12.parse(element.to_bytes())
+        assert values is not None  # mcl serializes canonically
+        a, b = fp12.fp6_parts(values)
+        if fp12.is_zero6(b):
+            raise InvalidEncoding("this Fp12 value is not an element of GT and has no compressed form")
+        c = ctypes.create_string_buffer(fp12.SIZE)
+        _LIB.mclBnGT_serialize(c, fp12.SIZE, _gt_quotient(fp12.embed(fp12.plus_one(a)), fp12.embed(b)))
+        return c.raw[:fp12.COMPRESSED]
+
+    def decompress_gt(self, data: bytes, *, check: bool = True) -> Element:
+        """(c + w) / (c - w) of the 288-byte c (the identity for c = 0), then Scott's membership
+        test unless check=False (the value is then only of norm 1: for factors that are only
+        multiplied, never raised to a secret)."""
+        if not isinstance(data, (bytes, bytearray)) or len(data) != fp12.COMPRESSED:
+            raise InvalidEncoding(f"a compressed GT element is {fp12.COMPRESSED} bytes")
+        c = fp12.parse(bytes(data), 6)
+        if c is None:
+            raise InvalidEncoding(f"non-canonical compressed GT element of {self.id}")
+        if fp12.is_zero6(c):
+            return self._identities["GT"]
+        raw = _gt_quotient(fp12.embed(bytes(data), 1), fp12.embed(bytes(data), -1))
+        if check and not _torus_in_gt(c, raw):
+            raise InvalidEncoding(f"bytes are not in the order-r subgroup GT of {self.id}")
+        return GT(raw)
 
     def decode_for_pairing(self, kind: GroupKind, data: bytes) -> Element:
         """A G1 point that will only enter pairings: canonical and on the curve, subgroup left to

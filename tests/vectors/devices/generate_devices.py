@@ -1,9 +1,12 @@
 """Write the frozen vectors of the device formats (docs/formats.md section 11) in this directory.
 
     python tests/vectors/devices/generate_devices.py     # refuses to overwrite existing vectors
+    python tests/vectors/devices/generate_devices.py --transformed-v2   # adds file.v2.abt only
 
 Run by hand, once; the tests (tests/test_devices_vectors.py) read these bytes back with today's
-code. The keys here are test data, published on purpose; they protect nothing.
+code. The keys here are test data, published on purpose; they protect nothing. `file.abt` is a
+transformed file of version 1 (uncompressed GT, written before version 2 existed); `file.v2.abt`
+is the same transformation in version 2, added from the same keys and `.abe` file.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from abe_health import (
     PolicyRecipient,
     encrypt,
 )
-from abe_health.devices import Pool, PoolKey, blind, precompute, transform_file
+from abe_health.devices import Pool, PoolKey, TransformationKey, blind, precompute, transform_file
 
 HERE = Path(__file__).resolve().parent
 PLAIN = b'{"resourceType": "Observation", "code": "8867-4", "value": 72}\n' * 40
@@ -40,8 +43,18 @@ def outsourced(out: Path, blob: bytes, keys: list, names: list[str]) -> dict:
     tk.save(out / "holder.tk")
     rk.save(out / "holder.rk")
     (out / "file.abe").write_bytes(blob)
-    (out / "file.abt").write_bytes(transform_file(tk, blob, None))
+    (out / "file.v2.abt").write_bytes(transform_file(tk, blob, None))
     return {"keys": names, "tk": tk.id, "payload": sha(PLAIN)}
+
+
+def transformed_v2() -> int:
+    """Add each scheme's version-2 transformed file beside the version-1 one, never replacing."""
+    for scheme in ("fame", "fame-kp", "rw15"):
+        out = HERE / scheme / "file.v2.abt"
+        if not out.exists():
+            tk = TransformationKey.read(HERE / scheme / "holder.tk")
+            out.write_bytes(transform_file(tk, HERE / scheme / "file.abe", None))
+    return 0
 
 
 def main() -> int:
@@ -87,4 +100,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(transformed_v2() if sys.argv[1:] == ["--transformed-v2"] else main())
