@@ -54,6 +54,16 @@ def _encode_g1(x: int, y_odd: bool) -> bytes:
     return bytes(out)
 
 
+def _encode_g1_long(x: int, y: int) -> bytes:
+    """The uncompressed form of pairing-only G1 points: x | y, each 48 bytes little-endian."""
+    return x.to_bytes(48, "little") + y.to_bytes(48, "little")
+
+
+def _xy(point: Element) -> tuple[int, int]:
+    data = GROUP.encode_for_pairing(point)
+    return int.from_bytes(data[:48], "little"), int.from_bytes(data[48:], "little")
+
+
 def curve_point_g1() -> Element:
     """A random point of E(Fp): in G1 with probability 1/h."""
     while True:
@@ -183,16 +193,33 @@ def get(core: dict[str, Any], path: tuple[Any, ...]) -> bytes:
 def malformed(kind: str, honest: bytes) -> dict[str, bytes]:
     """The encodings decoding must refuse for one element of `kind`."""
     if kind == "G1":
-        x = 5
-        while _sqrt((x**3 + 4) % P) is not None:
-            x += 1
-        g = int.from_bytes(honest[:47] + bytes([honest[47] & 0x7F]), "little")
+        # every G1 position of these ciphertexts is pairing-only, where a reader accepts both the
+        # compressed (48 bytes) and the uncompressed form (96): both are planted everywhere
+        off = 5
+        while _sqrt((off**3 + 4) % P) is not None:
+            off += 1
+        point = GROUP.decode_for_pairing("G1", honest)
+        x, y = _xy(point)
+        outside, order3, stray = point * cofactor_point(), point * cofactor_point(3), curve_point_g1()
         return {
-            "off-curve": _encode_g1(x, False),
-            "non-canonical": _encode_g1(g + P, bool(honest[47] & 0x80)),
-            "off-subgroup": (GROUP.decode_for_pairing("G1", honest) * cofactor_point()).to_bytes(),
-            "order-3 component": (GROUP.decode_for_pairing("G1", honest) * cofactor_point(3)).to_bytes(),
-            "random curve point": curve_point_g1().to_bytes(),
+            "off-curve": _encode_g1(off, False),
+            "non-canonical": _encode_g1(x + P, bool(y & 1)),
+            "off-subgroup": outside.to_bytes(),
+            "order-3 component": order3.to_bytes(),
+            "random curve point": stray.to_bytes(),
+            "uncompressed, off-curve": _encode_g1_long(x, (y + 1) % P),
+            "uncompressed, x off the curve": _encode_g1_long(off, y),
+            "uncompressed, x non-canonical": _encode_g1_long(x + P, y),
+            "uncompressed, y non-canonical": _encode_g1_long(x, y + P),
+            "uncompressed, top bit set": _encode_g1_long(x, y | 1 << 383),
+            "uncompressed, (0, 1)": _encode_g1_long(0, 1),
+            "uncompressed, the order-3 point (0, 2)": _encode_g1_long(0, 2),
+            "uncompressed, off-subgroup": GROUP.encode_for_pairing(outside),
+            "uncompressed, order-3 component": GROUP.encode_for_pairing(order3),
+            "uncompressed, random curve point": GROUP.encode_for_pairing(stray),
+            "47 bytes": honest[:47],
+            "95 bytes": GROUP.encode_for_pairing(point)[:95],
+            "97 bytes": GROUP.encode_for_pairing(point) + b"\0",
         }
     if kind == "G2":
         flipped = bytearray(honest)
@@ -225,10 +252,14 @@ def test_identity_decodes_where_it_did_and_opens_nothing(sample):
     _name, blob, key = sample
     core, rest = split(blob)
     for path, kind in positions(core):
-        planted = join(replaced(core, path, GROUP.identity(kind).to_bytes()), rest)  # type: ignore[arg-type]
-        read_header_bytes(planted)
-        with pytest.raises(InvalidCiphertext):
-            decrypt(planted, None, *(key if isinstance(key, list) else [key]))
+        identity = GROUP.identity(kind)  # type: ignore[arg-type]
+        forms = {identity.to_bytes(), GROUP.encode_for_pairing(identity)} if kind == "G1" \
+            else {identity.to_bytes()}
+        for data in forms:
+            planted = join(replaced(core, path, data), rest)
+            assert read_header_bytes(planted).ciphertext is not None
+            with pytest.raises(InvalidCiphertext):
+                decrypt(planted, None, *(key if isinstance(key, list) else [key]))
 
 
 def read_header_bytes(data: bytes) -> Any:
@@ -237,18 +268,22 @@ def read_header_bytes(data: bytes) -> Any:
     return read_header(io.BytesIO(data))
 
 
-def test_cancelling_off_subgroup_points_change_nothing(sample):
+@pytest.mark.parametrize("form", ["compressed", "uncompressed"])
+def test_cancelling_off_subgroup_points_change_nothing(sample, form):
     """The batch test is a sum; components that cancel pass it, and are harmless: decryption
-    sees only each point's subgroup component, so the file opens exactly as before."""
+    sees only each point's subgroup component, so the file opens exactly as before (whichever
+    form the planted points are written in)."""
     name, blob, key = sample
     core, rest = split(blob)
+    def encode(point: Element) -> bytes:
+        return GROUP.encode_for_pairing(point) if form == "uncompressed" else point.to_bytes()
+
     g1_paths = [path for path, kind in positions(core) if kind == "G1"]
     assert len(g1_paths) >= 2, name
     t = cofactor_point()
     first, second = g1_paths[0], g1_paths[-1]
-    planted = replaced(core, first, (GROUP.decode_for_pairing("G1", get(core, first)) * t).to_bytes())
-    planted = replaced(planted, second,
-                       (GROUP.decode_for_pairing("G1", get(core, second)) * ~t).to_bytes())
+    planted = replaced(core, first, encode(GROUP.decode_for_pairing("G1", get(core, first)) * t))
+    planted = replaced(planted, second, encode(GROUP.decode_for_pairing("G1", get(core, second)) * ~t))
     # the header's digest binds the wrap, so re-encrypting is the only way to a file that opens:
     # instead compare the KEM keys of the two ciphertexts directly
     honest, forged = read_header_bytes(blob), read_header_bytes(join(planted, rest))
@@ -287,9 +322,15 @@ def test_keys_are_still_checked_point_by_point(tmp_path):
     path = tmp_path / "alice.key"
     key.save(path, armor=False)
     data = cbor2.loads(path.read_bytes())
-    data["parts"]["skp"][0] = (GROUP.deserialize("G1", data["parts"]["skp"][0]) * cofactor_point()).to_bytes()
+    honest = GROUP.deserialize("G1", data["parts"]["skp"][0])
+    data["parts"]["skp"][0] = (honest * cofactor_point()).to_bytes()
     path.write_bytes(cbor2.dumps(data))
     with pytest.raises(InvalidKey):
+        read_key(path)
+    # the uncompressed form is for ciphertexts' pairing-only points: a key refuses it, even honest
+    data["parts"]["skp"][0] = GROUP.encode_for_pairing(honest)
+    path.write_bytes(cbor2.dumps(data))
+    with pytest.raises(InvalidKey, match="48 bytes"):
         read_key(path)
 
 
@@ -309,3 +350,48 @@ def test_decode_for_pairing_checks_curve_and_encoding():
     assert not GROUP.check_pairing_batch([good, GROUP.decode_for_pairing("G1", bad["off-subgroup"])])
     with pytest.raises(InvalidEncoding):  # G2 and GT are always checked in full
         GROUP.decode_for_pairing("G2", curve_point_g2().to_bytes())
+
+
+def test_the_uncompressed_form_round_trips_and_is_checked():
+    """x | y decodes to the same point as the compressed form, for points in G1 and outside it
+    and for the identity; every malformed variant is refused by the decoder itself except the
+    points on the curve outside G1, which the batch test refuses."""
+    for point in (GROUP.random("G1"), GROUP.generator("G1"), curve_point_g1(), cofactor_point(3),
+                  GROUP.identity("G1")):
+        long = GROUP.encode_for_pairing(point)
+        assert len(long) == 96
+        assert GROUP.decode_for_pairing("G1", long) == point
+        assert GROUP.decode_for_pairing("G1", point.to_bytes()) == point
+        assert GROUP.decode_many_for_pairing("G1", [long, point.to_bytes(), bytearray(long)]) == [point] * 3
+    assert GROUP.encode_for_pairing(GROUP.identity("G1")) == bytes(96)
+    assert GROUP.encode_for_pairing(GROUP.generator("G2")) == GROUP.generator("G2").to_bytes()
+    good = GROUP.random("G1")
+    for what, data in malformed("G1", good.to_bytes()).items():
+        if what.endswith(("off-subgroup", "component", "random curve point", "(0, 2)")):
+            assert not GROUP.check_pairing_batch([good, GROUP.decode_for_pairing("G1", data)]), what
+            continue
+        with pytest.raises(InvalidEncoding):
+            GROUP.decode_for_pairing("G1", data)
+        with pytest.raises(InvalidEncoding, match=r"^\[1\]"):
+            GROUP.decode_many_for_pairing("G1", [GROUP.encode_for_pairing(good), data])
+    with pytest.raises(InvalidEncoding):  # only G1 has a second form
+        GROUP.decode_for_pairing("G2", GROUP.generator("G2").to_bytes() * 2)
+
+
+def test_fame_writes_its_rows_uncompressed_and_reads_both_forms(sample):
+    """FAME CP and KP write the G1 points of `ct` uncompressed; the other schemes compressed.
+    A header whose points are re-encoded in the other form decodes to the same record (its wrap
+    no longer opens: the associated data is the header as stored)."""
+    name, blob, key = sample
+    core, rest = split(blob)
+    g1_paths = [path for path, kind in positions(core) if kind == "G1"]
+    expected = 96 if name in ("fame", "fame-kp") else 48
+    assert {len(get(core, path)) for path in g1_paths} == {expected}
+    other = core
+    for path in g1_paths:
+        point = GROUP.decode_for_pairing("G1", get(core, path))
+        other = replaced(other, path, point.to_bytes() if expected == 96 else GROUP.encode_for_pairing(point))
+    honest, converted = read_header_bytes(blob), read_header_bytes(join(other, rest))
+    assert converted.ciphertext.parts == honest.ciphertext.parts
+    with pytest.raises(InvalidCiphertext, match="header was altered"):
+        decrypt(join(other, rest), None, *(key if isinstance(key, list) else [key]))

@@ -19,11 +19,12 @@ ciphertext record's shape is checked against its policy (`schemes.base.check_row
 lists of one length, at most MAX_ROWS = 2,048, and a length the policy can compile to) before
 any element is. The largest honest cores, measured with 2,048 rows (66 `x > 1` of 31 rows and 2
 attributes) and the longest policy text (16,384 characters, 63,322 bytes of 4-byte UTF-8): RW15
-1,753,120 bytes (per row one GT, two G2 and one G1 element, 825 bytes of CBOR), FAME 373,462,
-BSW07 367,127, Waters11 367,130 bytes; 2 MiB leaves RW15 a margin of 344 KB (20 %) for its list
-of authorities. Reading that largest RW15 header takes about 3.4 s (2,048 GT checks), and no
-header, honest or planted, costs more: a planted one is refused in well under 0.5 s and 50 MiB
-unless its policy has as many rows as its lists (tests/test_header_limits.py).
+1,753,120 bytes (per row one GT, two G2 and one G1 element, 825 bytes of CBOR), FAME 668,374
+(three uncompressed G1 points a row), BSW07 367,127, Waters11 367,130 bytes; 2 MiB leaves RW15 a
+margin of 344 KB (20 %) for its list of authorities. Reading that largest RW15 header takes
+about 3.4 s (2,048 GT checks), and no header, honest or planted, costs more: a planted one is
+refused in well under 0.5 s and 50 MiB unless its policy has as many rows as its lists
+(tests/test_header_limits.py).
 """
 
 from __future__ import annotations

@@ -184,6 +184,12 @@ class PairingGroup(ABC):
         `check_pairing_batch` (why that is sound: docs/speed.md); here it is fully checked."""
         return self.deserialize(kind, data)
 
+    def encode_for_pairing(self, element: Element) -> bytes:
+        """The encoding a ciphertext writes for a point that only enters pairings: one that
+        `decode_for_pairing` reads, and that a backend may make longer than `to_bytes` if it
+        decodes faster (mcl: G1 uncompressed, no square root); here `to_bytes`."""
+        return element.to_bytes()
+
     def decode_many_for_pairing(self, kind: GroupKind, items: Sequence[object]) -> list[Element]:
         """`decode_for_pairing` of each item; InvalidEncoding names the index of a bad one."""
         out = []

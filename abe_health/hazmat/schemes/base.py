@@ -49,15 +49,17 @@ class Record:
         return self.parts[name]
 
 
-def encode_value(group: PairingGroup, spec: Spec, value: Any) -> Any:
-    """Group elements to bytes, exponents to fixed-width bytes, following `spec`."""
+def encode_value(group: PairingGroup, spec: Spec, value: Any, for_pairing: bool = False) -> Any:
+    """Group elements to bytes, exponents to fixed-width bytes, following `spec`; with
+    `for_pairing`, G1 elements in the group's form for pairing-only points
+    (`group.encode_for_pairing`: uncompressed on mcl)."""
     if spec == "Zr":
         return group.zr_to_bytes(value)
     if isinstance(spec, str):
-        return value.to_bytes()
+        return group.encode_for_pairing(value) if for_pairing and spec == "G1" else value.to_bytes()
     if spec[0] == "list":
-        return [encode_value(group, spec[2], v) for v in value]
-    return {label: encode_value(group, spec[1], v) for label, v in value.items()}
+        return [encode_value(group, spec[2], v, for_pairing) for v in value]
+    return {label: encode_value(group, spec[1], v, for_pairing) for label, v in value.items()}
 
 
 def decode_value(group: PairingGroup, spec: Spec, raw: Any, where: str,
@@ -143,6 +145,11 @@ class SchemeBase:
     #: which docs/speed.md shows is sound. A scheme lists a part here only if that holds on
     #: every path that uses its ciphertexts.
     PAIRING_ONLY: ClassVar[frozenset[str]] = frozenset()
+    #: the PAIRING_ONLY parts a ciphertext writes in the group's form for pairing
+    #: (`encode_for_pairing`: on mcl, G1 uncompressed, 96 bytes, decoded without a square root);
+    #: chosen where decoding those points dominates decryption (FAME). Readers accept either form
+    #: in every PAIRING_ONLY part.
+    PAIRING_FORM: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, group: PairingGroup) -> None:
         self.group = group
@@ -169,11 +176,13 @@ class SchemeBase:
     def encode(self, rec: Record) -> dict[str, Any]:
         """The CBOR-ready map of a record (no secrets are dropped: callers protect master/user keys)."""
         layout = self.LAYOUTS[rec.kind]
+        long = self.PAIRING_FORM if rec.kind == "ciphertext" else frozenset()
         return {
             "scheme": rec.scheme,
             "group": rec.group.id,
             "kind": rec.kind,
-            "parts": {name: encode_value(self.group, spec, rec.parts[name]) for name, spec in layout.items()},
+            "parts": {name: encode_value(self.group, spec, rec.parts[name], name in long)
+                      for name, spec in layout.items()},
             "meta": dict(rec.meta),
         }
 

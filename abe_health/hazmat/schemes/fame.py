@@ -116,6 +116,7 @@ class FameCP(_Fame):
     name = "fame"
     policy_in = "ciphertext"
     PAIRING_ONLY = frozenset({"ct"})  # each row's G1 elements are aggregated, then paired with sk0
+    PAIRING_FORM = PAIRING_ONLY  # 3 G1 points a row: decompressing them cost most of decryption
     DST = b"abe-health/fame-cp/v1/"
     LAYOUTS = {
         "public": {"H": ("list", 2, "G2"), "T": ("list", 2, "GT")},
@@ -198,6 +199,7 @@ class FameKP(_Fame):
     name = "fame-kp"
     policy_in = "key"
     PAIRING_ONLY = frozenset({"ct"})  # each attribute's G1 elements are aggregated, then paired
+    PAIRING_FORM = PAIRING_ONLY  # as in FAME CP
     DST = b"abe-health/fame-kp/v1/"
     LAYOUTS = {
         "public": FameCP.LAYOUTS["public"],
