@@ -188,7 +188,7 @@ def _substrings(words: Sequence[str], key: SearchKey) -> tuple[np.ndarray, np.nd
     order = order.astype(np.int64)
     ordered = rows[order].view("<u8").reshape(-1, 2)
     new = np.ones(len(order), dtype=bool)
-    new[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    new[1:] = (ordered[1:, 0] != ordered[:-1, 0]) | (ordered[1:, 1] != ordered[:-1, 1])
     del ordered
     distinct = rows[order[new]].view(np.uint8).reshape(-1, 16)
     del values, pairs, rows
@@ -206,7 +206,7 @@ def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
 
     Parent keys arrive as FANOUT sorted runs per parent, which the stable sort (timsort or radix
     sort) merges in near-linear time: much faster here than the default quicksort."""
-    keys.sort(kind="stable")
+    keys.sort()
     keep = np.ones(len(keys), dtype=bool)
     keep[1:] = keys[1:] != keys[:-1]
     return keys[keep]
@@ -238,9 +238,9 @@ def _level_filters(keys: np.ndarray, n_nodes: int, distinct: np.ndarray, salted:
             chunk = keys[start : min(start + CHUNK, int(bounds[last]))]
             nd = (chunk >> np.uint64(32)).astype(np.int64)
             sd = (chunk & np.uint64(0xFFFFFFFF)).astype(np.int64)
-            pos = positions(value_rows[sd], salt_rows[nd], sizes[nd], K_HASHES)
-            pos += (local_off[nd] - base)[:, None]
-            bits[pos.ravel()] = True
+            pos = positions(value_rows[sd], salt_rows[nd], sizes[nd], K_HASHES).T  # (k, n)
+            pos += local_off[nd] - base
+            bits[pos.reshape(-1)] = True
         owner = np.repeat(np.arange(first, last), (cap - counts)[first:last])
         if len(owner):  # padding: random dummy elements up to the node's capacity, each position
             # a uniform 32-bit value reduced by multiply-shift, as a real element's are
@@ -288,7 +288,7 @@ class _Writer:
     of CHUNK_LEAVES on worker threads, appending both to a `SegmentOutput`."""
 
     def __init__(self, output: SegmentOutput, key: SearchKey, salted: bool,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, threads: int = WORKERS) -> None:
         self.output = output
         self.key = key
         self.salted = salted
@@ -300,7 +300,8 @@ class _Writer:
         self.leaf_bytes = 0
         self.inserted = 0
         self.last: tuple[bytes, str] | None = None
-        self.pool = ThreadPoolExecutor(max_workers=WORKERS)
+        self.threads = threads
+        self.pool = ThreadPoolExecutor(max_workers=threads) if threads > 0 else None
         self.pending: list[Future[Batch]] = []
         self.nonces: list[bytes] = []
 
@@ -322,9 +323,12 @@ class _Writer:
         """Hand the buffered leaves to a worker; write finished batches in order."""
         self.output.leaves(self.payloads)
         self.leaf_bytes += sum(len(p) for p in self.payloads)
-        self.pending.append(self.pool.submit(_batch_filters, self.words, self.key, height, self.salted))
+        if self.pool is None:
+            self._write(_batch_filters(self.words, self.key, height, self.salted))
+        else:
+            self.pending.append(self.pool.submit(_batch_filters, self.words, self.key, height, self.salted))
         self.words, self.payloads = [], []
-        while len(self.pending) > WORKERS or (self.pending and self.pending[0].done()):
+        while len(self.pending) > self.threads or (self.pending and self.pending[0].done()):
             self._write(self.pending.pop(0).result())
         if self.progress:
             self.progress("keywords", self.leaves)
@@ -344,7 +348,8 @@ class _Writer:
         for future in self.pending:
             self._write(future.result())
         self.pending = []
-        self.pool.shutdown()
+        if self.pool is not None:
+            self.pool.shutdown()
         levels = self.output.level_nodes
         if levels != tree_levels(self.leaves):  # the batches' levels add up to the tree's
             raise AssertionError(f"built levels {levels}, expected {tree_levels(self.leaves)}")
@@ -364,7 +369,8 @@ class _Writer:
     def abort(self) -> None:
         for future in self.pending:
             future.cancel()
-        self.pool.shutdown(wait=True)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
         self.output.abort()
 
 
@@ -376,8 +382,8 @@ def write_leaves(leaves: Iterable[Leaf], doc_ids: list[str], key: SearchKey, out
 
 
 def _write(output: SegmentOutput, leaves: Iterable[Leaf], doc_ids: list[str], key: SearchKey,
-           progress: Progress | None, salted: bool) -> BuildStats:
-    writer = _Writer(output, key, salted, progress)
+           progress: Progress | None, salted: bool, threads: int = WORKERS) -> BuildStats:
+    writer = _Writer(output, key, salted, progress, threads)
     try:
         for okey, word, postings in leaves:
             writer.add(okey, word, postings)
@@ -447,7 +453,8 @@ def _documents(docs: Documents) -> Iterable[tuple[str, Mapping[str, int]]]:
 
 
 def build_segment(docs: Documents, key: SearchKey, out: Path, progress: Progress | None = None,
-                  salted: bool = True, seen: set[str] | None = None) -> BuildStats:
+                  salted: bool = True, seen: set[str] | None = None,
+                  threads: int = WORKERS) -> BuildStats:
     """Build a segment for `docs` ({doc_id: {keyword: tf}}, or a stream of (doc_id, {keyword: tf})
     pairs) into directory `out`, in memory bounded by RUN_POSTINGS, CHUNK_LEAVES and the
     document table (in id order for a mapping, in arrival order for a stream). A document id
@@ -455,7 +462,11 @@ def build_segment(docs: Documents, key: SearchKey, out: Path, progress: Progress
     adds to) is refused (`DocumentExists`).
 
     `salted=False` gives every node the all-zero salt: the unsalted baseline of the benchmark,
-    whose filters could be compared across nodes. Never use it for real data."""
+    whose filters could be compared across nodes. Never use it for real data.
+
+    `threads`: threads building batches of subtrees beside the one sealing leaves (default
+    WORKERS); 0 builds them in the calling thread, one thread in all: for a cluster whose
+    processes each build a segment (`abe_health.bulk`), so they do not oversubscribe the cores."""
     output = SegmentOutput(out)  # the runs go to its scratch directory, swept if we die
     scratch = output.scratch
     try:
@@ -497,7 +508,7 @@ def build_segment(docs: Documents, key: SearchKey, out: Path, progress: Progress
         last = sorted_run()
         sources: list[Iterable[Leaf]] = [_read_run(r) for r in runs] + [last]
         merged = sources[0] if len(sources) == 1 else heapq.merge(*sources)
-        stats = _write(output, _joined(merged), doc_ids, key, progress, salted)
+        stats = _write(output, _joined(merged), doc_ids, key, progress, salted, threads)
     except BaseException:
         output.abort()
         raise

@@ -1,0 +1,81 @@
+"""Bulk index segments built in one thread: the same segment as the threaded serial build (every
+query answered alike), no thread pool at all, and the bulk task asking for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import search.build as build
+from abe_health.bulk import segments
+from search import SearchIndex, SearchKey, reference_search
+from search.build import FANOUT
+from search.format import Manifest, load_segment, new_index_id, write_manifest
+
+KEY = SearchKey.generate()
+PATTERNS = ["card", "^ast", "ia$", "^ward$", "o", "zz"]
+LEXICON = [f"{stem}{n}" for stem in ("cardio", "asthma", "ward", "anaemia", "otitis") for n in range(30)]
+
+
+def corpus(n_docs: int) -> dict[str, dict[str, int]]:
+    """Documents sharing a lexicon of 150 words (enough leaves for several small batches)."""
+    return {f"doc-{d:03d}": {LEXICON[(d * 7 + j * 11) % len(LEXICON)]: 1 + j % 3 for j in range(12)}
+            for d in range(n_docs)}
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of 2 top subtrees of 16 leaves: a build of 150 keywords runs several batches."""
+    monkeypatch.setattr(build, "TOP_LEVEL", 2)
+    monkeypatch.setattr(build, "CHUNK_LEAVES", 2 * FANOUT**2)
+
+
+def as_index(path: Path, docs: dict[str, dict[str, int]], threads: int) -> SearchIndex:
+    """An index of one segment built by `build_segment` with `threads`."""
+    index_id = new_index_id()
+    path.mkdir()
+    build.build_segment(docs, KEY, path / "seg-0001", threads=threads)
+    write_manifest(path, Manifest(index_id, ["seg-0001"], None, KEY.check_value(index_id)))
+    return SearchIndex(path)
+
+
+def test_a_one_thread_build_equals_the_threaded_one(tmp_path: Path, small_batches: None,
+                                                    monkeypatch: pytest.MonkeyPatch):
+    docs = corpus(40)
+    threaded = as_index(tmp_path / "threaded", docs, threads=build.WORKERS)
+
+    def no_pool(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a one-thread build started a thread pool")
+
+    monkeypatch.setattr(build, "ThreadPoolExecutor", no_pool)
+    single = as_index(tmp_path / "single", docs, threads=0)
+    one = load_segment(tmp_path / "single" / "seg-0001")
+    other = load_segment(tmp_path / "threaded" / "seg-0001")
+    assert one.levels == other.levels and len(one.levels) == 3  # several batches, then the root
+    assert np.array_equal(one.node_m, other.node_m)
+    for pattern in PATTERNS:
+        assert single.search(pattern, KEY).hits == threaded.search(pattern, KEY).hits \
+            == reference_search(pattern, docs), pattern
+
+
+def test_a_bulk_task_builds_in_its_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    asked: list[int] = []
+    real = segments.build_segment
+
+    def spy(*args: Any, threads: int = build.WORKERS, **kwargs: Any) -> build.BuildStats:
+        asked.append(threads)
+        return real(*args, threads=threads, **kwargs)
+
+    monkeypatch.setattr(segments, "build_segment", spy)
+    KEY.save(tmp_path / "s.key")
+    (tmp_path / "a.txt").write_text("cardiology ward")
+    index_id = new_index_id()
+    task = segments.SegmentTask(str(tmp_path), str(tmp_path / "s.key"), index_id, KEY.check_value(index_id),
+                                [("a.txt", str(tmp_path / "a.txt"))])
+    name, keywords = segments.build_partition(task)
+    assert asked == [0]
+    assert keywords == 2 and load_segment(tmp_path / name).levels[0] == 2
+
