@@ -188,7 +188,7 @@ def _substrings(words: Sequence[str], key: SearchKey) -> tuple[np.ndarray, np.nd
     order = order.astype(np.int64)
     ordered = rows[order].view("<u8").reshape(-1, 2)
     new = np.ones(len(order), dtype=bool)
-    new[1:] = (ordered[1:, 0] != ordered[:-1, 0]) | (ordered[1:, 1] != ordered[:-1, 1])
+    new[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
     del ordered
     distinct = rows[order[new]].view(np.uint8).reshape(-1, 16)
     del values, pairs, rows
@@ -206,7 +206,7 @@ def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
 
     Parent keys arrive as FANOUT sorted runs per parent, which the stable sort (timsort or radix
     sort) merges in near-linear time: much faster here than the default quicksort."""
-    keys.sort()
+    keys.sort(kind="stable")
     keep = np.ones(len(keys), dtype=bool)
     keep[1:] = keys[1:] != keys[:-1]
     return keys[keep]
@@ -238,9 +238,9 @@ def _level_filters(keys: np.ndarray, n_nodes: int, distinct: np.ndarray, salted:
             chunk = keys[start : min(start + CHUNK, int(bounds[last]))]
             nd = (chunk >> np.uint64(32)).astype(np.int64)
             sd = (chunk & np.uint64(0xFFFFFFFF)).astype(np.int64)
-            pos = positions(value_rows[sd], salt_rows[nd], sizes[nd], K_HASHES).T  # (k, n)
-            pos += local_off[nd] - base
-            bits[pos.reshape(-1)] = True
+            pos = positions(value_rows[sd], salt_rows[nd], sizes[nd], K_HASHES)
+            pos += (local_off[nd] - base)[:, None]
+            bits[pos.ravel()] = True
         owner = np.repeat(np.arange(first, last), (cap - counts)[first:last])
         if len(owner):  # padding: random dummy elements up to the node's capacity, each position
             # a uniform 32-bit value reduced by multiply-shift, as a real element's are
