@@ -11,7 +11,9 @@ Rows, each labelled with its curve (and the peer's curve) so that like is compar
   Decrypt rows give `pairing_times`: the decryption's time over one pairing's, measured side by
   side (alternating calls, median of the per-round ratios: the machine is shared and noisy), and
   `floor_pairings`, the pairings the scheme computes, so `ratio_to_floor` says how far from its
-  own pairing floor a decryption is. These are the figures the README quotes.
+  own pairing floor a decryption is; `header_bytes` is the file's header (magic, length, core,
+  key wrap), which FAME's uncompressed G1 points make larger (docs/speed.md). These are the
+  figures the README quotes.
 - Charm's peer of each row (peers.py) is "measured live" when Charm is installed; otherwise the
   suite says so in its notes and prints the published figures, labelled as published, beside the
   KEM rows at N = 50 only. With Charm, a **same-curve** row runs our FAME on our Charm backend
@@ -66,7 +68,7 @@ from .report import Report, median_ms
 SHAPES = ("and", "or", "threshold")
 OURS = "BLS12-381"
 COLUMNS = ["scheme", "curve", "policy", "N", "op", "median_ms", "cold_ms", "pairing_times",
-           "floor_pairings", "ratio_to_floor", "estimate_ms", "ratio_to_estimate", "peer",
+           "floor_pairings", "ratio_to_floor", "header_bytes", "estimate_ms", "ratio_to_estimate", "peer",
            "peer_curve", "peer_source", "charm_ms", "speedup_vs_charm"]
 PAYLOAD = b'{"patient": "P-17", "bp": "120/80"}'
 
@@ -172,8 +174,9 @@ def e2e_setup(name: str, n: int, authorities: int = 2, backend: str = "mcl"
             return [cp.keygen(names).to_bytes()]
 
     blob = encrypt(PAYLOAD, None, recipient)
+    header = 8 + int.from_bytes(blob[4:8], "big") + 92  # magic, length, core, key wrap
     return {"keygen": keygen, "encrypt": lambda: encrypt(PAYLOAD, None, recipient),
-            "decrypt": lambda: decrypt(blob, None, *keys)}
+            "decrypt": lambda: decrypt(blob, None, *keys), "header_bytes": lambda: header}
 
 
 def in_pairings(fn: Callable[[], Any], group: PairingGroup, rounds: int) -> tuple[float, float, float]:
@@ -220,6 +223,7 @@ def _e2e_rows(report: Report, quick: bool, rounds: int) -> None:
                    "series": name if name != "rw15" else f"rw15, {shape.split('/')[1]}",
                    "median_ms": ms, "pairing_ms": pair_ms, "pairing_times": times,
                    "floor_pairings": floor, "ratio_to_floor": times / floor if floor else 0.0,
+                   "header_bytes": ops["header_bytes"](),
                    "estimate_ms": est, "ratio_to_estimate": ms / est if est else 0.0,
                    "counts": counts}
             _peer_e2e(row, name, n, authorities, rounds, "decrypt", quick)
@@ -373,7 +377,8 @@ def _e2e_notes(report: Report) -> None:
                 f"{row['scheme']} {row['policy']} N={row['N']}: end-to-end decrypt "
                 f"{row['median_ms']:.2f} ms = {row['pairing_times']:.1f} pairing-times "
                 f"(one pairing {row['pairing_ms']:.3f} ms side by side); the scheme computes "
-                f"{row['floor_pairings']} pairings: {row['ratio_to_floor']:.2f}x its pairing floor")
+                f"{row['floor_pairings']} pairings: {row['ratio_to_floor']:.2f}x its pairing floor; "
+                f"header {row['header_bytes']:,} bytes")
     for row in report.rows:
         if row.get("cold_ms") and row["N"] == 50 and row["policy"] in ("and", "and/2 authorities"):
             report.notes.append(f"{row['scheme']} {row['op']} N=50: cold {row['cold_ms']:.1f} ms "

@@ -49,6 +49,9 @@ def test_abe_quick(tmp_path):
             row = e2e[(scheme, "and", n)]
             assert row["pairing_times"] > 0 and row["floor_pairings"] > 0 and row["ratio_to_floor"] > 0
     assert e2e[("fame", "and", 50)]["floor_pairings"] == 6
+    # FAME writes its 150 row points uncompressed (96 bytes each), BSW07 its 50 G1 points compressed
+    assert e2e[("fame", "and", 50)]["header_bytes"] > 150 * 96
+    assert 50 * (96 + 48) < e2e[("bsw07", "and", 50)]["header_bytes"] < 50 * (96 + 96)
     assert e2e[("bsw07", "and", 50)]["floor_pairings"] == 101
     assert {k for k in e2e if k[0] == "rw15"} == {
         ("rw15", f"and/{a} authorities", n) for a in (2, 5) for n in (10, 50)}
