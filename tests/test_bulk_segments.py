@@ -1,8 +1,10 @@
 """Bulk index segments built in one thread: the same segment as the threaded serial build (every
-query answered alike), no thread pool at all, and the bulk task asking for it."""
+query answered alike), no thread pool at all, and the bulk task asking for it; local workers
+start with the mmap threshold that keeps a build's numpy temporaries on the heap."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +81,17 @@ def test_a_bulk_task_builds_in_its_one_thread(tmp_path: Path, monkeypatch: pytes
     assert asked == [0]
     assert keywords == 2 and load_segment(tmp_path / name).levels[0] == 2
 
+
+def worker_environ(_: int) -> str | None:
+    """What a worker process sees of the mmap threshold."""
+    return os.environ.get("MALLOC_MMAP_THRESHOLD_")
+
+
+def test_local_workers_start_with_the_mmap_threshold():
+    pytest.importorskip("distributed")
+    from abe_health.bulk import connect
+    from abe_health.bulk.cluster import WORKER_ENVIRON
+
+    expected = os.environ.get("MALLOC_MMAP_THRESHOLD_", str(next(iter(WORKER_ENVIRON.values()))))
+    with connect(workers=1) as client:
+        assert client.gather(client.map(worker_environ, [0], pure=False)) == [expected]

@@ -20,6 +20,15 @@ from typing import Any
 
 from ..errors import MissingExtra
 
+#: what the local cluster's worker processes start with, beside Dask's own settings. Dask sets
+#: MALLOC_TRIM_THRESHOLD_, which also fixes glibc's mmap threshold at 128 KiB: every numpy
+#: temporary above that is mapped, zero-filled page by page and unmapped again, and a search
+#: segment's build takes about twice the CPU time. A fixed 32 MiB mmap threshold (the ceiling
+#: of glibc's own adaptive one) keeps them on the heap; Dask's trimming still returns memory.
+#: An exported MALLOC_MMAP_THRESHOLD_ wins; workers of a cluster started elsewhere need it
+#: in their environment (docs/scale.md).
+WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 32 << 20}
+
 EXTRA_MESSAGE = ('bulk work runs on dask.distributed, which is not installed: '
                  'pip install "abe-health[scale]"')
 
@@ -38,8 +47,8 @@ def default_workers() -> int:
 @contextlib.contextmanager
 def connect(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
     """A `distributed.Client` for the block: to `scheduler` if given, else to a new local
-    cluster of `workers` processes (default: one per CPU; 0: one thread in this process), closed
-    (with its workers) when the block ends."""
+    cluster of `workers` processes (default: one per CPU; 0: one thread in this process; its
+    processes start with WORKER_ENVIRON), closed (with its workers) when the block ends."""
     require_dask()
     dist: Any = importlib.import_module("distributed")
     if scheduler is not None:
@@ -52,7 +61,8 @@ def connect(scheduler: str | None = None, workers: int | None = None) -> Iterato
         options.update(processes=False, n_workers=1)
     else:
         options.update(processes=True, n_workers=count)
-    with dist.LocalCluster(**options) as cluster, dist.Client(cluster) as client:
+    config: Any = importlib.import_module("dask").config
+    with config.set(WORKER_ENVIRON), dist.LocalCluster(**options) as cluster, dist.Client(cluster) as client:
         yield client
 
 
