@@ -7,8 +7,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import struct
 from pathlib import Path
 
+import cbor2
 import pytest
 
 from abe_health import decrypt
@@ -28,7 +30,22 @@ def read_vector(path: Path) -> tuple[dict[str, str], bytes]:
 
 def test_every_scheme_has_vectors():
     assert {p.parent.name for p in ABE_VECTORS} == {"fame", "fame-kp", "bsw07", "waters11", "rw15"}
-    assert len(ABE_VECTORS) == 5 * 8
+    assert len(ABE_VECTORS) == 5 * 8 + 2  # and FAME CP and KP each an uncompressed.vec
+
+
+@pytest.mark.parametrize("scheme", ["fame", "fame-kp"])
+def test_fame_vectors_freeze_both_forms_of_g1(scheme):
+    """success.vec holds the rows' G1 points compressed (48 bytes, as written before issue 18),
+    uncompressed.vec in the 96-byte form FAME writes now (docs/formats.md section 1.1)."""
+    from abe_health.hazmat.envelope import read_header
+
+    for name, size in (("success", 48), ("uncompressed", 96)):
+        _headers, body = read_vector(VECTORS / scheme / f"{name}.vec")
+        (n,) = struct.unpack(">I", body[4:8])
+        rows = cbor2.loads(body[8:8 + n])["ct"]["parts"]["ct"]
+        points = [p for row in (rows.values() if isinstance(rows, dict) else rows) for p in row]
+        assert points and {len(p) for p in points} == {size}
+        assert read_header(io.BytesIO(body)).ciphertext.scheme == scheme
 
 
 @pytest.mark.parametrize("path", ABE_VECTORS, ids=lambda p: f"{p.parent.name}/{p.stem}")

@@ -2,6 +2,7 @@
 
     python tests/vectors/generate.py            # refuses to overwrite existing vectors
     python tests/vectors/generate.py --force    # only with a deliberate format version bump
+    python tests/vectors/generate.py --add      # only the vectors that do not exist yet
 
 Every vector is made through the public API from fresh randomness, then frozen: the tests read
 these bytes back with today's code, so a change that silently alters a format fails them. The
@@ -89,6 +90,24 @@ def single_authority(root: Path) -> None:
             return encrypt(data, None, recipient, chunk=1024, context=context)
 
         abe_vectors(out, make, {"alice.key": alice, "bob.key": bob}, "alice.key", "bob.key")
+
+
+def uncompressed(root: Path) -> None:
+    """`uncompressed.vec` of FAME CP and KP: a file whose rows' G1 points are in the 96-byte form
+    (docs/formats.md section 1.1), under the authority and for the key already in the directory,
+    so that both forms stay frozen (the older `success.vec` has them compressed)."""
+    from abe_health.keys import read_key
+
+    for scheme, target in (("fame", "(doctor and cardiology) or (nurse and age >= 65)"),
+                           ("fame-kp", ["doctor", "cardiology", "age = 70"])):
+        out = root / scheme / "uncompressed.vec"
+        if out.exists():
+            continue
+        public = read_key(root / scheme / "public.key")
+        recipient = (AttributesRecipient(public, target) if scheme == "fame-kp"
+                     else PolicyRecipient(public, target))  # type: ignore[arg-type]
+        blob = encrypt(PLAIN, None, recipient, chunk=1024)
+        vec(out, {"expect": "success", "identity": "alice.key", "payload": sha(PLAIN)}, blob)
 
 
 def multi_authority(root: Path) -> None:
@@ -187,7 +206,12 @@ def index(root: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="replace existing vectors")
+    parser.add_argument("--add", action="store_true",
+                        help="write only the vectors added since (uncompressed.vec), never replacing one")
     args = parser.parse_args()
+    if args.add:
+        uncompressed(HERE)
+        return 0
     existing = [p for p in HERE.iterdir() if p.is_dir() and p.name != "__pycache__"]
     if existing and not args.force:
         print("error: vectors exist; regenerate only with a format version bump (--force)", file=sys.stderr)
@@ -195,6 +219,7 @@ def main() -> int:
     for path in existing:
         shutil.rmtree(path)
     single_authority(HERE)
+    uncompressed(HERE)
     multi_authority(HERE)
     keys(HERE)
     index(HERE)
