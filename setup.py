@@ -36,11 +36,10 @@ setup(
         "numpy>=1.26",
         "starlette>=0.40",
         "uvicorn>=0.30",
-        "httpx>=0.27",
     ],
     extras_require={
         "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "mypy>=1.10", "fhir.resources>=7.1",
-                "dask[distributed]>=2024.1"],
+                "dask[distributed]>=2024.1", "httpx>=0.27"],
         "scale": ["dask[distributed]>=2024.1"],
         "fhir": ["fhir.resources>=7.1"],
         "bench": ["matplotlib>=3.8"],

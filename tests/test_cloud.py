@@ -312,6 +312,36 @@ def test_malformed_json_and_oversized_bodies(server):
     assert not list((server.data / "objects").rglob("*.tmp"))
 
 
+def test_streams_keep_every_byte_and_connections_outlive_the_servers_idle_timeout(server):
+    """Uploads in several chunks and downloads read in pieces of any size give back the same
+    bytes; an aborted upload stores nothing; a connection the server closed while idle (uvicorn
+    closes them after 5 s) is replaced, not reported as an error."""
+    owner = server.client("owner")
+    data = os.urandom((3 << 20) + 12345)  # three 1 MiB chunks and a short last one
+    with owner.uploading("/v1/objects/abe/stream.bin") as out:
+        for start in range(0, len(data), 70_001):
+            out.write(data[start : start + 70_001])
+    assert owner.sent[0] >= len(data)
+    for piece in (1, 65_552, 1 << 20, -1):
+        got = bytearray()
+        with owner.download("/v1/objects/abe/stream.bin") as src:
+            while block := src.read(piece):
+                got += block
+                if piece == -1:
+                    break
+        assert got == data
+    with pytest.raises(RuntimeError), owner.uploading("/v1/objects/abe/aborted.bin") as out:
+        out.write(data)
+        raise RuntimeError("the writer failed")
+    with pytest.raises(NotFound):
+        owner.get("abe", "aborted.bin")
+    assert owner.whoami()["role"] == "owner"
+    time.sleep(5.5)  # past uvicorn's keep-alive timeout: the pooled connection is closed
+    owner.put("abe", "after-idle.bin", b"still here")  # a stream is never sent twice
+    time.sleep(5.5)
+    assert owner.get("abe", "after-idle.bin") == b"still here"
+
+
 def test_rate_limit_per_token(tmp_path):
     srv = Server(tmp_path / "data", ["--rate", "2", "--burst", "3"]).start()
     try:

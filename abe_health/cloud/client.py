@@ -7,8 +7,9 @@ the typed exception its type names (`errors.PROBLEMS`), anything else a `Protoco
 vault manifests against the pinned authority key, catalog rows by type, headers by their
 context binding, search keys by the owner's signature (see `remote.py` and `search.py`).
 
-Files stream both ways in constant memory: an upload is fed from the writer's thread through a
-bounded queue to the HTTP request's body; a download is read block by block from the response.
+Files stream both ways in constant memory over the transport of `wire.py`: an upload is sent
+from the writer's thread as chunked transfer encoding in 1 MiB chunks; a download is read
+straight from the socket, as many bytes per read as the reader asks for.
 The token is sent only in the Authorization header, never printed (`repr` shows the URL).
 """
 
@@ -16,69 +17,57 @@ from __future__ import annotations
 
 import contextlib
 import json
-import queue
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO, cast
 
 import cbor2
-import httpx
 
 from search import SearchKey, SearchResult
 
 from ..errors import AbeError
 from . import ids
 from .errors import CloudError, ProtocolError, ServerError, error_for, slug_of
+from .wire import WIRE_ERRORS, Connection, Pool, Response, send_all
 
 #: largest JSON or CBOR document accepted from the server (catalogs of ~100k files, search answers)
 MAX_DOCUMENT = 512 * 1024**2
 MAX_PROBLEM = 64 * 1024
-BLOCK = 256 * 1024
+#: bytes per chunk of an upload, and per read when a whole object is copied
+BLOCK = 1024 * 1024
 #: times a request refused for the token's rate (429) is sent again, after 0.25, 0.5, 1, 2 s
 RETRIES = 4
-_DONE = object()
-_ABORT = object()
-
-
-class _Aborted(Exception):
-    """Raised inside an upload's body generator to abort the request (the writer failed)."""
 
 
 class Download:
-    """A readable stream over a response body (closes the response at the end)."""
+    """A readable stream over a response body; `read(n)` returns n bytes until the end (a body
+    shorter than the length the server declared is a ServerError, never a quiet end)."""
 
-    def __init__(self, response: httpx.Response, counter: list[int]) -> None:
-        self._response = response
-        self._blocks = response.iter_raw(BLOCK)
-        self._buffer = bytearray()
-        self._counter = counter
-        self._done = False
-
-    def _fill(self, n: int) -> None:
-        while not self._done and (n < 0 or len(self._buffer) < n):
-            try:
-                block = next(self._blocks)
-            except StopIteration:
-                self._done = True
-                break
-            except httpx.HTTPError as exc:
-                raise ServerError(f"the download broke off: {exc}") from None
-            self._counter[0] += len(block)
-            self._buffer += block
+    def __init__(self, client: Client, conn: Connection, response: Response) -> None:
+        self._client, self._conn, self._response = client, conn, response
+        declared = response.getheader("content-length")
+        self._left = int(declared) if declared is not None and declared.isdigit() else None
+        self._closed = False
 
     def read(self, n: int = -1) -> bytes:
-        self._fill(n)
-        if n < 0 or n >= len(self._buffer):
-            out = bytes(self._buffer)
-            self._buffer.clear()
-        else:
-            out = bytes(self._buffer[:n])
-            del self._buffer[:n]
-        return out
+        if self._closed or n == 0:
+            return b""
+        try:
+            block = self._response.read() if n < 0 else self._response.read(n)
+        except WIRE_ERRORS as exc:
+            raise ServerError(f"{self._client.url}: the download broke off: {exc}") from None
+        if self._left is not None:
+            self._left -= len(block)
+            if self._left and (n < 0 or not block):
+                raise ServerError(f"{self._client.url}: the download broke off "
+                                  f"({self._left} bytes missing)")
+        self._client.received[0] += len(block)
+        return block
 
     def close(self) -> None:
-        self._response.close()
+        if not self._closed:
+            self._closed = True
+            self._client._pool.release(self._conn, self._response)
 
     def __enter__(self) -> Download:
         return self
@@ -88,75 +77,81 @@ class Download:
 
 
 class Upload:
-    """A writable stream whose bytes become the body of one PUT (see the module docstring)."""
+    """A writable stream whose bytes become the chunked body of one request (see the module
+    docstring); `finish` ends it and returns the answer's body, `abort` drops the connection
+    so that the server stores nothing."""
 
     def __init__(self, client: Client, path: str, headers: Mapping[str, str]) -> None:
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=8)
-        self._pending = bytearray()
-        self._error: BaseException | None = None
-        self.answer: Any = None
-        self._thread = threading.Thread(target=self._send, args=(client, path, dict(headers)),
-                                        daemon=True)
-        self._thread.start()
-
-    def _body(self) -> Iterator[bytes]:
-        while True:
-            item = self._queue.get()
-            if item is _DONE:
-                return
-            if item is _ABORT:
-                raise _Aborted
-            yield cast(bytes, item)
-
-    def _send(self, client: Client, path: str, headers: dict[str, str]) -> None:
+        self._client = client
         try:
-            self.answer = client.request("PUT", path, content=self._body(), headers=headers)
-        except BaseException as exc:  # handed to the writer's thread, never lost
-            self._error = exc
-
-    def _put(self, item: object) -> None:
-        while True:
-            if self._error is not None:
-                raise self._error
-            if not self._thread.is_alive():
-                raise ServerError("the upload ended early")
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+            self._conn = client._pool.open_stream("PUT", path, {**client._headers, **headers})
+        except WIRE_ERRORS as exc:
+            raise ServerError(f"{client.url}: {type(exc).__name__}: {exc}") from None
+        self._parts: list[bytes] = []
+        self._pending = 0
+        self._done = False
 
     def write(self, data: bytes) -> int:
-        self._pending += data
-        if len(self._pending) >= BLOCK:
-            self._put(bytes(self._pending))
-            self._pending.clear()
-        return len(data)
+        size = len(data)
+        if size:
+            self._parts.append(bytes(data))  # no copy of bytes; a mutable buffer is copied
+            self._pending += size
+            if self._pending >= BLOCK:
+                self._flush(last=False)
+        return size
 
-    def finish(self) -> Any:
-        if self._pending:
-            self._put(bytes(self._pending))
-            self._pending.clear()
-        self._put(_DONE)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self.answer
+    def _flush(self, last: bool) -> None:
+        """Send the pending bytes as one chunk (and, if `last`, the empty chunk that ends the
+        body); the pieces go to the socket as they are, never joined."""
+        parts: list[bytes] = [b"%x\r\n" % self._pending, *self._parts, b"\r\n"] if self._pending else []
+        if last:
+            parts.append(b"0\r\n\r\n")
+        try:
+            assert self._conn.sock is not None
+            send_all(self._conn.sock, parts)
+        except WIRE_ERRORS as exc:
+            self._broken(exc)
+        self._client.sent[0] += self._pending
+        self._parts, self._pending = [], 0
+
+    def _broken(self, exc: BaseException) -> None:
+        """A send failed: the server's refusal if it answered one (it may refuse before the end
+        of a body), else a ServerError."""
+        self._done = True
+        try:
+            response = self._conn.getresponse()
+        except WIRE_ERRORS:
+            self._conn.close()
+            raise ServerError(f"{self._client.url}: the upload broke off: {exc}") from None
+        if response.status >= 400:
+            self._client._raise_for(self._conn, response)
+        self._conn.close()
+        raise ServerError(f"{self._client.url}: the upload broke off: {exc}") from None
+
+    def finish(self) -> bytes:
+        """End the body and return the answer's (a small document)."""
+        self._flush(last=True)
+        self._done = True
+        try:
+            response = self._conn.getresponse()
+        except WIRE_ERRORS as exc:
+            self._conn.close()
+            raise ServerError(f"{self._client.url}: {type(exc).__name__}: {exc}") from None
+        return self._client._answer(self._conn, response, MAX_DOCUMENT)
 
     def abort(self) -> None:
-        with contextlib.suppress(BaseException):
-            self._queue.put(_ABORT, timeout=1)
-        self._thread.join(timeout=30)
+        if not self._done:
+            self._done = True
+            self._conn.close()
 
 
 class Client:
     """A connection to `abe-health serve` at `url` with a bearer `token`."""
 
-    def __init__(self, url: str, token: str, timeout: float = 120.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, url: str, token: str, timeout: float = 120.0) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport,
-                                  headers={"authorization": f"Bearer {token}"} if token else {})
+        self._pool = Pool(self.url, timeout)
+        self._headers = {"authorization": f"Bearer {token}"} if token else {}
         #: bytes received from and sent to the server by this client (bodies only)
         self.received = [0]
         self.sent = [0]
@@ -170,7 +165,7 @@ class Client:
         return f"Client({self.url!r})"
 
     def close(self) -> None:
-        self._http.close()
+        self._pool.close()
 
     def __enter__(self) -> Client:
         return self
@@ -179,17 +174,16 @@ class Client:
         self.close()
 
     # -- plumbing -----------------------------------------------------------------------------------
-    def _raise_for(self, response: httpx.Response) -> None:
+    def _raise_for(self, conn: Connection, response: Response) -> None:
         """The typed exception of an error response (its body read at most MAX_PROBLEM bytes)."""
-        raw = b""
-        for block in response.iter_raw(MAX_PROBLEM):
-            raw += block
-            if len(raw) >= MAX_PROBLEM:
-                break
-        response.close()
-        status = response.status_code
         try:
-            doc = json.loads(raw[:MAX_PROBLEM])
+            raw = response.read(MAX_PROBLEM)
+        except WIRE_ERRORS:
+            raw = b""
+        self._pool.release(conn, response)
+        status = response.status
+        try:
+            doc = json.loads(raw)
         except ValueError:
             doc = None
         slug = slug_of(doc.get("type")) if isinstance(doc, dict) else None
@@ -200,56 +194,55 @@ class Client:
         cls = ServerError if status >= 500 else CloudError
         raise cls(f"{self.url}: HTTP {status}: {detail}", status)
 
-    def _send(self, method: str, path: str, content: Any = None,
-              headers: Mapping[str, str] | None = None) -> httpx.Response:
-        if isinstance(content, bytes):
+    def _send(self, method: str, path: str, content: bytes | None = None,
+              headers: Mapping[str, str] | None = None, bulk: bool = False
+              ) -> tuple[Connection, Response]:
+        """Send a request with a body held in memory (sent again after a 429, with backoff);
+        the connection and the response of a success, the typed exception of a refusal."""
+        merged = {**self._headers, **(headers or {})}
+        for attempt in range(RETRIES + 1):
+            try:
+                conn, response = self._pool.exchange(method, path, content, merged, bulk)
+            except WIRE_ERRORS as exc:
+                raise ServerError(f"{self.url}: {type(exc).__name__}: {exc}") from None
+            if response.status != 429 or attempt == RETRIES:
+                break
+            with contextlib.suppress(*WIRE_ERRORS):
+                response.read(MAX_PROBLEM)
+            self._pool.release(conn, response)
+            time.sleep(0.25 * 2**attempt)  # over the token's rate: wait and send it again
+        if content:
             self.sent[0] += len(content)
-        elif content is not None:
-            content = self._counting(content)
-        try:
-            request = self._http.build_request(method, path, content=content, headers=headers)
-            response = self._http.send(request, stream=True)
-            for attempt in range(RETRIES if content is None or isinstance(content, bytes) else 0):
-                if response.status_code != 429:
-                    break
-                response.close()  # over the token's rate: wait and send the same request again
-                time.sleep(0.25 * 2**attempt)
-                response = self._http.send(self._http.build_request(
-                    method, path, content=content, headers=headers), stream=True)
-        except _Aborted:
-            raise ServerError("upload aborted") from None
-        except httpx.HTTPError as exc:
-            if isinstance(exc.__cause__, _Aborted) or isinstance(exc.__context__, _Aborted):
-                raise ServerError("upload aborted") from None
-            raise ServerError(f"{self.url}: {type(exc).__name__}: {exc}") from None
-        if response.status_code >= 400:
-            self._raise_for(response)
-        return response
+        if response.status >= 400:
+            self._raise_for(conn, response)
+        return conn, response
 
-    def _counting(self, blocks: Iterator[bytes]) -> Iterator[bytes]:
-        for block in blocks:
-            self.sent[0] += len(block)
-            yield block
-
-    def request(self, method: str, path: str, content: Any = None,
-                headers: Mapping[str, str] | None = None, limit: int = MAX_DOCUMENT) -> bytes:
-        """Send a request; return the answer's body (refused past `limit` bytes)."""
-        response = self._send(method, path, content, headers)
+    def _answer(self, conn: Connection, response: Response, limit: int) -> bytes:
+        """A response's body (refused past `limit` bytes); the connection goes back to the pool."""
         try:
-            declared = response.headers.get("content-length")
+            if response.status >= 400:
+                self._raise_for(conn, response)
+            declared = response.getheader("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 raise ProtocolError(f"{self.url}: an answer of {declared} bytes (at most {limit})")
-            body = bytearray()
-            for block in response.iter_raw(BLOCK):
-                body += block
-                if len(body) > limit:
-                    raise ProtocolError(f"{self.url}: an answer larger than {limit} bytes")
+            try:
+                body = response.read(limit + 1)
+            except WIRE_ERRORS as exc:
+                raise ServerError(f"{self.url}: the answer broke off: {exc}") from None
+            if len(body) > limit:
+                raise ProtocolError(f"{self.url}: an answer larger than {limit} bytes")
+            if declared is not None and declared.isdigit() and len(body) != int(declared):
+                raise ServerError(f"{self.url}: the answer broke off")
             self.received[0] += len(body)
-            return bytes(body)
-        except httpx.HTTPError as exc:
-            raise ServerError(f"{self.url}: the answer broke off: {exc}") from None
+            return body
         finally:
-            response.close()
+            self._pool.release(conn, response)
+
+    def request(self, method: str, path: str, content: bytes | None = None,
+                headers: Mapping[str, str] | None = None, limit: int = MAX_DOCUMENT) -> bytes:
+        """Send a request; return the answer's body (refused past `limit` bytes)."""
+        conn, response = self._send(method, path, content, headers)
+        return self._answer(conn, response, limit)
 
     def cbor(self, method: str, path: str, value: Any = None,
              headers: Mapping[str, str] | None = None, limit: int = MAX_DOCUMENT) -> Any:
@@ -268,7 +261,7 @@ class Client:
             raise ProtocolError(f"{self.url}: the answer is not JSON") from None
 
     def download(self, path: str, headers: Mapping[str, str] | None = None) -> Download:
-        return Download(self._send("GET", path, headers=headers), self.received)
+        return Download(self, *self._send("GET", path, headers=headers, bulk=True))
 
     def upload(self, path: str, headers: Mapping[str, str] | None = None) -> Upload:
         return Upload(self, path, headers or {})
