@@ -36,6 +36,8 @@ setup(
         "numpy>=1.26",
         "starlette>=0.40",
         "uvicorn>=0.30",
+        "httptools>=0.6",
+        "uvloop>=0.19; sys_platform != 'win32'",
     ],
     extras_require={
         "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "mypy>=1.10", "fhir.resources>=7.1",

@@ -8,10 +8,11 @@ toolkit becomes a 500 problem without its text (a bug, logged on the server with
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any, BinaryIO
 
 import cbor2
@@ -27,7 +28,10 @@ from .errors import PROBLEMS, BadRequest, CloudError, TooLarge, type_uri
 LOG = logging.getLogger("abe_health.cloud")
 PROBLEM_TYPE = "application/problem+json"
 CBOR_TYPE = "application/cbor"
-BLOCK = 256 * 1024
+#: bytes per read of a stored file and per write of an uploaded one
+BLOCK = 1024 * 1024
+#: files up to this size are read by the event loop's thread in one read and sent in one body
+SMALL = 64 * 1024
 
 
 def problem(slug: str, detail: str, instance: str = "") -> Response:
@@ -98,15 +102,37 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
+def _write_all(out: BinaryIO, blocks: list[bytes]) -> None:
+    for block in blocks:
+        out.write(block)
+
+
 async def receive_into(request: Request, out: BinaryIO, limit: int) -> int:
-    """Stream the body into `out` in constant memory; returns its length."""
+    """Stream the body into `out` in constant memory; returns its length. The body's pieces are
+    written about 1 MiB at a time by a worker thread while the next ones arrive (at most two
+    such batches are held), so the event loop only receives."""
     declared_length(request, limit)
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"body larger than {limit} bytes", 413, "too-large")
-        out.write(chunk)
+    loop = asyncio.get_running_loop()
+    size, batch, batched = 0, [], 0
+    writing: asyncio.Future[None] | None = None
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"body larger than {limit} bytes", 413, "too-large")
+            batch.append(chunk)
+            batched += len(chunk)
+            if batched >= BLOCK:
+                if writing is not None:
+                    await writing
+                writing = loop.run_in_executor(None, _write_all, out, batch)
+                batch, batched = [], 0
+    finally:
+        if writing is not None:  # never leave a write running on a file being closed
+            await asyncio.wait([writing])
+    if writing is not None:
+        await writing
+    _write_all(out, batch)
     return size
 
 
@@ -134,14 +160,25 @@ def json_response(value: Any, status: int = 200) -> Response:
     return Response(json.dumps(value), status_code=status, media_type="application/json")
 
 
-def _blocks(handle: BinaryIO) -> Iterator[bytes]:
-    with handle:
-        while block := handle.read(BLOCK):
+async def _blocks(handle: BinaryIO) -> AsyncIterator[bytes]:
+    """A file's blocks, each read by a worker thread while the one before is being sent; the
+    file is closed once no read is running on it."""
+    loop = asyncio.get_running_loop()
+    reading = loop.run_in_executor(None, handle.read, BLOCK)
+    try:
+        while block := await reading:
+            reading = loop.run_in_executor(None, handle.read, BLOCK)
             yield block
+    finally:
+        reading.add_done_callback(lambda _: handle.close())
 
 
-def stream_file(handle: BinaryIO) -> StreamingResponse:
-    """A stored file as a streamed response of known length (constant memory)."""
+def stream_file(handle: BinaryIO) -> Response:
+    """A stored file as a streamed response of known length (constant memory); a small one (a
+    header, a key, an index's manifest) is read at once and sent as one body."""
     size = os.fstat(handle.fileno()).st_size
+    if size <= SMALL:
+        with handle:
+            return Response(handle.read(SMALL), media_type="application/octet-stream")
     return StreamingResponse(_blocks(handle), media_type="application/octet-stream",
                              headers={"content-length": str(size)})

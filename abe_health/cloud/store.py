@@ -62,6 +62,7 @@ class DataDir:
         self._mutex = threading.Lock()
         self._leases: dict[str, Lease] = {}
         self._segments: dict[Path, tuple[tuple[int, int], Segment]] = {}
+        self._stores: dict[str, LocalStore] = {}
 
     # -- ownership --------------------------------------------------------------------------------
     def claim(self, kind: str, ns: str, obj: str, principal: str) -> str:
@@ -97,16 +98,18 @@ class DataDir:
 
     @contextlib.contextmanager
     def vault(self, name: str) -> Iterator[LocalStore]:
-        """An existing vault's store, opened for one request."""
+        """An existing vault's store. Opened once and kept (opening a catalog, a connection and
+        its schema checks, took most of a small request's time); used only by the event loop's
+        thread, as its SQLite connection requires."""
         path = self.vault_path(name)
         if not (path / "catalog.sqlite").is_file():
             raise NotFound(f"no vault {name}", 404, "not-found")
-        store = LocalStore(path)
-        store.open()
-        try:
-            yield store
-        finally:
-            store.close()
+        store = self._stores.get(name)
+        if store is None:
+            store = LocalStore(path)
+            store.open()
+            self._stores[name] = store
+        yield store
 
     def create_vault(self, name: str, manifest: bytes) -> None:
         store = LocalStore(self.vault_path(name))
@@ -212,5 +215,8 @@ class DataDir:
         return removed
 
     def close(self) -> None:
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()
         self.principals.close()
         self.db.close()
