@@ -29,6 +29,8 @@ OPERATIONS = {
     "decode_g2": "validated decode of G2",
     "decode_gt": "validated decode of GT",
     "decode_g1_for_pairing": "decode of a G1 point for pairings (on the curve; batch subgroup test)",
+    "decode_g1_for_pairing_uncompressed": "the same from x | y (FAME's rows): the curve equation, "
+                                          "no square root",
     "miller_loop": "one Miller loop of a multi-pairing (8 pairs / 8, final exponentiation apart)",
     "final_exp": "final exponentiation of a multi-pairing",
 }
@@ -49,6 +51,7 @@ def operations(group: PairingGroup, pool: int = 16) -> dict[str, Callable[[], ob
     nxt_g1, nxt_g2, nxt_gt = _cycle(g1s), _cycle(g2s), _cycle(gts)
     nxt_e, nxt_m = _cycle(exps), _cycle(msgs)
     enc = {k: _cycle([x.to_bytes() for x in xs]) for k, xs in (("G1", g1s), ("G2", g2s), ("GT", gts))}
+    long_g1 = _cycle([group.encode_for_pairing(x) for x in g1s])
     return {
         "pair": lambda: group.pair(nxt_g1(), nxt_g2()),
         "exp_g1": lambda: nxt_g1() ** nxt_e(),
@@ -64,6 +67,7 @@ def operations(group: PairingGroup, pool: int = 16) -> dict[str, Callable[[], ob
         "decode_g2": lambda: group.deserialize("G2", enc["G2"]()),
         "decode_gt": lambda: group.deserialize("GT", enc["GT"]()),
         "decode_g1_for_pairing": lambda: group.decode_many_for_pairing("G1", [enc["G1"]()]),
+        "decode_g1_for_pairing_uncompressed": lambda: group.decode_many_for_pairing("G1", [long_g1()]),
         "pair_prod_1": lambda: group.pair_prod([(nxt_g1(), nxt_g2())]),
         "pair_prod_9": lambda: group.pair_prod([(nxt_g1(), nxt_g2()) for _ in range(9)]),
     }
