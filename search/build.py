@@ -188,13 +188,20 @@ def _substrings(words: Sequence[str], key: SearchKey) -> tuple[np.ndarray, np.nd
     order = order.astype(np.int64)
     ordered = rows[order].view("<u8").reshape(-1, 2)
     new = np.ones(len(order), dtype=bool)
-    new[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    new[1:] = (ordered[1:, 0] != ordered[:-1, 0]) | (ordered[1:, 1] != ordered[:-1, 1])
     del ordered
-    distinct = rows[order[new]].view(np.uint8).reshape(-1, 16)
+    # Ids in order of first occurrence (the first of equal values is the one at the lowest
+    # position), not of value: a node's substrings then have nearby ids, so the level passes
+    # gather their values from a few runs of memory instead of all over the batch's values.
+    firsts = order[new]
+    first = np.zeros(len(order), dtype=bool)
+    first[firsts] = True
+    distinct = rows[first].view(np.uint8).reshape(-1, 16)
     del values, pairs, rows
+    id_at = np.cumsum(first, dtype=np.uint64) - np.uint64(1)
     ids = np.empty(len(order), dtype=np.uint64)
-    ids[order] = np.cumsum(new, dtype=np.uint64) - np.uint64(1)
-    del order, new
+    ids[order] = id_at[firsts][np.cumsum(new) - 1]
+    del order, new, first, firsts, id_at
     leaves_of <<= np.uint64(32)
     leaves_of |= ids
     del ids
@@ -204,9 +211,10 @@ def _substrings(words: Sequence[str], key: SearchKey) -> tuple[np.ndarray, np.nd
 def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
     """Sorted distinct values (np.unique without its hashing, which is slower on big int arrays).
 
-    Parent keys arrive as FANOUT sorted runs per parent, which the stable sort (timsort or radix
-    sort) merges in near-linear time: much faster here than the default quicksort."""
-    keys.sort(kind="stable")
+    numpy's default sort (vectorized quicksort on x86) beats the stable sort (timsort on 64-bit
+    keys) here even where parent keys arrive as FANOUT sorted runs per parent: measured 1.5x
+    faster on a level's keys, about 10x on the unsorted keys of level 0."""
+    keys.sort()
     keep = np.ones(len(keys), dtype=bool)
     keep[1:] = keys[1:] != keys[:-1]
     return keys[keep]
@@ -238,15 +246,18 @@ def _level_filters(keys: np.ndarray, n_nodes: int, distinct: np.ndarray, salted:
             chunk = keys[start : min(start + CHUNK, int(bounds[last]))]
             nd = (chunk >> np.uint64(32)).astype(np.int64)
             sd = (chunk & np.uint64(0xFFFFFFFF)).astype(np.int64)
-            pos = positions(value_rows[sd], salt_rows[nd], sizes[nd], K_HASHES)
-            pos += (local_off[nd] - base)[:, None]
-            bits[pos.ravel()] = True
+            pos = positions(value_rows[sd], salt_rows[nd], sizes[nd], K_HASHES).T  # (k, n)
+            pos += local_off[nd] - base
+            bits[pos.reshape(-1)] = True
         owner = np.repeat(np.arange(first, last), (cap - counts)[first:last])
         if len(owner):  # padding: random dummy elements up to the node's capacity, each position
             # a uniform 32-bit value reduced by multiply-shift, as a real element's are
-            rnd = np.frombuffer(os.urandom(4 * K_HASHES * len(owner)), dtype="<u4").astype(np.uint64)
-            rnd = (rnd.reshape(-1, K_HASHES) * sizes[owner][:, None]) >> np.uint64(32)
-            bits[(local_off[owner] - base)[:, None] + rnd] = True
+            rnd = np.frombuffer(os.urandom(4 * K_HASHES * len(owner)), dtype="<u4")
+            rnd = rnd.reshape(K_HASHES, -1).astype(np.uint64)  # (k, n): contiguous rows
+            rnd *= sizes[owner]
+            rnd >>= np.uint64(32)
+            rnd += local_off[owner] - base
+            bits[rnd.reshape(-1)] = True
         packed_parts.append(np.packbits(bits, bitorder="little"))
         first = last
     return salts, sizes, np.concatenate(packed_parts), counts

@@ -50,7 +50,7 @@ class SubstringPRF:
 
     def _finish(self, hashes: np.ndarray) -> np.ndarray:
         """(n, 4) hashes -> (n, 16) uint8 PRF values."""
-        blocks = np.ascontiguousarray(hashes.astype("<u4")).view(np.uint8)
+        blocks = np.ascontiguousarray(hashes, dtype="<u4").view(np.uint8)
         ctx = getattr(self._local, "aes", None)
         if ctx is None:  # one AES context per thread: contexts must not be shared
             ctx = self._local.aes = _ecb(self._aes_key)
@@ -70,7 +70,7 @@ class SubstringPRF:
         if drop_lone_markers:  # "^" alone and "$" alone are not patterns
             keep = ~(((i_idx == 0) & (j_idx == 1)) | ((i_idx == m - 1) & (j_idx == m)))
             i_idx, j_idx = i_idx[keep], j_idx[keep]
-        hashes = np.empty((n, len(i_idx), N_HASHES), dtype=np.uint64)
+        hashes = np.empty((n, len(i_idx), N_HASHES), dtype="<u4")  # each value is below P < 2^31
         c = codes.astype(np.uint64)
         for h in range(N_HASHES):
             prefix = np.zeros((n, m + 1), dtype=np.uint64)
@@ -146,14 +146,21 @@ def positions(values: np.ndarray, salts: np.ndarray, sizes: np.ndarray, k: int) 
     (values and salts as (n, 16) uint8 or as `as_rows` scalars).
 
     Double hashing on 32-bit words, g_i = h1 + i h2 mod 2^32 (h2 odd), reduced to [0, m) by
-    multiply-shift, (g_i m) >> 32 (Lemire), which avoids a 64-bit division per position.
+    multiply-shift, (g_i m) >> 32 (Lemire), which avoids a 64-bit division per position. The
+    result is the transpose of a (k, n) array, so that every step works on contiguous rows.
     """
     u = tweak(values, salts)
-    h1, h2 = u[:, 0], u[:, 1] | np.uint32(1)
-    g = h2[:, None] * np.arange(k, dtype=np.uint32)[None, :]  # uint32 arithmetic wraps mod 2^32
-    g += h1[:, None]
-    out: np.ndarray = (g.astype(np.uint64) * sizes.astype(np.uint64)[:, None]) >> np.uint64(32)
-    return out
+    h1 = np.ascontiguousarray(u[:, 0])
+    h2 = u[:, 1] | np.uint32(1)
+    g = np.empty((k, len(h1)), dtype=np.uint32)
+    g[0] = h1
+    for i in range(1, k):  # uint32 arithmetic wraps mod 2^32
+        np.add(g[i - 1], h2, out=g[i])
+    out = g.astype(np.uint64)
+    out *= sizes.astype(np.uint64, copy=False)
+    out >>= np.uint64(32)
+    transposed: np.ndarray = out.T
+    return transposed
 
 
 def encode_many(words: list[str]) -> np.ndarray:
