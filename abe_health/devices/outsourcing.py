@@ -18,6 +18,7 @@ the device gets an error, never a wrong data key (docs/devices.md states the arg
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import shutil
 from collections.abc import Iterable
@@ -118,7 +119,7 @@ def _data_key(th: transformed.Transformed, rk: RetrievalKey, context: bytes,
     if not hmac.compare_digest(th.tk.encode(), rk.transformation_key.encode()):
         raise InvalidKey(f"this file was transformed with transformation key {th.tk[:16]}; the "
                          f"retrieval key belongs to {rk.transformation_key}")
-    if expect_header is not None and not hmac.compare_digest(th.header, expect_header):
+    if expect_header is not None and not hmac.compare_digest(_pin(th.header, th.wrap), expect_header):
         raise InvalidCiphertext("this transformation is of another header than the one expected")
     kem_key = outsource.retrieve(rk.scheme.group, th.elements(), rk.z)
     try:
@@ -133,8 +134,9 @@ def retrieve(src: Source, dst: Sink, rk: RetrievalKey, *, context: bytes = b"",
              expect_header: bytes | None = None, progress: Progress | None = None) -> bytes | None:
     """The device's operation: decrypt a transformed file (transformed header, then payload)
     with the retrieval key into `dst` (None: return the plaintext; a path appears only if
-    every chunk verified). `expect_header` pins the SHA-256 digest of the original header the
-    device asked about (`header_digest`)."""
+    every chunk verified). `expect_header` pins the original header the device asked about
+    (`header_digest`): without it the device gets some file encrypted to its attributes, which
+    anyone can make (ABE encryption is public), so only a pin says it is the file it asked for."""
 
     def run(sink: Any) -> None:
         with opened(src) as fin:
@@ -145,7 +147,20 @@ def retrieve(src: Source, dst: Sink, rk: RetrievalKey, *, context: bytes = b"",
     return deliver(dst, run)[1]
 
 
+_PIN = b"abe-health/v1/header-pin"
+
+
+def _pin(core_digest: bytes, wrap: bytes) -> bytes:
+    """The value that pins a whole `.abe` header: its core's digest (magic, length, core) and its
+    key wrap, which the core's digest does not cover. A pin of the core alone would let the cloud
+    keep it and serve a wrap of its own under a K it knows (a transformation of a file it
+    encrypted itself gives it T with T^z = K)."""
+    return hashlib.sha256(_PIN + core_digest + wrap).digest()
+
+
 def header_digest(src: Source) -> bytes:
-    """The SHA-256 digest that names an `.abe` header (its wrap's associated data)."""
+    """The SHA-256 value that pins an `.abe` header for `retrieve(expect_header=...)`: over the
+    digest of its core and its key wrap (the whole header)."""
     with opened(src) as raw:
-        return read_header(open_maybe_armored(raw)).core_digest
+        header = read_header(open_maybe_armored(raw))
+        return _pin(header.core_digest, header.wrap)

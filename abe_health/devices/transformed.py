@@ -99,7 +99,8 @@ def read(src: BinaryIO) -> Transformed:
     except Exception:  # cbor2 raises several error types for garbage
         raise InvalidCiphertext("transformed header is not valid CBOR") from None
     fields = {"v", "scheme", "group", "tk", "header", "t", "wrap", "chunk", "salt"}
-    if not isinstance(data, dict) or set(data) != fields or data["v"] != version:
+    if not isinstance(data, dict) or set(data) != fields or type(data["v"]) is not int \
+            or data["v"] != version:
         raise InvalidCiphertext("unsupported or malformed transformed header")
     name, group_id, tk, t = data["scheme"], data["group"], data["tk"], data["t"]
     if name not in SUPPORTED or not isinstance(group_id, str) or len(group_id) > 256:

@@ -219,7 +219,7 @@ class PairingGroup(ABC):
     def decompress_gt(self, data: bytes, *, check: bool = True) -> Element:
         """Inverse of `compress_gt`; InvalidEncoding for bytes that are not a GT element. With
         check=False a backend may skip the order-r subgroup test (for values that are only
-        multiplied, never raised to a secret); here every value is checked."""
+        multiplied, never raised to any power); here every value is checked."""
         return self.deserialize("GT", data)
 
     def zr_to_bytes(self, value: int) -> bytes:

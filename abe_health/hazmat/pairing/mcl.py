@@ -256,8 +256,8 @@ class GT(_MclElement):
         return GT(out)
 
     def __pow__(self, exponent: int) -> GT:
-        # mcl's GT pow uses the GLV decomposition, valid for elements of GT, which are all this
-        # backend ever holds (decoding checks x^r == 1)
+        # mcl's GT pow uses the GLV decomposition, valid for elements of GT: decoding tests
+        # membership, and the one exception, decompress_gt(check=False), is never raised
         out = _RawGT()
         _LIB.mclBnGT_pow(out, self._v, _fr(exponent))
         return GT(out)
@@ -425,7 +425,7 @@ class MclGroup(PairingGroup):
     def decompress_gt(self, data: bytes, *, check: bool = True) -> Element:
         """(c + w) / (c - w) of the 288-byte c (the identity for c = 0), then Scott's membership
         test unless check=False (the value is then only of norm 1: for factors that are only
-        multiplied, never raised to a secret)."""
+        multiplied, never raised to any power, since `GT.__pow__` assumes membership)."""
         if not isinstance(data, (bytes, bytearray)) or len(data) != fp12.COMPRESSED:
             raise InvalidEncoding(f"a compressed GT element is {fp12.COMPRESSED} bytes")
         c = fp12.parse(bytes(data), 6)
