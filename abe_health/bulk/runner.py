@@ -98,7 +98,9 @@ def run_batches(client: Any, journal: Journal, report: BulkReport, make_task: Ma
                 report.failed.append((f"batch {batch}", "its target kept changing while it ran"))
             else:
                 bad = {name for name, _ in failed}
-                journal.mark_done(batch, [i for i in pending[batch] if item_name(i) not in bad])
+                # a batch without failures is marked whole, with no statement per item
+                kept = [i for i in pending[batch] if item_name(i) not in bad] if bad else None
+                journal.mark_done(batch, kept)
                 report.failed += failed
                 report.committed += len(pending[batch]) - len(bad)
                 if on_commit is not None:
