@@ -68,7 +68,10 @@ def count_ops(group: PairingGroup, decodes: bool = False) -> Iterator[Counter[st
         return cls_group._deserialize(group, kind, data)
 
     def decode_many(kind: Any, items: Sequence[object]) -> list[Element]:
-        counts[f"decode_{kind.lower()}_for_pairing"] += len(items)
+        short = group.sizes[kind]  # compressed points cost a square root, uncompressed ones do not
+        for item in items:
+            form = "" if not isinstance(item, (bytes, bytearray)) or len(item) == short else "_uncompressed"
+            counts[f"decode_{kind.lower()}_for_pairing{form}"] += 1
         return cls_group.decode_many_for_pairing(group, kind, items)
 
     patches: dict[str, Callable[..., Any]] = {
