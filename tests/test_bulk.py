@@ -33,7 +33,7 @@ from abe_health.bulk import (
 from abe_health.bulk import issue as issue_module
 from abe_health.bulk.journal import Journal
 from abe_health.derived import escrow_key, fingerprint
-from abe_health.errors import BulkError, MissingExtra, PolicyNotSatisfied
+from abe_health.errors import BulkError, MissingExtra, PolicyNotSatisfied, PolicySyntaxError
 from abe_health.register import Register, register_path_for
 from abe_health.revocation import Vault
 from abe_health.revocation.catalog import Row
@@ -312,6 +312,15 @@ def test_keygen_records_every_key_in_the_register(client: Any, world: dict[str, 
     doctor = read_key(world["t"] / "keys" / "h1.key")
     assert "lab/r001.json" in opened(bulk, doctor)  # holds doctor's new epoch
     assert not list((world["t"] / "keys").glob(".*.part"))
+
+
+def test_keygen_refuses_a_bad_attribute_list_before_any_key(client: Any, world: dict[str, Any]):
+    """Attribute lists are parsed once per distinct list, still all before any key is issued."""
+    holders = [{"name": f"ok{i}", "attributes": ["doctor", "lab"]} for i in range(5)]
+    holders.insert(3, {"name": "bad", "attributes": ["doctor", "a b"]})
+    with pytest.raises(PolicySyntaxError):
+        issue_keys(client, world["master"], holders, world["t"] / "refused")
+    assert not (world["t"] / "refused").exists()  # refused before the output was made
 
 
 def test_nothing_secret_crosses_to_workers_or_back(world: dict[str, Any], tmp_path: Path):

@@ -152,8 +152,9 @@ def issue_keys(client: Any, master_path: str | os.PathLike[str],
         with contextlib.closing(Vault(vault, state=AuthorityState(register.path))) as opened:
             versions = opened.versions(authority)
     people = holders if isinstance(holders, list) else read_holders(holders)
-    for holder in people:  # every attribute list parses before any key is issued
-        authority.attributes(holder["attributes"])
+    # every attribute list parses before any key is issued; holders mostly share a few lists
+    for attributes in {tuple(holder["attributes"]) for holder in people}:
+        authority.attributes(list(attributes))
     target = Path(out_dir).resolve()
     target.mkdir(exist_ok=True)
     report = BulkReport("keygen")
