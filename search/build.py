@@ -33,7 +33,6 @@ the same way: nothing is decrypted into memory at once.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import itertools
 import os
@@ -154,7 +153,10 @@ def document_table_size(n_docs: int, encoded: int) -> int:
 
 def order_key(key: SearchKey, word: str) -> bytes:
     """A keyword's place in the keyed leaf order (BLAKE2b under the order key, 16 bytes)."""
-    return hashlib.blake2b(word.encode(), key=key.order_key, digest_size=16).digest()
+    h = key.order_hash.copy()
+    h.update(word.encode())
+    digest: bytes = h.digest()
+    return digest
 
 
 # --- filters of a batch of subtrees ------------------------------------------------------------
@@ -406,11 +408,21 @@ def _write(output: SegmentOutput, leaves: Iterable[Leaf], doc_ids: list[str], ke
 
 def _joined(leaves: Iterable[Leaf]) -> Iterator[Leaf]:
     """Consecutive leaves of one keyword (from several runs or segments) as one, postings in
-    document order (each part's postings are)."""
-    for (okey, word), group in itertools.groupby(leaves, key=lambda leaf: (leaf[0], leaf[1])):
-        parts = [postings for _, _, postings in group]
-        postings = parts[0] if len(parts) == 1 else sorted(p for part in parts for p in part)
-        yield okey, word, postings
+    document order (each part's postings are). A keyword found once (nearly always) passes
+    through as the same tuple."""
+    parts: list[Leaf] = []
+    for leaf in leaves:
+        if parts and (leaf[0] != parts[0][0] or leaf[1] != parts[0][1]):
+            yield parts[0] if len(parts) == 1 else _join(parts)
+            parts = []
+        parts.append(leaf)
+    if parts:
+        yield parts[0] if len(parts) == 1 else _join(parts)
+
+
+def _join(parts: list[Leaf]) -> Leaf:
+    okey, word, _ = parts[0]
+    return okey, word, sorted(p for _, _, postings in parts for p in postings)
 
 
 # --- documents to leaves: runs spilled to disk and merged ----------------------------------------
@@ -425,11 +437,12 @@ def _write_run(path: Path, run: Iterable[Leaf]) -> None:
         items = iter(run)
         while block := list(itertools.islice(items, RUN_BLOCK)):
             words = [w.encode() for _, w, _ in block]
-            flat = [x for _, _, postings in block for pair in postings for x in pair]
+            flat = np.fromiter(itertools.chain.from_iterable(itertools.chain.from_iterable(
+                postings for _, _, postings in block)), dtype="<i8")
             body = b"".join([len(block).to_bytes(4, "big"), b"".join(o for o, _, _ in block),
                              np.array([len(w) for w in words], dtype="<u4").tobytes(), b"".join(words),
                              np.array([len(p) for _, _, p in block], dtype="<u4").tobytes(),
-                             np.array(flat, dtype="<i8").tobytes()])
+                             flat.tobytes()])
             handle.write(len(body).to_bytes(8, "big") + body)
 
 
@@ -448,14 +461,15 @@ def _read_run(path: Path) -> Iterator[Leaf]:
             text = body[at : at + int(ends[-1])]
             at += int(ends[-1])
             counts = np.frombuffer(body, dtype="<u4", count=n, offset=at)
-            stops = (2 * np.cumsum(counts, dtype=np.int64)).tolist()
-            flat = np.frombuffer(body, dtype="<i8", count=stops[-1], offset=at + 4 * n).tolist()
+            stops = np.cumsum(counts, dtype=np.int64).tolist()
+            pairs = np.frombuffer(body, dtype="<i8", count=2 * stops[-1], offset=at + 4 * n)
+            flat = pairs.reshape(-1, 2).tolist()  # the [document, tf] lists, made in C
             starts = [0, *stops[:-1]]
             word_ends = ends.tolist()
             word_starts = [0, *word_ends[:-1]]
             for i in range(n):
                 yield (okeys[16 * i : 16 * i + 16], text[word_starts[i] : word_ends[i]].decode(),
-                       [flat[j : j + 2] for j in range(starts[i], stops[i], 2)])
+                       flat[starts[i] : stops[i]])
 
 
 def _documents(docs: Documents) -> Iterable[tuple[str, Mapping[str, int]]]:
