@@ -26,12 +26,14 @@ import ssl
 import threading
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from typing import cast
+from typing import Any, cast
 
 from .errors import CloudError
 
 #: idle connections a client keeps for reuse
 MAX_IDLE = 8
+#: request bodies up to this size are sent in the same write as the headers
+SMALL_BODY = 64 * 1024
 #: bytes a download's socket is read into at once
 READ_BUFFER = 1024 * 1024
 #: buffers handed to one sendmsg (Linux takes at most IOV_MAX = 1024)
@@ -72,6 +74,25 @@ class BulkResponse(http.client.HTTPResponse):
         self.fp = cast(io.BufferedReader, sock.makefile("rb", READ_BUFFER))
 
 
+class HTTPConnection(http.client.HTTPConnection):
+    """http.client sends a request's headers and its body in two writes: each wakes the
+    server, which then waits for the second. Here a body held in memory of up to SMALL_BODY
+    bytes goes out with the headers in one write (http.client's own `_send_output` otherwise)."""
+
+    def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
+        if isinstance(message_body, bytes) and len(message_body) <= SMALL_BODY:
+            self._buffer.extend((b"", b""))  # type: ignore[attr-defined]
+            head = b"\r\n".join(self._buffer)  # type: ignore[attr-defined]
+            del self._buffer[:]  # type: ignore[attr-defined]
+            self.send(head + message_body)
+            return
+        super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+
+
+class HTTPSConnection(HTTPConnection, http.client.HTTPSConnection):
+    """The same over TLS."""
+
+
 class Pool:
     """Keep-alive connections to the server at `url` (http or https), thread-safe."""
 
@@ -89,7 +110,7 @@ class Pool:
         self._lock = threading.Lock()
 
     def _new(self) -> Connection:
-        cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+        cls = HTTPSConnection if self.https else HTTPConnection
         conn = cls(self.host, self.port, timeout=self.timeout)
         conn.connect()
         # a chunk's size line, data and end go out as written, not held back for an ACK
