@@ -33,7 +33,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from search.server import traverse_many
+from search.server import ServerResult
 
 from .. import __version__
 from ..devices import TransformationKey, transform
@@ -68,6 +68,8 @@ AUDIT_KEY = "abe.audit"
 MAX_TRAPDOORS = 16 * 62
 #: segment ids a search may name as known (their sealed document tables are then left out)
 MAX_KNOWN = 4096
+#: trapdoors times segments up to which a search is walked by the event loop's own thread
+INLINE_WALKS = 8
 #: the largest transformation key file accepted (a holder's blinded keys)
 MAX_TRANSFORM_KEY = 16 * 1024 * 1024
 
@@ -474,18 +476,25 @@ async def index_search(ctx: Ctx) -> Response:
     cached = set(known)
 
     def walk() -> dict[str, Any]:
-        manifest, segments = ctx.data.segments(index)
-        out = []
-        for segment in segments:
-            answers = traverse_many(segment, doors)
-            out.append({"name": segment.path.name, "id": segment.id,
-                        "key_check": bytes(segment.meta["key_check"]),
-                        "documents": b"" if segment.id in cached else bytes(segment.meta["documents"]),
-                        "answers": [{"visited": a.nodes_visited, "leaves": [[i, p] for i, p in a.leaves]}
-                                    for a in answers]})
-        return {"manifest": manifest, "segments": out}
+        manifest, segments, forests = ctx.data.walks(index)
+        answers: list[list[ServerResult]] = [[] for _ in segments]
+        for forest, members in forests:  # every trapdoor of every segment of a forest at once
+            results = iter(forest.traverse([(at, door) for at in range(len(members)) for door in doors]))
+            for i in members:
+                answers[i] = [next(results) for _ in doors]
+        return {"manifest": manifest, "segments": [
+            {"name": segment.path.name, "id": segment.id, "key_check": bytes(segment.meta["key_check"]),
+             "documents": b"" if segment.id in cached else bytes(segment.meta["documents"]),
+             "answers": [{"visited": a.nodes_visited, "leaves": [[i, p] for i, p in a.leaves]}
+                         for a in found]}
+            for segment, found in zip(segments, answers, strict=True)]}
 
-    return cbor_response(await run_in_threadpool(walk))
+    # a walk of a few trapdoors over a few segments takes a fraction of a millisecond: handing
+    # it to a worker thread and back cost as much again (two thread wake-ups); larger ones
+    # would hold up every other request, so they go to a worker thread
+    segments = ctx.data.segment_count(index)
+    small = segments is not None and len(doors) * segments <= INLINE_WALKS
+    return cbor_response(walk() if small else await run_in_threadpool(walk))
 
 
 # transformation keys (outsourced decryption, abe_health.devices)

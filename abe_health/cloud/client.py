@@ -158,8 +158,9 @@ class Client:
         #: sealed document tables of index segments already fetched, by segment id: a search
         #: names them and the server leaves them out (each opens only under its own segment id)
         self.search_tables: dict[bytes, bytes] = {}
-        #: per index: (digest of what the live tables were made from, the opened live tables)
-        self.search_views: dict[str, tuple[bytes, dict[tuple[int, bytes], list[str | None]]]] = {}
+        #: per index: (digest of what the live tables were made from, the opened live tables,
+        #: their number of live documents)
+        self.search_views: dict[str, tuple[bytes, dict[tuple[int, bytes], list[str | None]], int]] = {}
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"

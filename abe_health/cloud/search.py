@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from search import SearchIndex, SearchKey, SearchResult
 from search.detached import DetachedIndex, segment_stub
-from search.engine import Reached, Source, finish, held_trapdoors, live_tables
+from search.engine import Reached, Source, finish, held_trapdoors, live_count, live_tables
 from search.errors import InvalidSearchKey
 from search.format import Segment, parse_manifest, read_manifest
 from search.query import parse_query, terms
@@ -96,14 +96,15 @@ def remote_search(client: Client, index: str, query: str, key: SearchKey, top: i
     if require_key and not view.key_matches(key):
         raise InvalidSearchKey(f"{where}: this search key did not build the index")
     source = Source(view, key)
-    # the opened, live document tables depend only on the manifest (removals), the segments
-    # (each sealed table opens only under its segment id) and the key: kept per index, so a
-    # repeated search opens none again
+    # the opened, live document tables and their number of live documents depend only on the
+    # manifest (removals), the segments (each sealed table opens only under its segment id) and
+    # the key: kept per index, so a repeated search opens and counts none again
     stamp = hashlib.sha256(answer["manifest"] + key.check_value(view.index_id)
                            + b"".join(bytes([len(segment.id)]) + segment.id for segment, _ in items)).digest()
     cached = client.search_views.get(index)
     if cached is None or cached[0] != stamp:
-        cached = (stamp, live_tables([source]))
+        opened = live_tables([source])
+        cached = (stamp, opened, live_count(opened))
         client.search_views[index] = cached
     tables = {(id(source), sid): table for (_, sid), table in cached[1].items()}
     reached: Reached = []
@@ -111,7 +112,7 @@ def remote_search(client: Client, index: str, query: str, key: SearchKey, top: i
         answers = iter(results)
         reached += [(source, term, cover_words, segment, next(answers))
                     for term, ds, cover_words in planned[0] for _ in ds]
-    return finish(node, [source], [planned[0]], reached, top, t1 - t0, tables)
+    return finish(node, [source], [planned[0]], reached, top, t1 - t0, tables, cached[2])
 
 
 def index_files(index: Path) -> list[str]:

@@ -30,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from search.format import Segment, load_segment, read_manifest
+from search.engine import BATCH_BYTES
+from search.format import Manifest, Segment, load_segment, parse_manifest
+from search.server import Forest
 
 from ..fileio import atomic_output
 from ..revocation.store import LocalStore
@@ -63,6 +65,8 @@ class DataDir:
         self._leases: dict[str, Lease] = {}
         self._segments: dict[Path, tuple[tuple[int, int], Segment]] = {}
         self._stores: dict[str, LocalStore] = {}
+        self._manifests: dict[str, tuple[tuple[int, int, int], bytes, Manifest]] = {}
+        self._walks: dict[str, tuple[list[Segment], list[tuple[Forest, list[int]]]]] = {}
 
     # -- ownership --------------------------------------------------------------------------------
     def claim(self, kind: str, ns: str, obj: str, principal: str) -> str:
@@ -173,14 +177,52 @@ class DataDir:
         with self._mutex:
             self._segments = {p: s for p, s in self._segments.items()
                               if not p.is_relative_to(self.index_path(name))}
+            self._walks.pop(name, None)
+            self._manifests.pop(name, None)
+
+    def walks(self, name: str) -> tuple[bytes, list[Segment], list[tuple[Forest, list[int]]]]:
+        """The index's manifest bytes, its segments, and the batched walks over them as the
+        local `search.engine.Searcher` keeps them (small segments in one `Forest`, larger ones
+        each in place), with each forest's segment positions. Kept while the segments are the
+        same objects: building a Forest reshapes every node's salt, which cost a 100k-keyword
+        search about as much as the walk itself."""
+        raw, segments = self.segments(name)
+        with self._mutex:
+            cached = self._walks.get(name)
+        if cached is not None and len(cached[0]) == len(segments) \
+                and all(a is b for a, b in zip(cached[0], segments, strict=True)):
+            return raw, segments, cached[1]
+        small = [i for i, s in enumerate(segments) if len(s.filters) <= BATCH_BYTES]
+        groups = ([small] if small else []) + [[i] for i, s in enumerate(segments)
+                                               if len(s.filters) > BATCH_BYTES]
+        forests = [(Forest([segments[i] for i in group]), group) for group in groups]
+        with self._mutex:
+            self._walks[name] = (segments, forests)
+        return raw, segments, forests
+
+    def segment_count(self, name: str) -> int | None:
+        """How many segments the index had when it was last walked (None before its first)."""
+        with self._mutex:
+            cached = self._walks.get(name)
+        return len(cached[0]) if cached is not None else None
 
     def segments(self, name: str) -> tuple[bytes, list[Segment]]:
         """The index's manifest bytes and its memory-mapped segments (cached while unchanged)."""
         index = self.index_path(name)
-        if not (index / "manifest.cbor").is_file():
-            raise NotFound(f"no index {name}", 404, "not-found")
-        raw = (index / "manifest.cbor").read_bytes()
-        manifest = read_manifest(index)
+        try:
+            st = os.stat(index / "manifest.cbor")
+        except OSError:
+            raise NotFound(f"no index {name}", 404, "not-found") from None
+        version = (st.st_ino, st.st_mtime_ns, st.st_size)  # replaced by a rename: a new inode
+        with self._mutex:
+            known = self._manifests.get(name)
+        if known is not None and known[0] == version:
+            raw, manifest = known[1], known[2]
+        else:
+            raw = (index / "manifest.cbor").read_bytes()
+            manifest = parse_manifest(raw, index)
+            with self._mutex:
+                self._manifests[name] = (version, raw, manifest)
         out = []
         for seg in manifest.segments:
             path = index / seg
