@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import stat
@@ -326,3 +327,23 @@ def test_version_1_segments_are_refused(tmp_path):
     meta_path.write_bytes(cbor2.dumps({**meta, "v": "x" * 10_000}))
     with pytest.raises(IndexCorrupt, match="version-unknown segment"):
         SearchIndex(tmp_path / "idx")
+
+
+def test_search_leaves_the_garbage_collector_as_it_found_it(tmp_path):
+    """`engine.finish` pauses the collector while it opens and ranks (even when it fails), then
+    switches it back on only if it was on."""
+    index = build(tmp_path, {"a": Counter({"cardiac": 1}), "b": Counter({"card": 2})})
+    assert gc.isenabled()
+    assert [h.doc_id for h in index.search("card", KEY).hits] == ["b", "a"]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        index.search("card", KEY)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    (index.path / index.segment_names[0] / "leaves.bin").write_bytes(
+        bytes(len((index.path / index.segment_names[0] / "leaves.bin").read_bytes())))
+    with pytest.raises(IndexCorrupt):
+        SearchIndex(index.path).search("card", KEY)
+    assert gc.isenabled()
