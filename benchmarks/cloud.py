@@ -25,7 +25,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from abe_health.authority import ABE, CPABE
 from abe_health.cloud import Client
@@ -39,6 +41,9 @@ from .envelope import PatternReader
 from .report import Report
 
 POLICY = "(doctor and cardiology) or nurse"
+RAW = "raw HTTP (no vault, no crypto)"
+#: rounds of the throughput and search comparisons, local and cloud alternating
+ROUNDS = 3
 
 
 class _Sink:
@@ -90,38 +95,44 @@ class _Server:
 
 
 def _throughput(report: Report, root: Path, srv: _Server, hospital: CPABE, size: int) -> None:
+    """ROUNDS rounds, each the local vault, the cloud and the raw transport in turn (so that a
+    change of the machine's load falls on all three); the median of each, and each round's
+    ratio in the notes."""
     writer = ABE(hospital.public_key)
     local = Vault(root / "local", create_for=hospital, state=AuthorityState(root / "l.state"))
     srv.client("authority").vault("bench", create_for=hospital,
                                   state=AuthorityState(root / "r.state")).close()
     remote = srv.client("owner").vault("bench")
     reader = srv.client("reader").vault("bench")
-    nurse = hospital.keygen(["nurse"])
-    for label, vault, get_vault in (("local vault", local, local), ("cloud", remote, reader)):
-        t0 = time.perf_counter()
-        file_id = vault.add(PatternReader(size), POLICY, writer)
-        up = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        get_vault.get(file_id, nurse, _Sink())
-        down = time.perf_counter() - t0
-        report.add(experiment="upload", method=label, size_mib=size >> 20, seconds=up,
-                   mib_per_s=(size >> 20) / up)
-        report.add(experiment="download", method=label, size_mib=size >> 20, seconds=down,
-                   mib_per_s=(size >> 20) / down)
-    local.close()
-    # the transport alone: the same bytes stored and fetched as an object, no vault, no crypto
     owner = srv.client("owner")
-    t0 = time.perf_counter()
-    owner.put("abe", "raw-transport", PatternReader(size))
-    up = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    owner.get("abe", "raw-transport", _Sink())
-    down = time.perf_counter() - t0
-    report.add(experiment="upload", method="raw HTTP (no vault, no crypto)", size_mib=size >> 20,
-               seconds=up, mib_per_s=(size >> 20) / up)
-    report.add(experiment="download", method="raw HTTP (no vault, no crypto)", size_mib=size >> 20,
-               seconds=down, mib_per_s=(size >> 20) / down)
-    owner.delete("abe", "raw-transport")
+    nurse = hospital.keygen(["nurse"])
+    seconds: dict[tuple[str, str], list[float]] = {}
+
+    def timed(what: str, label: str, work: Callable[[], object]) -> object:
+        t0 = time.perf_counter()
+        out = work()
+        seconds.setdefault((what, label), []).append(time.perf_counter() - t0)
+        return out
+
+    for _ in range(ROUNDS):
+        for label, vault, get_vault in (("local vault", local, local), ("cloud", remote, reader)):
+            file_id = cast(str, timed("upload", label,
+                                      lambda v=vault: v.add(PatternReader(size), POLICY, writer)))
+            timed("download", label, lambda v=get_vault, f=file_id: v.get(f, nurse, _Sink()))
+        # the transport alone: the same bytes stored and fetched as an object, no vault, no crypto
+        timed("upload", RAW, lambda: owner.put("abe", "raw-transport", PatternReader(size)))
+        timed("download", RAW, lambda: owner.get("abe", "raw-transport", _Sink()))
+        owner.delete("abe", "raw-transport")
+    local.close()
+    for (what, label), times in seconds.items():
+        median = statistics.median(times)
+        report.add(experiment=what, method=label, size_mib=size >> 20, seconds=median,
+                   mib_per_s=(size >> 20) / median)
+    for what in ("upload", "download"):
+        rounds = [lt / ct for lt, ct in zip(seconds[what, "local vault"], seconds[what, "cloud"],
+                                            strict=True)]
+        report.notes.append(f"{what}: cloud / local vault throughput per round: "
+                            + ", ".join(f"{r:.2f}" for r in rounds))
 
 
 def _words(n: int) -> dict[str, dict[str, int]]:
@@ -141,6 +152,8 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def _search(report: Report, root: Path, srv: _Server, keywords: int, queries: int) -> None:
+    """The same patterns locally and over HTTP, in ROUNDS alternating blocks (samples pooled per
+    method; each round's p50 ratio in the notes)."""
     key = SearchKey.generate()
     docs = _words(keywords)
     index, _ = SearchIndex.create(root / "idx", docs, key)
@@ -149,16 +162,27 @@ def _search(report: Report, root: Path, srv: _Server, keywords: int, queries: in
     words = sorted({w for d in docs.values() for w in d})
     rng = random.Random(11)
     patterns = [rng.choice(words)[1:5] for _ in range(queries)]
-    for label, run in (("local index", lambda p: index.search(p, key, 10)),
-                       ("cloud", lambda p: reader.search("bench", p, key, 10))):
-        run(patterns[0])
-        samples = []
-        for pattern in patterns:
-            t0 = time.perf_counter()
-            run(pattern)
-            samples.append((time.perf_counter() - t0) * 1e3)
-        p50, p99 = _percentiles(samples)
+    runs: dict[str, Callable[[str], object]] = {
+        "local index": lambda p: index.search(p, key, 10),
+        "cloud": lambda p: reader.search("bench", p, key, 10)}
+    samples: dict[str, list[float]] = {label: [] for label in runs}
+    ratios = []
+    for block in range(ROUNDS):
+        medians = {}
+        for label, run in runs.items():
+            run(patterns[0])
+            times = []
+            for pattern in patterns[block::ROUNDS]:
+                t0 = time.perf_counter()
+                run(pattern)
+                times.append((time.perf_counter() - t0) * 1e3)
+            samples[label] += times
+            medians[label] = statistics.median(times)
+        ratios.append(medians["cloud"] / medians["local index"])
+    for label, times in samples.items():
+        p50, p99 = _percentiles(times)
         report.add(experiment="search", method=label, keywords=keywords, p50_ms=p50, p99_ms=p99)
+    report.notes.append("search: cloud / local p50 per round: " + ", ".join(f"{r:.2f}" for r in ratios))
 
 
 def _rps(report: Report, srv: _Server, counts: list[int], seconds: float) -> None:
@@ -238,7 +262,12 @@ def _big(report: Report, root: Path, size: int) -> None:
         srv.stop()
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def run(quick: bool) -> Report:
+    load_before = _load()
     report = Report("cloud", ["experiment", "method", "size_mib", "keywords", "clients", "files",
                               "seconds", "mib_per_s", "p50_ms", "p99_ms", "requests_per_s",
                               "client_peak_rss_mb", "server_peak_rss_mb"])
@@ -255,6 +284,9 @@ def run(quick: bool) -> Report:
             srv.stop()
         _big(report, root, (256 if quick else 1024) << 20)
     _ratios(report)
+    report.extra["loadavg"] = {"start": load_before, "end": _load()}
+    report.notes.append(f"load average (1, 5, 15 min) {load_before} at the start, {_load()} at "
+                        f"the end ({os.cpu_count()} CPUs)")
     return report
 
 
@@ -264,7 +296,7 @@ def _ratios(report: Report) -> None:
 
     for what in ("upload", "download"):
         ratio = row(what, "cloud")["mib_per_s"] / row(what, "local vault")["mib_per_s"]
-        raw = row(what, "cloud")["mib_per_s"] / row(what, "raw HTTP (no vault, no crypto)")["mib_per_s"]
+        raw = row(what, "cloud")["mib_per_s"] / row(what, RAW)["mib_per_s"]
         report.notes.append(f"{what}: cloud {ratio:.2f}x the local vault's throughput (target >= 0.5); "
                             f"{raw:.2f}x the same bytes moved as a plain object over the same HTTP "
                             "stack (the transport's ceiling)")
