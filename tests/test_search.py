@@ -25,7 +25,7 @@ from search import (
     keywords,
     reference_search,
 )
-from search.build import capacity
+from search.build import capacity, random_bytes
 from search.client import open_leaf, trapdoor
 from search.prf import positions
 from search.rank import CLASS_NAMES, Hit, match_class, rank, term_scores
@@ -347,3 +347,12 @@ def test_search_leaves_the_garbage_collector_as_it_found_it(tmp_path):
     with pytest.raises(IndexCorrupt):
         SearchIndex(index.path).search("card", KEY)
     assert gc.isenabled()
+
+
+def test_padding_randomness_is_fresh_and_uniform():
+    """Dummy positions come from `build.random_bytes` (AES-CTR under a fresh OS key): never the
+    same stream twice, and bytes spread evenly."""
+    a, b = random_bytes(1 << 16), random_bytes(1 << 16)
+    assert len(a) == len(b) == 1 << 16 and a != b and a[:16] != b[:16]
+    counts = np.bincount(np.frombuffer(a + b, dtype=np.uint8), minlength=256)
+    assert counts.min() > 350 and counts.max() < 700  # mean 512; a constant or zero stream fails
