@@ -342,6 +342,67 @@ def test_streams_keep_every_byte_and_connections_outlive_the_servers_idle_timeou
     assert owner.get("abe", "after-idle.bin") == b"still here"
 
 
+_STREAMER = """
+import sys
+from abe_health.cloud import Client
+
+def hwm():
+    return [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+
+class Pattern:
+    def __init__(self, size):
+        self.left, self.block = size, bytes(range(256)) * 4096
+    def read(self, n=-1):
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        return (self.block * (n // len(self.block) + 1))[:n]
+
+class Count:
+    n = 0
+    def write(self, data):
+        Count.n += len(data)
+
+url, token, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+client = Client(url, token)
+client.put("abe", "warm.bin", Pattern(4 << 20))
+client.get("abe", "warm.bin", Count())
+before = hwm()
+client.put("abe", "big.bin", Pattern(size))
+Count.n = 0
+client.get("abe", "big.bin", Count())
+assert Count.n == size
+print(before, hwm())
+"""
+
+
+def _peak_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_a_large_file_streams_in_constant_memory_on_both_sides(tmp_path):
+    """256 MiB up and down through a real server: neither side's peak RSS grows by more than a
+    few blocks (it would grow by the file's size if either held it)."""
+    srv = Server(tmp_path / "data").start()
+    try:
+        assert srv.process is not None
+        warm = subprocess.run([sys.executable, "-c", _STREAMER, srv.url, srv.tokens["owner"],
+                               str(8 << 20)], capture_output=True, text=True, timeout=300)
+        assert warm.returncode == 0, warm.stderr
+        server_before = _peak_kib(srv.process.pid)
+        out = subprocess.run([sys.executable, "-c", _STREAMER, srv.url, srv.tokens["owner"],
+                              str(256 << 20)], capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        client_before, client_after = (int(x) for x in out.stdout.split())
+        assert client_after - client_before < 32 * 1024
+        assert _peak_kib(srv.process.pid) - server_before < 32 * 1024
+    finally:
+        srv.stop()
+
+
 def test_rate_limit_per_token(tmp_path):
     srv = Server(tmp_path / "data", ["--rate", "2", "--burst", "3"]).start()
     try:

@@ -3,14 +3,14 @@
 Why not httpx (used before): on loopback one small request took 0.3 ms through httpx and 0.09
 ms through http.client against the same server, and httpx's h11 read streamed bodies 64 KiB at
 a time through several layers of Python per piece; searches are small requests and vault files
-are large streams, and both were bounded by the client. http.client sends a small request's
-headers and body in one write and reads a response body straight from the socket into one
-bytes object per read.
+are large streams, and both were bounded by the client. Here a small request's headers and
+body go out in one write (`HTTPConnection`).
 
 Bulk bodies move in large pieces with no thread between the caller and the socket: an upload
 is sent from the writer's own thread as chunked transfer encoding, 1 MiB per chunk, its pieces
-handed to one `sendmsg` without joining them; a download's `read(n)` returns n bytes read from
-the socket in one copy. Connections are pooled per `Client` (thread-safe) and checked before
+handed to one `sendmsg` without joining them; a download is read through a 1 MiB buffer
+(`BulkResponse`), so a reader asking for 64 KiB at a time makes no system call per read.
+Connections are pooled per `Client` (thread-safe) and checked before
 reuse: one the server closed while idle is dropped, and a request that fails on a reused
 connection before any answer arrived is sent once more on a fresh one (only bodies held in
 memory are sent again).
