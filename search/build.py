@@ -33,6 +33,7 @@ the same way: nothing is decrypted into memory at once.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import os
@@ -52,6 +53,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from .errors import DocumentExists, IndexCorrupt
 from .format import SEGMENT_FORMAT, SEGMENT_VERSION, SegmentOutput
 from .keys import SearchKey
+from .pause import collector_paused
 from .prf import FIXED_KEY, as_rows, encode_many, positions
 from .text import MAX_KEYWORD
 
@@ -396,6 +398,7 @@ class _Writer:
         self.output.abort()
 
 
+@collector_paused()
 def write_leaves(leaves: Iterable[Leaf], doc_ids: list[str], key: SearchKey, out: Path,
                  progress: Progress | None = None, salted: bool = True) -> BuildStats:
     """Write a segment into directory `out` from `leaves` in leaf order, each keyword once, whose
@@ -486,6 +489,7 @@ def _documents(docs: Documents) -> Iterable[tuple[str, Mapping[str, int]]]:
     return ((d, docs[d]) for d in sorted(docs)) if isinstance(docs, Mapping) else docs
 
 
+@collector_paused()
 def build_segment(docs: Documents, key: SearchKey, out: Path, progress: Progress | None = None,
                   salted: bool = True, seen: set[str] | None = None,
                   threads: int = WORKERS) -> BuildStats:
@@ -531,6 +535,7 @@ def build_segment(docs: Documents, key: SearchKey, out: Path, progress: Progress
                 runs.append(scratch / f"run{spilled}")
                 _write_run(runs[-1], sorted_run())
                 count = 0
+                gc.collect(0)  # the collector is paused: free any cycles the input made since
                 if len(runs) == MERGE_FANIN:  # one run of them all, streamed
                     spilled += 1
                     _write_run(scratch / f"run{spilled}", _joined(heapq.merge(*map(_read_run, runs))))

@@ -23,14 +23,12 @@ Then `query.evaluate` combines the terms and `query.hits` ranks: the result equa
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import hmac
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,6 +37,7 @@ from .errors import IndexCorrupt
 from .fields import COVER_SIZE, cover, is_field_keyword
 from .format import Segment
 from .keys import SearchKey
+from .pause import collector_paused
 from .prf import encode
 from .query import (
     Node,
@@ -223,26 +222,8 @@ def finish(node: Node, sources: Sequence[Source], planned: Plan, reached: Reache
            n_docs: int | None = None) -> SearchResult:
     """The client's last step: open what came back, keep true matches, evaluate and rank
     (`n_docs`: `live_count(tables)`, passed by a caller that keeps it)."""
-    with _collector_paused():
+    with collector_paused():
         return _finish(node, sources, planned, reached, top, server_seconds, tables, n_docs)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector, then switch it back on if it was on.
-
-    A large answer allocates hundreds of thousands of small containers (decoded leaves, postings,
-    hits), none in a reference cycle, so reference counting frees them all; with the collector
-    on they set off full collections, each of which also walks everything else the process holds
-    (with a list of 10M words alive: a 24k-leaf answer at 1M keywords took 300 ms, not 210).
-    Threads that interleave pauses can only delay a collection, never lose one."""
-    was_on = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
 
 
 def _finish(node: Node, sources: Sequence[Source], planned: Plan, reached: Reached, top: int | None,

@@ -356,3 +356,13 @@ def test_padding_randomness_is_fresh_and_uniform():
     assert len(a) == len(b) == 1 << 16 and a != b and a[:16] != b[:16]
     counts = np.bincount(np.frombuffer(a + b, dtype=np.uint8), minlength=256)
     assert counts.min() > 350 and counts.max() < 700  # mean 512; a constant or zero stream fails
+
+
+def test_builds_leave_the_garbage_collector_as_they_found_it(tmp_path):
+    """`build_segment` runs with the collector paused (see `search.pause`) and switches it back
+    on after, also when the build fails."""
+    index = build(tmp_path, {"a": Counter({"cardiac": 1})})
+    assert gc.isenabled() and index.search("card", KEY).hits
+    with pytest.raises(DocumentExists):
+        SearchIndex.create(tmp_path / "twice", iter([("a", {"x": 1}), ("a", {"y": 1})]), KEY)
+    assert gc.isenabled()
