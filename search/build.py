@@ -255,12 +255,15 @@ def _level_filters(keys: np.ndarray, n_nodes: int, distinct: np.ndarray, salted:
         last = min(last, n_nodes)
         base = local_off[first]
         bits = np.zeros(int(local_off[last - 1] + sizes[last - 1] - base), dtype=bool)
+        # bit offsets in this range as int64: numpy indexes with int64 at once, with uint64 it
+        # converts every index array first (a 1.5-3x slower scatter)
+        off = local_off.astype(np.int64) - int(base)
         for start in range(int(bounds[first]), int(bounds[last]), CHUNK):
             chunk = keys[start : min(start + CHUNK, int(bounds[last]))]
             nd = (chunk >> np.uint64(32)).astype(np.int64)
             sd = (chunk & np.uint64(0xFFFFFFFF)).astype(np.int64)
-            pos = positions(value_rows[sd], salt_rows[nd], sizes[nd], K_HASHES).T  # (k, n)
-            pos += local_off[nd] - base
+            pos = positions(value_rows[sd], salt_rows[nd], sizes[nd], K_HASHES).T.view(np.int64)
+            pos += off[nd]  # (k, n), each below 2^32 before the offset
             bits[pos.reshape(-1)] = True
         owner = np.repeat(np.arange(first, last), (cap - counts)[first:last])
         if len(owner):  # padding: random dummy elements up to the node's capacity, each position
@@ -269,8 +272,9 @@ def _level_filters(keys: np.ndarray, n_nodes: int, distinct: np.ndarray, salted:
             rnd = rnd.reshape(K_HASHES, -1).astype(np.uint64)  # (k, n): contiguous rows
             rnd *= sizes[owner]
             rnd >>= np.uint64(32)
-            rnd += local_off[owner] - base
-            bits[rnd.reshape(-1)] = True
+            dummy = rnd.view(np.int64)
+            dummy += off[owner]
+            bits[dummy.reshape(-1)] = True
         packed_parts.append(np.packbits(bits, bitorder="little"))
         first = last
     return salts, sizes, np.concatenate(packed_parts), counts
