@@ -13,9 +13,10 @@ import pytest
 
 import search.build as build
 from abe_health.bulk import segments
-from search import SearchIndex, SearchKey, reference_search
+from search import DocumentExists, SearchIndex, SearchKey, reference_search
 from search.build import FANOUT
 from search.format import Manifest, load_segment, new_index_id, write_manifest
+from search.text import document_id
 
 KEY = SearchKey.generate()
 PATTERNS = ["card", "^ast", "ia$", "^ward$", "o", "zz"]
@@ -80,6 +81,30 @@ def test_a_bulk_task_builds_in_its_one_thread(tmp_path: Path, monkeypatch: pytes
     name, keywords = segments.build_partition(task)
     assert asked == [0]
     assert keywords == 2 and load_segment(tmp_path / name).levels[0] == 2
+
+
+def test_listed_ids_are_document_ids_without_resolving_every_file(tmp_path: Path):
+    """The driver's quick listing names files exactly as `document_id` does: nested files, a
+    link to a file outside the root, a linked directory (not descended, as `index build`), a
+    directory given through a link and `..`."""
+    tree, outside = tmp_path / "real" / "docs", tmp_path / "elsewhere"
+    (tree / "a" / "b").mkdir(parents=True)
+    outside.mkdir()
+    for name in ("x.txt", "a/y.txt", "a/b/z.txt"):
+        (tree / name).write_text(name)
+    (outside / "o.txt").write_text("outside")
+    (tree / "a" / "o-link.txt").symlink_to(outside / "o.txt")
+    (tree / "linked-dir").symlink_to(outside, target_is_directory=True)
+    (tmp_path / "via").symlink_to(tmp_path / "real", target_is_directory=True)
+    given = tmp_path / "via" / "docs" / "a" / ".."
+    expected = sorted((document_id(f, tmp_path / "via" / "docs"), str(f.resolve()))
+                      for f in given.rglob("*") if f.is_file())
+    assert segments.list_documents([given], tmp_path / "via" / "docs") == expected
+    assert [d for d, _ in expected] == [(outside.resolve() / "o.txt").as_posix(), "a/b/z.txt", "a/y.txt",
+                                        "x.txt"]
+    (tree / "again.txt").symlink_to(tree / "x.txt")
+    with pytest.raises(DocumentExists):
+        segments.list_documents([given], tmp_path)
 
 
 def worker_environ(_: int) -> str | None:
