@@ -81,9 +81,9 @@ def list_documents(paths: list[str | os.PathLike[str]], root: str | os.PathLike[
 
     The ids are `search.text.document_id`'s (a file's real path relative to the real `root`),
     without resolving every file component by component: the driver lists alone, before any
-    task runs (2,000 files: 0.13-0.2 s of CPU that way, 0.04 s this way). `rglob` does not descend into
-    linked directories, so below a resolved directory only a file that is itself a link needs
-    resolving."""
+    task runs (2,000 files: 0.13-0.2 s of CPU that way, 0.04 s this way). `rglob` does not
+    descend into linked directories, so below a resolved directory only a file that is itself
+    a link needs resolving."""
     base = (Path.cwd() if root is None else Path(root)).resolve()
     found: dict[str, str] = {}
     for given in map(Path, paths):
