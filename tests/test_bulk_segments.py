@@ -5,11 +5,14 @@ start with the mmap threshold that keeps a build's numpy temporaries on the heap
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import search.build as build
 from abe_health.bulk import segments
@@ -120,3 +123,19 @@ def test_local_workers_start_with_the_mmap_threshold():
     expected = os.environ.get("MALLOC_MMAP_THRESHOLD_", str(next(iter(WORKER_ENVIRON.values()))))
     with connect(workers=1) as client:
         assert client.gather(client.map(worker_environ, [0], pure=False)) == [expected]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 5000), min_size=1, max_size=40), st.integers(1, 8), st.integers(1, 50))
+def test_partitions_keep_order_and_never_exceed_a_segments_documents(sizes, parts, cap):
+    with tempfile.TemporaryDirectory() as tmp:
+        docs = []
+        for i, size in enumerate(sizes):
+            path = Path(tmp) / f"d{i}"
+            path.write_bytes(b"x" * size)
+            docs.append((f"d{i}", str(path)))
+        out = segments.partition(docs, parts, cap)
+    assert [doc for part in out for doc in part] == docs
+    assert all(0 < len(part) <= cap for part in out)
+    if cap >= len(docs):
+        assert len(out) <= parts

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search.build import build_segment
+from search.build import MAX_DOCUMENTS, build_segment
 from search.errors import DocumentExists, IndexExists
 from search.format import Manifest, new_index_id, write_manifest
 from search.keys import SearchKey
@@ -110,14 +110,18 @@ def _relative_id(real: Path, base: Path) -> str:
         return real.as_posix()
 
 
-def partition(docs: list[tuple[str, str]], parts: int) -> list[list[tuple[str, str]]]:
-    """Contiguous runs of about equal total file size, at most `parts` of them, none empty."""
+def partition(docs: list[tuple[str, str]], parts: int,
+              cap: int = MAX_DOCUMENTS) -> list[list[tuple[str, str]]]:
+    """Contiguous runs of about equal total file size, none empty and none of more than `cap`
+    documents (a segment holds at most `search.build.MAX_DOCUMENTS`): `parts` of them, or more
+    when the documents need more."""
     sizes = [max(1, os.path.getsize(path)) for _, path in docs]
-    total, parts = sum(sizes), max(1, min(parts, len(docs)))
+    total = sum(sizes)
+    parts = max(1, min(max(parts, -(-len(docs) // cap)), len(docs)))
     out: list[list[tuple[str, str]]] = [[]]
     filled = 0
     for doc, size in zip(docs, sizes, strict=True):
-        if out[-1] and filled >= total * len(out) / parts and len(out) < parts:
+        if out[-1] and (len(out[-1]) >= cap or (filled >= total * len(out) / parts and len(out) < parts)):
             out.append([])
         out[-1].append(doc)
         filled += size
