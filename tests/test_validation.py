@@ -361,6 +361,11 @@ def test_the_uncompressed_form_round_trips_and_is_checked():
         long = GROUP.encode_for_pairing(point)
         assert len(long) == 96
         assert GROUP.decode_for_pairing("G1", long) == point
+        if point.to_bytes() == bytes(48) and not point.is_identity():
+            # (0, 2), of order 3 (the random order-3 point is it half the time): x = 0 with an
+            # even y is the identity's compressed form, so this point has none of its own
+            assert GROUP.decode_for_pairing("G1", point.to_bytes()).is_identity()
+            continue
         assert GROUP.decode_for_pairing("G1", point.to_bytes()) == point
         assert GROUP.decode_many_for_pairing("G1", [long, point.to_bytes(), bytearray(long)]) == [point] * 3
     assert GROUP.encode_for_pairing(GROUP.identity("G1")) == bytes(96)

@@ -468,8 +468,9 @@ class MclGroup(PairingGroup):
 
         Both forms are canonical by construction, so the re-encoding comparison of `_decode` is
         left out. Compressed: all-zero bytes are the identity, otherwise the top bit is y's parity
-        and the remaining 383 bits must be an x < p (refused otherwise) on the curve, so each
-        point has exactly one accepted encoding (y = 0 has no point, #E(Fp) being odd).
+        and the remaining 383 bits must be an x < p (refused otherwise) on the curve, so no
+        point has two accepted encodings (y = 0 has no point, #E(Fp) being odd; the order-3
+        point (0, 2), outside G1, has none: x = 0 with an even y is the identity's form).
         Uncompressed: x and y must each be < p (mcl refuses larger values, so the unused top bits
         too) and satisfy y^2 = x^3 + 4; all-zero bytes are the identity, and (0, 0) is not on the
         curve. tests/test_validation.py plants non-canonical encodings of both at every
