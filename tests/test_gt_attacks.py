@@ -24,6 +24,7 @@ from abe_health.hazmat import outsource
 from abe_health.hazmat.envelope import seal_payload, wrap_dek
 from abe_health.hazmat.pairing import fp12, get_group, mcl
 from abe_health.policy import Policy
+from tests.test_outsource import _core, _rebuild
 
 GROUP = get_group("mcl")
 P, U, R = fp12.P, fp12.U, GROUP.order
@@ -200,18 +201,6 @@ def test_compressed_form_is_canonical():
 
 
 # -- claims 3 and 4 through the device -------------------------------------------------------------
-
-def _core(data: bytes) -> tuple[dict, bytes]:
-    (n,) = struct.unpack(">I", data[4:8])
-    return cbor2.loads(data[8:8 + n]), data[8 + n:]
-
-
-def _rebuild(data: bytes, magic: bytes = tformat.MAGIC, **changes) -> bytes:
-    core, rest = _core(data)
-    core.update(changes)
-    raw = cbor2.dumps(core)
-    return magic + struct.pack(">I", len(raw)) + raw + rest
-
 
 @pytest.fixture(scope="module")
 def rw15():
