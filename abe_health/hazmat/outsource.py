@@ -40,7 +40,6 @@ from typing import Any
 from ..errors import InvalidCiphertext, InvalidKey
 from .pairing import Element, PairingGroup
 from .schemes import RW15, Record, Scheme, SchemeBase
-from .schemes.common import coefficients_or_refuse, policy_of, row_product
 
 #: the schemes whose decryption this module knows how to outsource
 SUPPORTED = ("fame", "fame-kp", "rw15")
@@ -110,31 +109,8 @@ def transform(tk: Blinded, ct: Record) -> list[Element]:
         return [scheme.decapsulate(tk.records[0], ct)]
     if not isinstance(scheme, RW15) or tk.hgid is None:
         raise InvalidKey("a multi-authority transformation key carries H(GID)^(1/z)")
-    return list(_transform_rw15(scheme, tk.records, tk.hgid, ct))
-
-
-def _transform_rw15(scheme: RW15, keys: Sequence[Record], hgid: Element,
-                    ct: Record) -> tuple[Element, Element]:
-    """T1 = prod C1_x^{c_x}; T2 = e(H(GID)^{1/z}, prod C3_x^{c_x}) prod (e(K'_x, C2_x)
-    e(C4_x, Kp'_x))^{c_x} with the blinded K', Kp' (module docstring)."""
-    _one_gid(keys)
-    K = {label: v for key in keys for label, v in key["K"].items()}
-    Kp = {label: v for key in keys for label, v in key["Kp"].items()}
-    grp = scheme.group
-    policy = policy_of(keys[0], ct)
-    lsss = policy.lsss
-    if not all(len(ct[p]) == lsss.n_rows for p in ("C1", "C2", "C3", "C4")):
-        raise InvalidCiphertext("ciphertext rows do not match its policy")
-    coeff = coefficients_or_refuse(lsss, K.keys(), grp.order, policy)
-    rows = sorted(coeff)
-    weights = [coeff[x] for x in rows]
-    t1 = row_product([ct["C1"][x] for x in rows], weights)
-    pairs = [(hgid, row_product([ct["C3"][x] for x in rows], weights))]
-    for x, w in zip(rows, weights, strict=True):  # weights go into the G1 sides: one product
-        label = lsss.rho[x]
-        pairs.append((K[label] if w == 1 else K[label] ** w, ct["C2"][x]))
-        pairs.append((ct["C4"][x] if w == 1 else ct["C4"][x] ** w, Kp[label]))
-    return t1, grp.pair_prod(pairs)
+    _one_gid(tk.records)
+    return list(scheme.decapsulate_parts(tk.records, ct, tk.hgid))
 
 
 def arity(scheme: SchemeBase) -> int:

@@ -160,6 +160,14 @@ class RW15(SchemeBase):
         if len(gids) != 1:
             raise InvalidKey(f"keys of different users (GIDs {', '.join(sorted(map(str, gids)))}) "
                              "cannot be combined")
+        t1, paired = self.decapsulate_parts(keys, ct, self._gid(str(gids.pop())))
+        return t1 * paired
+
+    def decapsulate_parts(self, keys: Sequence[Record], ct: Record, hgid: Element
+                          ) -> tuple[Element, Element]:
+        """(prod C1_x^{c_x}, e(hgid, prod C3_x^{c_x}) prod e(K_x^{c_x}, C2_x) e(C4_x^{c_x}, K'_x))
+        over the rows the keys use: their product is the key when hgid = H(GID). Outsourced
+        decryption calls this with blinded keys and H(GID)^{1/z} (`hazmat.outsource`)."""
         K = {label: v for key in keys for label, v in key["K"].items()}
         Kp = {label: v for key in keys for label, v in key["Kp"].items()}
         grp = self.group
@@ -170,11 +178,10 @@ class RW15(SchemeBase):
         coeff = coefficients_or_refuse(lsss, K.keys(), grp.order, policy)
         rows = sorted(coeff)
         weights = [coeff[x] for x in rows]
-        # e(H(GID), prod C3_x^{c_x}) prod C1_x^{c_x} e(K_x^{c_x}, C2_x) e(C4_x^{c_x}, K'_x): the
-        # pairings as one multi-pairing, the weights moved to the G1 sides
-        pairs = [(self._gid(str(gids.pop())), row_product([ct["C3"][x] for x in rows], weights))]
+        # the pairings as one multi-pairing, the weights moved to the G1 sides
+        pairs = [(hgid, row_product([ct["C3"][x] for x in rows], weights))]
         for x, w in zip(rows, weights, strict=True):
             label = lsss.rho[x]
             pairs.append((signed(K[label], w), ct["C2"][x]))
             pairs.append((signed(ct["C4"][x], w), Kp[label]))
-        return row_product([ct["C1"][x] for x in rows], weights) * grp.pair_prod(pairs)
+        return row_product([ct["C1"][x] for x in rows], weights), grp.pair_prod(pairs)
