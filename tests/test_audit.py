@@ -107,6 +107,33 @@ def test_a_torn_last_line_is_cut_before_the_next_append(tmp_path):
     assert verify(path).ok and [e["principal"] for e in entries(path)] == ["a", "b"]
 
 
+@settings(max_examples=40, deadline=None)
+@given(order=st.lists(st.sampled_from("ab"), min_size=1, max_size=12))
+def test_two_writers_interleaved_keep_one_chain(tmp_path_factory, order):
+    """A log remembers where its own last write ended; the other writer's appends in between
+    (the CLI creating a token while the server runs) must be read back, not chained over."""
+    path = tmp_path_factory.mktemp("two") / "audit.log"
+    key = Ed25519PrivateKey.generate()
+    logs = {"a": AuditLog(path, key), "b": AuditLog(path, key)}
+    for i, who in enumerate(order):
+        logs[who].append(who, "x", str(i))
+    logs[order[-1]].checkpoint()
+    assert verify(path, key.public_key()).ok
+    assert [e["object"] for e in entries(path)][:-1] == [str(i) for i in range(len(order))]
+
+
+def test_a_log_replaced_under_a_writer_is_read_again(tmp_path):
+    path = tmp_path / "audit.log"
+    log = AuditLog(path, Ed25519PrivateKey.generate())
+    log.append("a", "x")
+    log.append("b", "y")
+    other = tmp_path / "other.log"
+    AuditLog(other).append("c", "z")
+    other.replace(path)  # a new file (inode) whose last entry is c
+    log.append("d", "w")
+    assert verify(path).ok and [e["principal"] for e in entries(path)] == ["c", "d"]
+
+
 def test_cli_verify_and_show(tmp_path):
     key = new_signing_key(tmp_path)
     log = AuditLog(tmp_path / "audit.log", key, checkpoint_every=3)

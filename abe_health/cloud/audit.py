@@ -24,7 +24,9 @@ own Ed25519 key (derived from the master key; its public half is `vk` in public.
 
 Writes: each append takes an advisory lock (`LOG.lock`), truncates a torn last line (a write cut
 by a crash was never acknowledged), and writes the line with one `write` on an O_APPEND file;
-checkpoints are fsync-ed, so a crash loses at most the entries after the last checkpoint.
+checkpoints are fsync-ed, so a crash loses at most the entries after the last checkpoint. A log
+keeps its lock file open, and reads the last entry back only when the file is not as its own
+last write left it (inode and size): the server appends once per request.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ..errors import InvalidKey
 from ..fileio import write_atomic
-from ..locks import exclusive
+from ..locks import LockFile
 
 ENTRY_DOMAIN = b"abe-health/v1/audit-entry\x00"
 CHECKPOINT_DOMAIN = b"abe-health/v1/audit-checkpoint\x00"
@@ -91,6 +93,10 @@ class AuditLog:
         self.checkpoint_every = checkpoint_every
         self._mutex = threading.Lock()
         self.since_checkpoint = 0
+        self._lock: LockFile | None = None
+        #: (inode, size, next seq, last hash) of the file after this process's last write: when
+        #: the file is still that, its tail need not be read back
+        self._end: tuple[int, int, int, str] | None = None
 
     def _tail(self, fd: int) -> tuple[int, str]:
         """(next seq, hash of the last entry), after cutting a torn last line off."""
@@ -129,28 +135,43 @@ class AuditLog:
 
     def _append(self, principal: str, action: str, obj: str, result: str, nbytes: int,
                 time: str | None, checkpoint: bool) -> dict[str, Any]:
-        with self._mutex, exclusive(self.path.with_name(self.path.name + ".lock")):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0),
-                         0o640)
-            try:
+        with self._mutex:
+            if self._lock is None:
+                self._lock = LockFile(self.path.with_name(self.path.name + ".lock"))
+            with self._lock.held():
+                return self._write(principal, action, obj, result, nbytes, time, checkpoint)
+
+    def _write(self, principal: str, action: str, obj: str, result: str, nbytes: int,
+               time: str | None, checkpoint: bool) -> dict[str, Any]:
+        """The append itself, under the lock."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0),
+                     0o640)
+        try:
+            st = os.fstat(fd)
+            if self._end is not None and self._end[:2] == (st.st_ino, st.st_size):
+                seq, prev = self._end[2], self._end[3]
+            else:  # first write, or another process wrote since (a token created from the CLI)
                 seq, prev = self._tail(fd)
-                sig = ""
-                if checkpoint:
-                    assert self.signer is not None
-                    sig = self.signer.sign(checkpoint_message(seq, prev)).hex()
-                entry: dict[str, Any] = {"seq": seq, "time": time or now(),
-                                         "principal": _clip(principal, 128), "action": _clip(action, 64),
-                                         "object": _clip(obj), "result": _clip(result),
-                                         "bytes": int(nbytes), "prev": prev, "sig": sig}
-                entry["hash"] = entry_hash(entry)
-                os.write(fd, (canonical(entry) + "\n").encode("ascii"))
-                if checkpoint:
-                    os.fsync(fd)
-                    self.since_checkpoint = 0
-                else:
-                    self.since_checkpoint += 1
-            finally:
-                os.close(fd)
+            sig = ""
+            if checkpoint:
+                assert self.signer is not None
+                sig = self.signer.sign(checkpoint_message(seq, prev)).hex()
+            entry: dict[str, Any] = {"seq": seq, "time": time or now(),
+                                     "principal": _clip(principal, 128), "action": _clip(action, 64),
+                                     "object": _clip(obj), "result": _clip(result),
+                                     "bytes": int(nbytes), "prev": prev, "sig": sig}
+            entry["hash"] = entry_hash(entry)
+            line = (canonical(entry) + "\n").encode("ascii")
+            written = os.write(fd, line)
+            self._end = (st.st_ino, os.fstat(fd).st_size, seq + 1, entry["hash"]) \
+                if written == len(line) else None
+            if checkpoint:
+                os.fsync(fd)
+                self.since_checkpoint = 0
+            else:
+                self.since_checkpoint += 1
+        finally:
+            os.close(fd)
         return entry
 
 
