@@ -66,6 +66,12 @@ class DataDir:
         self._segments: dict[Path, tuple[tuple[int, int], Segment]] = {}
         self._stores: dict[str, LocalStore] = {}
         self._manifests: dict[str, tuple[tuple[int, int, int], bytes, Manifest]] = {}
+        #: per index: (manifest stamp, write epoch), its manifest bytes and segments
+        self._views: dict[str, tuple[tuple[int, int, int, int], bytes, list[Segment]]] = {}
+        #: per index: bumped by every write into it, so a file replaced under an unchanged
+        #: manifest is loaded again
+        self._epochs: dict[str, int] = {}
+        self._indexes = os.path.join(root, "indexes")
         self._walks: dict[str, tuple[list[Segment], list[tuple[Forest, list[int]]]]] = {}
 
     # -- ownership --------------------------------------------------------------------------------
@@ -169,8 +175,19 @@ class DataDir:
     def write(self, path: Path) -> Iterator[BinaryIO]:
         """A file that replaces `path` (synced) only if the block completes."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path) as out:
-            yield out
+        try:
+            with atomic_output(path) as out:
+                yield out
+        finally:
+            self._touched(path)
+
+    def _touched(self, path: Path) -> None:
+        """Note a write under indexes/NAME/ (its cached segments are checked again)."""
+        rel = os.path.relpath(path, self._indexes)
+        if not rel.startswith(".."):
+            name = rel.split(os.sep, 1)[0]
+            with self._mutex:
+                self._epochs[name] = self._epochs.get(name, 0) + 1
 
     def remove_index(self, name: str) -> None:
         shutil.rmtree(self.index_path(name), ignore_errors=True)
@@ -179,6 +196,8 @@ class DataDir:
                               if not p.is_relative_to(self.index_path(name))}
             self._walks.pop(name, None)
             self._manifests.pop(name, None)
+            self._views.pop(name, None)
+            self._epochs[name] = self._epochs.get(name, 0) + 1
 
     def walks(self, name: str) -> tuple[bytes, list[Segment], list[tuple[Forest, list[int]]]]:
         """The index's manifest bytes, its segments, and the batched walks over them as the
@@ -207,13 +226,20 @@ class DataDir:
         return len(cached[0]) if cached is not None else None
 
     def segments(self, name: str) -> tuple[bytes, list[Segment]]:
-        """The index's manifest bytes and its memory-mapped segments (cached while unchanged)."""
-        index = self.index_path(name)
+        """The index's manifest bytes and its memory-mapped segments (cached while unchanged).
+        A search costs one stat: the manifest's stamp and the index's write epoch decide whether
+        the segments are looked at again (the server writes every file of an index itself)."""
         try:
-            st = os.stat(index / "manifest.cbor")
+            st = os.stat(os.path.join(self._indexes, name, "manifest.cbor"))
         except OSError:
             raise NotFound(f"no index {name}", 404, "not-found") from None
         version = (st.st_ino, st.st_mtime_ns, st.st_size)  # replaced by a rename: a new inode
+        with self._mutex:
+            view = self._views.get(name)
+            epoch = self._epochs.get(name, 0)
+        if view is not None and view[0] == (*version, epoch):
+            return view[1], view[2]
+        index = self.index_path(name)
         with self._mutex:
             known = self._manifests.get(name)
         if known is not None and known[0] == version:
@@ -239,6 +265,8 @@ class DataDir:
                 with self._mutex:
                     self._segments[path] = cached
             out.append(cached[1])
+        with self._mutex:
+            self._views[name] = ((*version, epoch), raw, out)
         return raw, out
 
     # -- start ------------------------------------------------------------------------------------
