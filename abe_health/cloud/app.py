@@ -25,12 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from search.server import ServerResult
@@ -59,6 +56,7 @@ from .http import (
     stream_file,
 )
 from .openapi import describe
+from .routing import Routes
 from .store import DataDir
 
 #: a header part: magic, length, core and wrap
@@ -704,30 +702,50 @@ class AuditMiddleware:
                                     scope.get("path", ""), result, counted[0] + counted[1], arrived)
 
 
-def build_app(state: State) -> Starlette:
-    """The ASGI application over `state` (uvicorn runs it; tests may too)."""
-    routes = [Route(spec.path, _endpoint(state, spec), methods=[spec.method]) for spec in ROUTES]
+class Service:
+    """The ASGI application: the lifespan (sweep the data directory and tick checkpoints while
+    up, sign a last checkpoint on the way down) and each request sent to its endpoint by the
+    route table (`routing.Routes`), with Starlette's requests and responses."""
 
-    async def not_routed(request: Request, exc: Exception) -> Response:
-        code = exc.status_code if isinstance(exc, HTTPException) else 500
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(code, "malformed-body")
-        return problem(slug, "no such route" if code == 404 else "method not allowed for this route",
-                       request.url.path)
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.routes = Routes([(spec.method, spec.path, _endpoint(state, spec)) for spec in ROUTES])
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state.data.sweep()
-        ticker = asyncio.create_task(_checkpoints(state))
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        found = self.routes.find(scope["method"], scope["path"])
+        if isinstance(found, int):
+            response = problem("not-found", "no such route", scope["path"]) if found == 404 else \
+                problem("method-not-allowed", "method not allowed for this route", scope["path"])
+        else:
+            handle, scope["path_params"] = found
+            response = await handle(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        await receive()  # lifespan.startup
         try:
-            yield
+            self.state.data.sweep()
+        except Exception as exc:
+            await send({"type": "lifespan.startup.failed", "message": str(exc)[:200]})
+            return
+        ticker = asyncio.create_task(_checkpoints(self.state))
+        await send({"type": "lifespan.startup.complete"})
+        try:
+            await receive()  # lifespan.shutdown
         finally:
             ticker.cancel()
-            state.audit.checkpoint()
+            self.state.audit.checkpoint()
+        await send({"type": "lifespan.shutdown.complete"})
 
-    app = Starlette(routes=routes, exception_handlers={HTTPException: not_routed},
-                    lifespan=lifespan)
-    app.add_middleware(AuditMiddleware, state=state)
-    return app
+
+def build_app(state: State) -> ASGIApp:
+    """The ASGI application over `state`, every request audited (uvicorn runs it; tests may too)."""
+    return AuditMiddleware(Service(state), state)
 
 
 async def _checkpoints(state: State) -> None:
