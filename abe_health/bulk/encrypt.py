@@ -35,8 +35,12 @@ from .runner import BulkReport, run_batches
 from .seal import EncryptTask, Sealed, VaultTarget, encrypt_batch
 from .sources import PolicyMap, assign, list_sources, output_name
 
-#: files per batch at most, and source bytes per batch at most (a batch is one task)
-BATCH_FILES = 64
+#: files per batch at most, and source bytes per batch at most (a batch is one task). A task
+#: costs the driver a scheduler round trip, the result's transfer and a commit (lock, manifest
+#: check, directory sync, catalog and journal transactions): on a machine whose cores the
+#: driver shares with the workers that comes out of the workers' share, so batches are as large
+#: as a job allows while every worker still gets several (BATCHES_PER_WORKER)
+BATCH_FILES = 256
 BATCH_BYTES = 64 << 20
 #: batches per worker thread at least, when there are enough files (keeps workers evenly busy)
 BATCHES_PER_WORKER = 4

@@ -44,11 +44,11 @@ from .runner import BulkReport, run_batches
 
 HOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}\Z")
 #: keys per batch at most (fewer when a small job needs them to keep every worker busy). A key
-#: is about 2 ms of a worker's CPU (issue, register row, a synced file); a batch costs the driver
-#: about 5-10 ms of CPU (the scheduler's round trip, renames, a directory sync, a register and a
-#: journal transaction), which on a cluster sharing cores with the driver comes out of the
-#: workers' share: at 16 keys a batch that was a quarter of the job, at 64 under a tenth.
-BATCH_KEYS = 64
+#: is about 2-3.5 ms of a worker's CPU (issue, register row, a synced file); a batch costs the
+#: driver about 5-10 ms of CPU (the scheduler's round trip, renames, a directory sync, a register
+#: and a journal transaction), which on a cluster sharing cores with the driver comes out of the
+#: workers' share: at 16 keys a batch that was a quarter of the job, at 256 a few per cent.
+BATCH_KEYS = 256
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 

@@ -24,7 +24,8 @@ from typing import Any
 from ..authority import ABE
 from ..derived import fingerprint
 from ..errors import AbeError, BulkError
-from ..keys import read_key
+from ..keys import Key, read_key
+from ..policy import Policy
 from ..register import register_path_for
 from ..revocation import Vault
 from ..revocation.catalog import Row
@@ -36,8 +37,11 @@ from .journal import Journal
 from .rewrite import RewriteTask, Rewritten, rewrite_batch
 from .runner import BulkReport, run_batches
 
-#: headers per batch
-BATCH_HEADERS = 256
+#: headers per batch at most (fewer when a small job needs them to keep every worker busy): a
+#: batch costs the driver a scheduler round trip, one catalog read and a directory sync beside
+#: its renames, so batches are as large as the job allows (the vault's writer lock is held for
+#: one batch's renames)
+BATCH_HEADERS = 1024
 
 
 def revoke(client: Any, vault_path: str | os.PathLike[str], label: str,
@@ -56,6 +60,21 @@ def update(client: Any, vault_path: str | os.PathLike[str], master_path: str | o
     return _run(client, vault_path, master_path, passphrase_file, journal, None)
 
 
+class _Authority(ABE):
+    """The authority with each distinct policy text parsed once: a vault's rows mostly share a
+    few policies, and planning reads every row's (Policy is immutable)."""
+
+    def __init__(self, public_key: Key, master_key: Key, register: Path | None) -> None:
+        super().__init__(public_key, master_key, register=register)
+        self._policies: dict[str, Policy] = {}
+
+    def policy(self, text: str) -> Policy:
+        found = self._policies.get(text)
+        if found is None:
+            found = self._policies[text] = super().policy(text)
+        return found
+
+
 def _authority(master_path: str, passphrase_file: str | None) -> ABE:
     passphrase = None
     if passphrase_file is not None:
@@ -63,8 +82,8 @@ def _authority(master_path: str, passphrase_file: str | None) -> ABE:
             passphrase = handle.readline().rstrip("\r\n")
     master = read_key(master_path, passphrase, expect="master")
     register = register_path_for(master_path)
-    return ABE(read_key(Path(master_path).with_name("public.key"), expect="public"), master,
-               register=register if register.exists() else None)
+    return _Authority(read_key(Path(master_path).with_name("public.key"), expect="public"), master,
+                      register if register.exists() else None)
 
 
 def _run(client: Any, vault_path: str | os.PathLike[str], master_path: str | os.PathLike[str],
@@ -128,10 +147,9 @@ def _rewrite(client: Any, vault: Vault, authority: ABE, book: Journal, report: B
     store = local_store(vault)
 
     def make_task(batch: int, items: list[dict[str, Any]]) -> tuple[Callable[[Any], Any], Any]:
-        rows = []
-        for item in items:
-            with contextlib.suppress(AbeError):  # a row gone since planning is dropped at commit
-                rows.append(vault.catalog.row(item["name"]))
+        found = store.catalog.rows_of([item["name"] for item in items])
+        # a row gone since planning (or no longer well-formed) is dropped
+        rows = [found[item["name"]] for item in items if item["name"] in found]
         m = manifest[0]
         return rewrite_batch, RewriteTask(str(vault.path), m.vault, dict(m.versions), public_path,
                                           pinned, master_path, passphrase_file, rows)
@@ -146,15 +164,14 @@ def _rewrite(client: Any, vault: Vault, authority: ABE, book: Journal, report: B
                         store.dir.unlink(temp)
                 return None
             switched, dropped = [], []
+            now = store.catalog.rows_of([file_id for file_id, _ in result.heads])
             for (file_id, gen), temp in result.heads.items():
                 name = f"{file_id}.{gen}.head"
                 if not temp.startswith(f".{name}."):
                     raise BulkError(f"a worker returned an unexpected temporary name {temp!r}")
-                try:
-                    current = store.catalog.row(file_id).gen == gen
-                except AbeError:
-                    current = False
-                if current:  # else a writer replaced the file meanwhile: its header is current
+                # still at the generation the header was made for? else a writer replaced the
+                # file meanwhile, and its header is current
+                if file_id in now and now[file_id].gen == gen:
                     store.dir.replace(temp, name)
                     switched.append(file_id)
                 else:
