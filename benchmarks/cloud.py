@@ -49,6 +49,10 @@ RAW = "raw HTTP (no vault, no crypto)"
 #: rounds of the throughput and search comparisons, local and cloud alternating; a headline
 #: ratio is the median of the rounds' ratios (each round's local and cloud ran back to back)
 ROUNDS = 5
+#: search controls: the empty request, and the sleep before a local query
+EMPTY = "empty request (GET /v1/whoami)"
+IDLE = 0.001
+IDLE_LABEL = "local index, after 1 ms idle"
 
 
 class _Sink:
@@ -158,8 +162,12 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def _search(report: Report, root: Path, srv: _Server, keywords: int, queries: int) -> None:
-    """The same patterns locally and over HTTP, in ROUNDS alternating blocks (samples pooled per
-    method; each round's p50 ratio in the notes)."""
+    """The same patterns locally and over HTTP in ROUNDS rounds of a block per method (samples
+    pooled per method; each round's p50 ratio in the notes). Two controls run in the same
+    rounds: an empty authenticated request (`GET /v1/whoami`: the HTTP round trip with the
+    token check and audit entry, no walk), and the local query after IDLE seconds of sleep (a
+    process woken by a message, as the server is for every search and the client for every
+    answer, runs its next fraction of a millisecond slower than one in a tight loop)."""
     key = SearchKey.generate()
     docs = _words(keywords)
     index, _ = SearchIndex.create(root / "idx", docs, key)
@@ -168,28 +176,46 @@ def _search(report: Report, root: Path, srv: _Server, keywords: int, queries: in
     words = sorted({w for d in docs.values() for w in d})
     rng = random.Random(11)
     patterns = [rng.choice(words)[1:5] for _ in range(queries)]
+    def after_idle(pattern: str) -> object:
+        time.sleep(IDLE)  # outside the timing: see the docstring
+        t0 = time.perf_counter()
+        index.search(pattern, key, 10)
+        return time.perf_counter() - t0
+
     runs: dict[str, Callable[[str], object]] = {
         "local index": lambda p: index.search(p, key, 10),
-        "cloud": lambda p: reader.search("bench", p, key, 10)}
+        "cloud": lambda p: reader.search("bench", p, key, 10),
+        EMPTY: lambda p: reader.whoami(),
+        IDLE_LABEL: after_idle}
     samples: dict[str, list[float]] = {label: [] for label in runs}
-    ratios = []
+    ratios: list[float] = []
+    floors: list[float] = []
+    for run in runs.values():
+        run(patterns[0])
     for block in range(ROUNDS):
-        medians = {}
+        # each method's queries in a block of their own (a steady state: the local query in a
+        # tight loop, as an application would run it), the blocks of a round back to back
+        times: dict[str, list[float]] = {label: [] for label in runs}
         for label, run in runs.items():
-            run(patterns[0])
-            times = []
             for pattern in patterns[block::ROUNDS]:
                 t0 = time.perf_counter()
-                run(pattern)
-                times.append((time.perf_counter() - t0) * 1e3)
-            samples[label] += times
-            medians[label] = statistics.median(times)
-        ratios.append(medians["cloud"] / medians["local index"])
+                timed = run(pattern)
+                seconds = timed if isinstance(timed, float) else time.perf_counter() - t0
+                times[label].append(seconds * 1e3)
+        for label in runs:
+            samples[label] += times[label]
+        local = statistics.median(times["local index"])
+        ratios.append(statistics.median(times["cloud"]) / local)
+        floors.append((local + statistics.median(times[EMPTY])) / local)
     for label, times in samples.items():
         p50, p99 = _percentiles(times)
         report.add(experiment="search", method=label, keywords=keywords, p50_ms=p50, p99_ms=p99)
     report.extra["search_p50_ratio_rounds"] = ratios
+    report.extra["search_floor_rounds"] = floors
     report.notes.append("search: cloud / local p50 per round: " + ", ".join(f"{r:.2f}" for r in ratios))
+    report.notes.append("search: (local + an empty authenticated request) / local p50 per round, the "
+                        "ratio of a client and server that cost nothing but their round trip: "
+                        + ", ".join(f"{r:.2f}" for r in floors))
 
 
 def _rps(report: Report, srv: _Server, counts: list[int], seconds: float) -> None:
