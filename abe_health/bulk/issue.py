@@ -6,12 +6,13 @@ the pinned public key), issues the keys of its batch (with the vault's current e
 vault is given, as `Vault.issue_key` does), builds each key's register row beside it
 (`register.issuance_row`: the digest of its group elements, its attributes, a fresh issuance id
 that the key's metadata also carries), and writes the key file to a temporary of its own in the
-output directory (mode 0600, synced). It returns the rows and the temporaries' names: no key
-crosses the wire. The driver, the register's single writer, renames a batch's key files into
-place (`HOLDER.key`), syncs the directory, and then appends the batch's rows in one register
-transaction. A killed run leaves key files renamed but not recorded at most; when the job is run
-again, a key file whose digest the register holds counts as issued, any other is issued again,
-so every delivered key is in the register and no row names a key that was not delivered.
+output directory (mode 0600; a batch's files synced at once before the task returns). It returns
+the rows and the temporaries' names: no key crosses the wire. The driver, the register's single
+writer, renames a batch's key files into place (`HOLDER.key`), syncs the directory, and then
+appends the batch's rows in one register transaction. A killed run leaves key files renamed but
+not recorded at most; when the job is run again, a key file whose digest the register holds
+counts as issued, any other is issued again, so every delivered key is in the register and no
+row names a key that was not delivered.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from .cluster import worker_count
 from .encrypt import batch_size, default_journal
 from .journal import Journal
 from .runner import BulkReport, run_batches
+from .seal import sync_batch
 
 HOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}\Z")
 #: keys per batch at most (fewer when a small job needs them to keep every worker busy). A key
@@ -93,11 +95,10 @@ def issue_batch(task: KeygenTask) -> list[Issued]:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(key.to_bytes())
-                handle.flush()
-                os.fsync(handle.fileno())
             out.append(Issued(holder["name"], temp.name, row))
         except (AbeError, OSError) as exc:
             out.append(Issued(holder["name"], error=str(exc)))
+    sync_batch()
     return out
 
 

@@ -1,22 +1,22 @@
 """The worker's side of bulk revocation: one task re-encapsulates the headers of one batch.
 
-Runs in the authority's domain: the task names the master key by path (with its passphrase
-file, if protected) and the public fingerprint it must match, and the worker derives the escrow
-key from it (`keycache`); the data key of every file it rewrites is in its memory for that
-moment. For each catalog row (untrusted, type-checked) the worker reads the stored header's
-policy text and skips a file already at the target versions (a resumed or repeated run); else it
-opens the escrow, which succeeds only for exactly the row it was sealed for (so the store cannot
-steer a re-wrap), and writes a new header around the same data key, payload salt and chunk size,
-bound to the same vault, id and generation: one encapsulation per target policy per batch, a
-fresh wrap salt and nonce per header, written to a temporary of its own beside the header and
-synced. It returns the temporaries' names and the files that failed, with why: the driver
-switches headers when it commits (renames), so a task run twice switches nothing twice.
+Runs in the authority's domain: the task names the master key by path (with its passphrase file,
+if protected) and the public fingerprint it must match, and the worker derives the escrow key
+from it (`keycache`); the data key of every file it rewrites is in its memory for that moment.
+For each catalog row (untrusted, type-checked) the worker reads the stored header's policy text
+and skips a file already at the target versions (a resumed or repeated run); else it opens the
+escrow, which succeeds only for exactly the row it was sealed for (so the store cannot steer a
+re-wrap), and writes a new header around the same data key, payload salt and chunk size, bound
+to the same vault, id and generation: one encapsulation per target policy per batch, a fresh
+wrap salt and nonce per header, written to a temporary of its own beside the header, all of a
+batch synced at once before the task returns (`seal.sync_batch`). It returns the temporaries'
+names and the files that failed, with why: the driver switches headers when it commits
+(renames), so a task run twice switches nothing twice.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,7 @@ from ..revocation.storedir import FilesDir
 from ..revocation.vault import escrow_fields, file_context
 from ..revocation.versions import apply_versions
 from . import keycache
+from .seal import sync_batch
 
 
 @dataclass(frozen=True)
@@ -105,11 +106,10 @@ def rewrite_batch(task: RewriteTask) -> Rewritten:
                 temp, handle = files.create_temp(f"{row.id}.{row.gen}.head")
                 with handle:
                     handle.write(head.getvalue())
-                    handle.flush()
-                    os.fsync(handle.fileno())
                 out.heads[(row.id, row.gen)] = temp
             except AbeError as exc:
                 out.failed.append((row.id, str(exc)))
+        sync_batch()
     finally:
         files.close()
     return out
