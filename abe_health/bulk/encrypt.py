@@ -102,8 +102,8 @@ def encrypt_files(client: Any, src: str | os.PathLike[str], public_path: str | o
                 target.mkdir(exist_ok=True)
             items = []
             for source, policy in assign(list_sources(src), pmap, authority.policy):
-                item: dict[str, Any] = {"name": source.name, "path": str(Path(source.path).resolve()),
-                                        "policy": policy, "bytes": os.path.getsize(source.path)}
+                item: dict[str, Any] = {"name": source.name, "path": source.path, "policy": policy,
+                                        "bytes": source.size}
                 if into_vault:
                     item["id"] = secrets.token_hex(8)
                 else:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -33,10 +33,12 @@ MAX_MAP_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class Source:
-    """One file to encrypt: where it is, and the name it is stored under."""
+    """One file to encrypt: where it is (its real path), the name it is stored under, and its
+    size in bytes when it was listed."""
 
     path: str
     name: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,15 @@ def list_sources(src: str | os.PathLike[str]) -> list[Source]:
     """The files of a directory tree or a manifest (see the module docstring), in order."""
     root = Path(src)
     if root.is_dir():
-        files = sorted(p for p in root.rglob("*") if p.is_file())
-        return [Source(str(p), p.relative_to(root).as_posix()) for p in files]
+        # below the resolved directory only a file that is itself a link needs resolving, and a
+        # directory's scan gives each entry's type: one system call a file (its size)
+        real_root, prefix = root.resolve(), len(os.path.join(root, ""))
+        found = []
+        for found_at, link, size in files_below(str(root)):
+            name = Path(found_at[prefix:]).as_posix()
+            real = str(Path(found_at).resolve()) if link else str(real_root / name)
+            found.append(Source(real, name, size))
+        return sorted(found, key=lambda s: s.name.split("/"))
     base = root.parent
     out = []
     with open(root, encoding="utf-8") as handle:
@@ -104,12 +113,28 @@ def list_sources(src: str | os.PathLike[str]) -> list[Source]:
             path = Path(text) if Path(text).is_absolute() else base / text
             if not path.is_file():
                 raise BulkError(f"{root}, line {number}: {text}: not a file")
-            out.append(Source(str(path), text))
+            out.append(Source(str(path.resolve()), text, os.path.getsize(path)))
     names = [s.name for s in out]
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         raise BulkError(f"{root}: listed twice: {', '.join(twice[:5])}")
     return out
+
+
+def files_below(directory: str) -> Iterator[tuple[str, bool, int]]:
+    """(path, whether it is a link, size) of every file below `directory`, as `rglob("*")` and
+    `is_file()` find them: links to files included, linked directories not descended,
+    unreadable directories skipped."""
+    try:
+        with os.scandir(directory) as scan:
+            entries = list(scan)
+    except PermissionError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield from files_below(entry.path)
+        elif entry.is_file():
+            yield entry.path, entry.is_symlink(), entry.stat().st_size
 
 
 def assign(sources: list[Source], pmap: PolicyMap, check: Callable[[str], object]
