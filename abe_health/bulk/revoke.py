@@ -129,12 +129,15 @@ def _run(client: Any, vault_path: str | os.PathLike[str], master_path: str | os.
 def _rows(vault: Vault, authority: ABE, label: str | None) -> tuple[list[Row], list[tuple[str, str]]]:
     """The rows to bring up to date (those mentioning `label`, or all), and unreadable ones."""
     rows, bad = [], []
+    labels: dict[str, set[str]] = {}  # by policy text: rows mostly share a few
     for row in vault.catalog.rows():
         if not isinstance(row, Row):
             bad.append(("?", str(row)))
             continue
         try:
-            if label is None or label in mentioned(authority.policy(row.policy)):
+            if label is not None and row.policy not in labels:
+                labels[row.policy] = mentioned(authority.policy(row.policy))
+            if label is None or label in labels[row.policy]:
                 rows.append(row)
         except AbeError as exc:
             bad.append((row.id, str(exc)))
