@@ -10,18 +10,20 @@ worker at 2; segments repeat the keywords their documents share, so a job of one
 worker would do less work at 1 worker than at 2). Beside them, the serial `index build` (one
 segment, in this process, with its own threads) shows what segmenting costs.
 
-What is measured is the steady state of a running cluster, and what it costs to get there:
-both clusters are up for the whole run, and each first runs one small job of every kind, not
-timed (every worker imports the toolkit and loads the keys, as in a long job). The fixed cost
-of a job (planning, the journal, the first round trips, the last commit, the end's sweep) is
-the median time of three jobs of two items at each worker count; the steady throughput is a
-run's items over its time beyond that. Each job then runs at 1, 2, 2, 1 (the full run: 1, 2, 2,
-1, 1, 2) workers, each run on a fresh target, so every pair of consecutive runs gives a ratio
-from two runs seconds apart, pairs in both orders; the median of the pairs' ratios is the
-result, every pair's ratio in the notes. The machine is shared: with every run go the load
-averages, the CPU seconds of the driver (with the local schedulers) and of the workers, and
-what the rest of the machine used meanwhile (busy time in /proc/stat less ours: other people's
-jobs, which may be invisible from here, and the kernel's own work), and the hypervisor's steal.
+What is measured is the steady state of a running cluster, and what it costs to get there: both
+clusters are up for the whole run, and each first runs one small job of every kind, not timed
+(every worker imports the toolkit and loads the keys, as in a long job). The fixed cost of a job
+(planning, the journal, the first round trips, the last commit, the end's sweep) is the median
+time of three jobs of two items at each worker count; the steady throughput is a run's items
+over its time beyond that. Before every timed run the machine's dirty data is written out
+(`os.sync`, not timed): the workers sync a batch with `os.sync`, which would otherwise also
+flush what the run before wrote. Each job then runs at 1, 2, 2, 1 (the full run: 1, 2, 2, 1, 1,
+2) workers, each run on a fresh target, so every pair of consecutive runs gives a ratio from two
+runs seconds apart, pairs in both orders; the median of the pairs' ratios is the result, every
+pair's ratio in the notes. The machine is shared: with every run go the load averages, the CPU
+seconds of the driver (with the local schedulers) and of the workers, and what the rest of the
+machine used meanwhile (busy time in /proc/stat less ours: other people's jobs, which may be
+invisible from here, and the kernel's own work), and the hypervisor's steal.
 The per-task overhead of the scheduler is measured with no-op tasks. The model splits a job's
 time per item into what the workers share and what the driver does alone (from the 1-worker
 run of median time):
@@ -218,7 +220,7 @@ def _setup(base: Path) -> CPABE:
 
 
 def run(quick: bool) -> Report:
-    files, size, holders, small = (2000, 4096, 600, 2) if quick else (8000, 16384, 3000, 2)
+    files, size, holders, small = (2000, 4096, 600, 2) if quick else (16000, 16384, 6000, 2)
     order = (1, 2, 2, 1) if quick else (1, 2, 2, 1, 1, 2)
     report = Report("scale", ["job", "workers", "run", "items", "tasks", "seconds", "per_s", "commit_s",
                               "speedup", "driver_cpu_s", "workers_cpu_s", "others_cpu_s", "steal_s", "load",
@@ -249,11 +251,15 @@ def run(quick: bool) -> Report:
                     samples = []
                     for _ in range(3):
                         fn = tiny.prepare(job)
+                        os.sync()
                         samples.append(_timed(lambda c=client, f=fn: f(c))[0])
                     fixed[(job, workers)] = statistics.median(samples)
                 # 1, 2, 2, 1 (, 1, 2) workers: each pair of runs back to back, pairs in both orders
                 for number, workers in enumerate(order, 1):
                     fn = big.prepare(job)
+                    # what earlier runs and the preparation wrote reaches the disk before the
+                    # timing starts: the workers' syncs flush the whole machine's dirty data
+                    os.sync()
                     load = os.getloadavg()
                     before, machine = _cpu(pids[workers]), _machine_cpu()
                     seconds, done = _timed(lambda c=clients[workers], f=fn: f(c))
