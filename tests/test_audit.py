@@ -134,6 +134,23 @@ def test_a_log_replaced_under_a_writer_is_read_again(tmp_path):
     assert verify(path).ok and [e["principal"] for e in entries(path)] == ["c", "d"]
 
 
+def test_an_entry_edited_in_place_under_a_writer_is_still_found(tmp_path):
+    """The writer skips reading its own last entry back while the file keeps its inode and
+    size; an edit of the same length meanwhile is then chained over, not hidden: the chain
+    breaks at the edited entry."""
+    path = tmp_path / "audit.log"
+    key = Ed25519PrivateKey.generate()
+    log = AuditLog(path, key)
+    log.append("alice", "GET /x", "/x", "200")
+    log.append("bob", "GET /y", "/y", "200")
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b'"principal":"bob"', b'"principal":"eve"'))  # same length
+    log.append("carol", "GET /z", "/z", "200")
+    log.checkpoint()
+    verdict = verify(path, key.public_key())
+    assert not verdict.ok and verdict.line == 2
+
+
 def test_cli_verify_and_show(tmp_path):
     key = new_signing_key(tmp_path)
     log = AuditLog(tmp_path / "audit.log", key, checkpoint_every=3)
